@@ -1,0 +1,1 @@
+"""Qt-free core of cxrviewer: loading, model, inference, overlays, exports, training."""

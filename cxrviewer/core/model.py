@@ -1,0 +1,123 @@
+"""CamClassifier: backbone -> global average pooling -> one linear layer.
+
+Because the head is linear after average pooling, the class activation map of
+class ``c`` (Zhou et al., CVPR 2016) is ``einsum(W[c], features)`` and its
+spatial mean plus the bias ``b[c]`` is exactly logit ``c``. Logits and the maps
+of every class therefore come from one forward pass, with no hooks and no
+backward pass.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = RESNETS + ("densenet121",)
+
+
+def build_backbone(arch: str, input_channels: int = 1) -> tuple[nn.Sequential, int]:
+    """Return the convolutional trunk of a torchvision ``arch`` and its channel count.
+
+    The trunk maps ``N x input_channels x H x W`` to ``N x F x H/32 x W/32``.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    net = getattr(torchvision.models, arch)(weights=None)
+    if arch in RESNETS:
+        if input_channels != 3:
+            net.conv1 = nn.Conv2d(input_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        trunk = nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
+        return trunk, net.fc.in_features
+    # DenseNet: torchvision applies a ReLU after `features` in forward(); keep it in the trunk.
+    if input_channels != 3:
+        conv0 = net.features.conv0
+        net.features.conv0 = nn.Conv2d(input_channels, conv0.out_channels, kernel_size=7, stride=2, padding=3, bias=False)
+    trunk = nn.Sequential(OrderedDict(features=net.features, relu=nn.ReLU(inplace=False)))
+    return trunk, net.classifier.in_features
+
+
+class CamClassifier(nn.Module):
+    """Image classifier whose every class has an exact class activation map.
+
+    ``model(x)`` returns logits for a normalized ``N x C x H x W`` batch;
+    :meth:`logits_and_cams` returns the logits and the maps of all classes from
+    the same forward pass. ``meta`` holds the model file's metadata (class
+    names, input size, normalisation, threshold, temperature, ...).
+    """
+
+    def __init__(self, arch: str, num_classes: int, input_channels: int = 1, meta: dict[str, Any] | None = None):
+        super().__init__()
+        self.arch = arch
+        self.input_channels = input_channels
+        self.features, width = build_backbone(arch, input_channels)
+        self.classifier = nn.Linear(width, num_classes)
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    # -- forward -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+    def logits_and_cams(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(logits N x K, cams N x K x h x w)`` from one forward pass.
+
+        ``cams[n, k]`` is in logit units without the bias: its spatial mean plus
+        ``classifier.bias[k]`` equals ``logits[n, k]``.
+        """
+        feats = self.features(x)
+        cams = torch.einsum("kc,nchw->nkhw", self.classifier.weight.to(feats.dtype), feats)
+        logits = cams.mean(dim=(2, 3)) + self.classifier.bias.to(cams.dtype)
+        return logits, cams
+
+    # -- metadata-driven helpers ------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names") or [str(i) for i in range(self.classifier.out_features)])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        h, w = self.meta.get("input_size", (224, 224))
+        return int(h), int(w)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("temperature") or 1.0)
+
+    @property
+    def positive_index(self) -> int | None:
+        """Index of the class the decision threshold applies to (two-class models only)."""
+        names = self.class_names
+        if len(names) != 2:
+            return None
+        pos = self.meta.get("positive_class")
+        return names.index(pos) if pos in names else 1
+
+    @property
+    def threshold(self) -> float | None:
+        """Decision threshold on the calibrated probability of :attr:`positive_index`."""
+        t = self.meta.get("threshold")
+        return None if t is None or self.positive_index is None else float(t)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Turn an ``N x 1 x H x W`` batch of grey values in [0, 1] into the model's input."""
+        mean = torch.as_tensor(self.meta.get("mean", [0.5]), dtype=x.dtype, device=x.device)
+        std = torch.as_tensor(self.meta.get("std", [0.25]), dtype=x.dtype, device=x.device)
+        if x.shape[1] != self.input_channels:
+            x = x.expand(-1, self.input_channels, -1, -1)
+        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities: softmax of logits / temperature."""
+        return torch.softmax(logits.float() / self.temperature, dim=1)
+
+    def decide(self, probs: torch.Tensor) -> torch.Tensor:
+        """Predicted class index per row: the threshold rule for two classes, else argmax."""
+        pos, t = self.positive_index, self.threshold
+        if pos is None or t is None:
+            return probs.argmax(dim=1)
+        return torch.where(probs[:, pos] >= t, pos, 1 - pos)

@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny models and images, and guards that keep tests hermetic."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+import torch
+
+from cxrviewer import CamClassifier, save_model
+
+
+def make_tiny_model(class_names=("NORMAL", "PNEUMONIA"), size=64, arch="resnet18", seed=0, **meta):
+    """A randomly initialised CamClassifier with valid metadata."""
+    torch.manual_seed(seed)
+    m = CamClassifier(arch, len(class_names), 1, meta=dict(
+        format_version=1, arch=arch, class_names=list(class_names), input_size=[size, size],
+        input_channels=1, mean=[0.5], std=[0.25], **meta))
+    return m.eval()
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path):
+    """Path to a saved tiny two-class model (64 x 64 input, threshold 0.5)."""
+    return save_model(make_tiny_model(threshold=0.5, temperature=1.0), tmp_path / "tiny.safetensors")
