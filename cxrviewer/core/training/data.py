@@ -1,0 +1,194 @@
+"""Training data: ImageFolder scanning, patient-level validation split, cached tensors, augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..imaging import load_radiograph, to_model_input
+from ..inference import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+#: Patient id at the start of Kermany file names: personNNN_..., IM-NNNN-..., NORMAL2-IM-NNNN-...
+DEFAULT_PATIENT_PATTERN = r"^(person\d+|NORMAL2-IM-\d+|IM-\d+)"
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+
+
+def find_classes(folder: Path) -> list[str]:
+    """Class names = the sorted names of the non-hidden sub-folders of ``folder``."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(names) < 2:
+        raise ValueError(f"{folder} must hold one sub-folder per class (found {len(names)})")
+    return names
+
+
+def list_samples(folder: Path, class_names: list[str]) -> list[Sample]:
+    """Every image under ``folder/CLASS/`` (recursive, hidden files skipped), sorted by path."""
+    samples = []
+    for label, name in enumerate(class_names):
+        root = folder / name
+        if not root.is_dir():
+            continue
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES:
+                samples.append(Sample(p, label))
+    return samples
+
+
+def patient_groups(samples: list[Sample], pattern: str | None) -> tuple[list[str], bool]:
+    """Group key per sample: the patient id from the file name, merged over byte-identical files.
+
+    Returns ``(keys, by_patient)``; ``by_patient`` is False when the pattern matched
+    too few names and the split falls back to one group per image.
+    """
+    rx = re.compile(pattern) if pattern else None
+    keys, matched = [], 0
+    for s in samples:
+        m = rx.search(s.path.name) if rx else None
+        if m:
+            matched += 1
+            keys.append(f"{s.label}:{m.group(1) if m.groups() else m.group(0)}")
+        else:
+            keys.append(f"file:{s.path.name}:{len(keys)}")
+    by_patient = bool(samples) and matched >= 0.9 * len(samples)
+    if not by_patient:
+        keys = [f"file:{i}" for i in range(len(samples))]
+    # Byte-identical duplicates must land on the same side: union their groups.
+    parent = {k: k for k in keys}
+
+    def find(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    first_by_hash: dict[str, str] = {}
+    for s, k in zip(samples, keys):
+        digest = hashlib.blake2b(s.path.read_bytes(), digest_size=16).hexdigest()
+        if digest in first_by_hash:
+            parent[find(k)] = find(first_by_hash[digest])
+        else:
+            first_by_hash[digest] = k
+    return [find(k) for k in keys], by_patient
+
+
+def split_by_patient(samples: list[Sample], val_fraction: float, seed: int,
+                     pattern: str | None = DEFAULT_PATIENT_PATTERN) -> tuple[list[Sample], list[Sample], dict]:
+    """Stratified, seeded split of ``samples`` into (train, val) with no group on both sides.
+
+    Each group (patient) is assigned the majority label of its images; within each
+    label, ``val_fraction`` of the groups (at least one) go to validation.
+    """
+    keys, by_patient = patient_groups(samples, pattern)
+    if not by_patient:
+        log.warning("patient pattern %r matched too few file names: splitting by image instead", pattern)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        members[k].append(i)
+    by_label: dict[int, list[str]] = defaultdict(list)
+    for k, idx in members.items():
+        label = Counter(samples[i].label for i in idx).most_common(1)[0][0]
+        by_label[label].append(k)
+    rng = random.Random(seed)
+    val_keys: set[str] = set()
+    for label in sorted(by_label):
+        groups = sorted(by_label[label])
+        rng.shuffle(groups)
+        n_val = max(1, round(val_fraction * len(groups))) if len(groups) > 1 else 0
+        val_keys.update(groups[:n_val])
+    train = [s for s, k in zip(samples, keys) if k not in val_keys]
+    val = [s for s, k in zip(samples, keys) if k in val_keys]
+    info = {
+        "rule": "patient" if by_patient else "image",
+        "patient_pattern": pattern if by_patient else None,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "groups": len(members),
+        "val_groups": len(val_keys),
+    }
+    return train, val, info
+
+
+class RadiographFolder(Dataset):
+    """Samples decoded once to ``size`` grey uint8 tensors (1 x H x W) and kept in memory."""
+
+    def __init__(self, samples: list[Sample], size: tuple[int, int], cache: bool = True):
+        self.samples = samples
+        self.size = size
+        self.cache = cache
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        x = self._cache.get(i)
+        if x is None:
+            s = self.samples[i]
+            pixels = to_model_input(load_radiograph(s.path, target_size=self.size).pixels, self.size)
+            x = torch.from_numpy(np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8))[None]
+            if self.cache:
+                self._cache[i] = x
+        return x, self.samples[i].label
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        counts = Counter(s.label for s in self.samples)
+        return [counts.get(c, 0) for c in range(num_classes)]
+
+
+@dataclass
+class Augment:
+    """Radiograph-safe batch augmentation on N x 1 x H x W tensors in [0, 1] (no vertical flips)."""
+
+    rotate: float = 10.0        # degrees, +-
+    translate: float = 0.06     # fraction of the side, +-
+    scale: tuple[float, float] = (0.9, 1.15)
+    brightness: float = 0.1     # additive, +-
+    contrast: float = 0.2       # multiplicative around the image mean, +-
+    gamma: float = 0.25         # log-uniform in [1/(1+g), 1+g]
+    noise: float = 0.02         # std of Gaussian noise, applied to half of the images
+    hflip: float = 0.0          # probability of a horizontal flip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        dev = x.device
+
+        def u(lo, hi):
+            return torch.rand(n, generator=generator).mul(hi - lo).add(lo).to(dev)
+
+        angle = u(-self.rotate, self.rotate) * math.pi / 180
+        s = u(*self.scale)
+        flip = torch.where(torch.rand(n, generator=generator).to(dev) < self.hflip, -1.0, 1.0)
+        cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+        theta = torch.stack([
+            torch.stack([cos * flip, -sin, u(-self.translate, self.translate) * 2], 1),
+            torch.stack([sin * flip, cos, u(-self.translate, self.translate) * 2], 1),
+        ], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        g = torch.exp(u(-math.log1p(self.gamma), math.log1p(self.gamma))).view(n, 1, 1, 1)
+        x = x.clamp(0, 1).pow(g)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * u(1 - self.contrast, 1 + self.contrast).view(n, 1, 1, 1) + mean
+        x = x + u(-self.brightness, self.brightness).view(n, 1, 1, 1)
+        if self.noise > 0:
+            on = (torch.rand(n, generator=generator) < 0.5).to(dev).view(n, 1, 1, 1)
+            x = x + on * self.noise * torch.randn(x.shape, generator=generator).to(dev)
+        return x.clamp(0, 1)

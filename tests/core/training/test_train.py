@@ -1,0 +1,171 @@
+"""End-to-end training on a tiny generated ImageFolder (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxrviewer import load_model, load_radiograph
+from cxrviewer.core.training.data import list_samples, patient_groups, split_by_patient
+from cxrviewer.core.training.train import TrainingError, get_args_parser, main
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _image(label: int, rng: np.random.Generator, size: int = 48) -> Image.Image:
+    """NORMAL: smooth gradient; PNEUMONIA: the same with a bright blob (learnable in one epoch)."""
+    y, x = np.mgrid[:size, :size] / size
+    img = 0.3 + 0.3 * x + rng.normal(0, 0.03, (size, size))
+    if label:
+        cy, cx = rng.uniform(0.3, 0.7, 2)
+        img += 0.5 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 0.02)
+    return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("xray")
+    rng = np.random.default_rng(0)
+    for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+        d = root / "train" / cls
+        d.mkdir(parents=True)
+        for patient in range(12):
+            for k in range(2):
+                name = f"person{patient}_bacteria_{k}.jpeg" if label else f"IM-{patient:04d}-{k:04d}.jpeg"
+                _image(label, rng).save(d / name)
+    for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+        d = root / "test" / cls
+        d.mkdir(parents=True)
+        for k in range(4):
+            _image(label, rng).save(d / f"t{k}.png")
+    return root
+
+
+def _args(data, out, *extra):
+    return get_args_parser().parse_args(["--data", str(data), "--out", str(out), "--image-size", "64", "--epochs", "1",
+                                         "--batch-size", "8", "--val-fraction", "0.25", "--lr", "3e-3", *extra])
+
+
+def test_patient_split_never_shares_a_patient(tiny_data):
+    samples = list_samples(tiny_data / "train", ["NORMAL", "PNEUMONIA"])
+    train, val, info = split_by_patient(samples, 0.25, seed=3)
+    assert info["rule"] == "patient"
+    keys, _ = patient_groups(samples, info["patient_pattern"])
+    key_of = {s.path: k for s, k in zip(samples, keys)}
+    assert {key_of[s.path] for s in train}.isdisjoint({key_of[s.path] for s in val})
+    assert {s.label for s in val} == {0, 1}  # stratified
+    assert len(train) + len(val) == len(samples)
+    again = split_by_patient(samples, 0.25, seed=3)[1]
+    assert [s.path for s in again] == [s.path for s in val]  # seeded
+
+
+def test_duplicate_files_stay_on_one_side(tmp_path):
+    d = tmp_path / "train" / "A"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        _image(0, rng).save(d / f"IM-{i:04d}-0001.png")
+    (d / "IM-0099-0001.png").write_bytes((d / "IM-0000-0001.png").read_bytes())
+    samples = list_samples(tmp_path / "train", ["A"])
+    for seed in range(10):
+        train, val, _ = split_by_patient(samples, 0.3, seed)
+        names = {s.path.name for s in val}
+        assert ("IM-0000-0001.png" in names) == ("IM-0099-0001.png" in names)
+
+
+def test_image_level_fallback_warns(tmp_path, caplog):
+    d = tmp_path / "train" / "A"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        _image(0, rng).save(d / f"scan{i}.png")
+    train, val, info = split_by_patient(list_samples(tmp_path / "train", ["A"]), 0.34, 0)
+    assert info["rule"] == "image" and len(val) == 2
+    assert "splitting by image" in caplog.text
+
+
+def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
+    out = tmp_path / "m.safetensors"
+    assert main(_args(tiny_data, out)) == out
+    model = load_model(out)
+    meta = model.meta
+    assert meta["class_names"] == ["NORMAL", "PNEUMONIA"] and meta["positive_class"] == "PNEUMONIA"
+    assert 0 < meta["threshold"] < 1 and meta["temperature"] > 0
+    assert meta["training"]["split"]["rule"] == "patient"
+    assert meta["training"]["images"]["test"] == {"NORMAL": 4, "PNEUMONIA": 4}
+    assert {"validation", "test"} <= set(meta["metrics"])
+    report = out.with_name("m_report")
+    data = json.loads((report / "metrics.json").read_text())
+    assert {"validation", "test"} <= set(data["splits"] if "splits" in data else data)
+    for png in ("history.png", "roc_validation.png", "confusion_validation.png", "reliability_validation.png"):
+        assert (report / png).stat().st_size > 1000
+    rad = load_radiograph(next((tiny_data / "test" / "PNEUMONIA").iterdir()))
+    x = torch.from_numpy(rad.pixels)[None, None]
+    x = torch.nn.functional.interpolate(x, size=model.input_size, mode="bilinear")
+    with torch.inference_mode():
+        logits, cams = model.logits_and_cams(model.normalize(x))
+    assert cams.shape == (1, 2, 2, 2) and torch.isfinite(logits).all()
+
+
+def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
+    out = tmp_path / "r.safetensors"
+    main(_args(tiny_data, out))
+    ckpt = out.with_name("r_report") / "checkpoint.pt"
+    assert ckpt.is_file()
+    out2 = tmp_path / "r2.safetensors"
+    args = _args(tiny_data, out2, "--resume", str(ckpt))
+    args.epochs = 2
+    main(args)
+    hist = json.loads(torch.load(out2.with_name("r2_report") / "checkpoint.pt", weights_only=True)["history"])
+    assert [h["epoch"] for h in hist] == [0, 1]
+
+
+def test_missing_train_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(TrainingError, match="no train/ folder"):
+        main(_args(tmp_path, tmp_path / "x.safetensors"))
+
+
+def test_pretrained_offline_without_file_says_how(tiny_data, tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
+    with pytest.raises(TrainingError, match="--backbone-weights"):
+        main(_args(tiny_data, tmp_path / "p.safetensors", "--pretrained"))
+
+
+def test_backbone_weights_file_is_used(tiny_data, tmp_path):
+    import torchvision
+
+    ref = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref, path)
+    out = tmp_path / "pre.safetensors"
+    main(_args(tiny_data, out, "--pretrained", "--backbone-weights", str(path), "--freeze-backbone", "--no-half"))
+    model = load_model(out)
+    torch.testing.assert_close(model.features.layer1[0].conv1.weight, ref["layer1.0.conv1.weight"])
+    assert model.input_channels == 3 and model.meta["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "train_model.py"), "--data", str(tiny_data), "--out", str(out), "--image-size", "64",
+           "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = load_model(out)
+    assert model.meta["training"]["world_size"] == 2
+    assert list(tmp_path.glob("*.safetensors")) == [out]  # only rank 0 wrote
