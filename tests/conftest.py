@@ -10,6 +10,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest
 import torch
 
+# Tests use tiny tensors: one thread is as fast and leaves the other core free.
+torch.set_num_threads(1)
+
 from cxrviewer import CamClassifier, save_model
 
 
