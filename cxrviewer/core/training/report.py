@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from . import metrics as M
 
@@ -70,13 +71,14 @@ def plot_history(history: list[dict], path) -> Path:
     if x.size:
         ax_auc.plot(x, v, "o-", ms=3, color="tab:green", label="validation AUROC")
     x_lr, lr = series("lr")
+    ax_lr = None
     if x_lr.size and np.any(lr > 0):
         ax_lr = ax_auc.twinx()
         ax_lr.plot(x_lr, lr, ":", color="grey", label="learning rate")
         ax_lr.set_ylabel("learning rate", color="grey")
         ax_lr.tick_params(axis="y", colors="grey")
-        ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-        ax_lr.set_ylim(bottom=0)
+        ax_lr.set_ylim(0, lr.max() * 1.05)
+        ax_lr.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     best = _best_epoch(history)
     if best is not None:
         e, auc = epochs[best], _num(history[best]["val_auroc"])
@@ -87,8 +89,12 @@ def plot_history(history: list[dict], path) -> Path:
     ax_auc.set(title="Validation AUROC", xlabel="epoch", ylabel="AUROC")
     for ax in (ax_loss, ax_auc):
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
+        if ax is ax_auc and ax_lr is not None:
+            more = ax_lr.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        if handles:
+            ax.legend(handles, labels, loc="best", fontsize=8)
     if not history:
         ax_loss.text(0.5, 0.5, "no epochs", ha="center", va="center", transform=ax_loss.transAxes)
     return _save(fig, path)
@@ -170,8 +176,10 @@ def plot_reliability(probs, labels, path, title: str = "Reliability", n_bins: in
     fig, (ax, ax_n) = _figure(10, 4, ncols=2)
     ax.bar(edges[:-1][filled], b["accuracy"][filled], width=width[filled], align="edge",
            color="tab:blue", edgecolor="black", lw=0.5, alpha=0.8, label="accuracy")
-    ax.plot(b["confidence"][filled], b["accuracy"][filled], "o", color="tab:orange", ms=4,
-            label="mean confidence")
+    acc, conf = b["accuracy"][filled], b["confidence"][filled]
+    ax.bar(edges[:-1][filled], np.abs(acc - conf), bottom=np.minimum(acc, conf), width=width[filled],
+           align="edge", color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red", lw=0.5,
+           label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), title=f"{title} (ECE {ece:.4f})",
            xlabel="confidence (top-label probability)", ylabel="accuracy")
