@@ -162,8 +162,9 @@ def choose_threshold(y_pos, p_pos, rule: str = "youden") -> float:
     y, p = _binary_inputs(y_pos, p_pos)
     if rule == "0.5":
         return 0.5
-    if p.size and (p.min() < 0 or p.max() > 1):
+    if p.size and (p.min() < -1e-6 or p.max() > 1 + 1e-6):
         raise ValueError("positive-class probabilities must lie in [0, 1]")
+    p = np.clip(p, 0.0, 1.0)  # float32 rounding may step just outside
     if y.all() or not y.any():
         warnings.warn("choose_threshold: both classes are needed; using 0.5", RuntimeWarning, stacklevel=2)
         return 0.5

@@ -161,7 +161,7 @@ def plot_confusion(cm, class_names, path, title: str = "Confusion matrix") -> Pa
                     color="white" if frac[i, j] > 0.5 else "black", fontsize=11)
     names = [str(c) for c in class_names]
     ax.set_xticks(range(k), names)
-    ax.set_yticks(range(k), names, rotation=90, va="center")
+    ax.set_yticks(range(k), names)
     ax.set(title=f"{title} (n = {int(cm.sum())})", xlabel="predicted class", ylabel="true class")
     return _save(fig, path)
 
