@@ -60,7 +60,7 @@ def train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, arg
             scheduler.step()
         total += loss.detach().double().cpu() * len(y)
         count += len(y)
-        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
     bar.close()
     stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
     if dist.is_available() and dist.is_initialized():
