@@ -43,13 +43,14 @@ def _num(v) -> float:
     return v
 
 
-def _best_epoch(history: list[dict]) -> int | None:
-    """Index into ``history`` of the highest finite ``val_auroc`` (first on ties)."""
-    best, best_v = None, -math.inf
+def _best_epoch(history: list[dict], tol: float = 1e-6) -> int | None:
+    """Index into ``history`` of the highest finite ``val_auroc``; ties go to the lower ``val_loss``."""
+    best, best_v, best_loss = None, -math.inf, math.inf
     for i, row in enumerate(history):
-        v = _num(row.get("val_auroc"))
-        if math.isfinite(v) and v > best_v:
-            best, best_v = i, v
+        v, loss = _num(row.get("val_auroc")), _num(row.get("val_loss"))
+        loss = loss if math.isfinite(loss) else math.inf
+        if math.isfinite(v) and (v > best_v + tol or (abs(v - best_v) <= tol and loss < best_loss)):
+            best, best_v, best_loss = i, v, loss
     return best
 
 
