@@ -1,94 +1,331 @@
-"""Batch engine: files and folders -> stream of FileResult (first, simple cut; being optimised).
+"""Batch engine: files and folders -> a stream of :class:`FileResult`, in input order.
 
-Qt-free; used by ``cxrviewer predict`` and by the viewer's worker thread.
+Qt-free; used by ``cxrviewer predict`` and by the viewer's worker thread::
+
+    paths = scan_inputs(["folder", "file.dcm"])
+    predictor = Predictor(model, device=None, batch_size=16)
+    for result in predictor.predict(paths, cancel=event, progress=on_progress):
+        ...
+
+Decoding runs on a small thread pool a bounded number of files ahead of the
+model (so memory stays flat however many files), JPEGs decode at reduced scale
+(``load_radiograph(path, target_size=model.input_size)``), and each batch goes
+through one forward pass under ``torch.inference_mode()`` that gives the
+logits and the CAMs of every class.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import RadiographError
+from .errors import CxrError, RadiographError
 from .imaging import load_radiograph, to_model_input
 from .model import CamClassifier
 from .results import FileResult
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".dic"})
+"""File name suffixes (lower case) taken as images when scanning folders."""
 
 
-def pick_device(preference: str | None = None) -> torch.device:
-    """``preference`` if given (e.g. "cpu", "cuda:1"), else CUDA, else Apple MPS, else CPU."""
-    if preference:
-        return torch.device(preference)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+class DeviceError(CxrError):
+    """A device that does not exist or is not available on this machine."""
+
+
+class InputError(CxrError):
+    """An input path that does not exist or cannot be scanned."""
+
+
+def pick_device(preference: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``preference`` if given (e.g. "cpu", "cuda:1", "mps"), else CUDA, else Apple MPS, else CPU.
+
+    ``None``, "" and "auto" choose automatically. A device that is unknown or
+    not available here raises :class:`DeviceError`.
+    """
+    if preference is None or str(preference).strip().lower() in ("", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(str(preference).strip().lower())
+    except RuntimeError:
+        raise DeviceError(f"unknown device {str(preference)!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {str(preference)!r} is not available: no CUDA GPU found")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {str(preference)!r} is not available: {torch.cuda.device_count()} CUDA GPU(s) found")
+    elif dev.type == "mps":
+        if not _mps_available():
+            raise DeviceError(f"device {str(preference)!r} is not available: Apple MPS not found")
+    elif dev.type != "cpu":
+        raise DeviceError(f"unsupported device {str(preference)!r}; use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 def scan_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus images under folders named (recursive, sorted, hidden entries skipped)."""
+    """Expand files and folders into the list of image files to classify.
+
+    - A file named directly is kept whatever its name (an unreadable one becomes
+      an error row later); folders are walked recursively and only files whose
+      suffix is in :data:`IMAGE_SUFFIXES` (any case) are taken.
+    - Hidden files and folders (name starting with ".") inside folders are skipped.
+    - Symbolic links are followed, each real folder is walked once (no loop hangs).
+    - Duplicates (the same file reached twice, e.g. through a link) are dropped;
+      the first occurrence keeps its place. Folder contents come sorted by name.
+
+    Raises :class:`InputError` for an input that does not exist.
+    """
     found: list[Path] = []
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def add(path: Path, st: os.stat_result | None = None) -> None:
+        try:
+            st = st or path.stat()
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        if key not in seen_files:
+            seen_files.add(key)
+            found.append(path)
+
     for item in map(Path, inputs):
-        if item.is_dir():
-            for root, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
-        else:
-            found.append(item)
+        try:
+            st = item.stat()
+        except FileNotFoundError:
+            raise InputError(f"{item}: no such file or folder") from None
+        except OSError as e:
+            raise InputError(f"{item}: cannot read ({e.strerror or e})") from None
+        if not os.path.isdir(item):
+            add(item, st)
+            continue
+        for root, dirs, files in os.walk(item, followlinks=True):
+            try:
+                rst = os.stat(root)
+            except OSError:
+                dirs[:] = []
+                continue
+            if (rst.st_dev, rst.st_ino) in seen_dirs:  # reached again through a link: walked already
+                dirs[:] = []
+                continue
+            seen_dirs.add((rst.st_dev, rst.st_ino))
+            kept = []
+            for d in sorted(dirs, key=_sort_key):
+                if _is_hidden(d):
+                    continue
+                try:
+                    dst = os.stat(os.path.join(root, d))
+                except OSError:
+                    continue
+                key = (dst.st_dev, dst.st_ino)
+                if key not in seen_dirs:
+                    kept.append(d)
+            dirs[:] = kept
+            for f in sorted(files, key=_sort_key):
+                p = Path(root) / f
+                if not _is_hidden(f) and _is_image_name(p):
+                    add(p)
     return found
 
 
+def _sort_key(name: str) -> tuple[str, str]:
+    return (name.casefold(), name)
+
+
+@dataclass
+class _Decoded:
+    """One file ready for the model (``array`` set) or failed (``error`` set)."""
+
+    index: int
+    path: Path
+    array: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _decode(index: int, path: Path, size: tuple[int, int]) -> _Decoded:
+    """Read one file into the model's input size; never raises."""
+    item = _Decoded(index, path)
+    try:
+        rad = load_radiograph(path, target_size=size)
+        item.meta = dict(rad.meta)
+        item.image_size = _image_size(rad.meta, rad.pixels.shape)
+        item.array = to_model_input(rad.pixels, size)
+    except RadiographError as e:
+        item.error = e.reason
+    except Exception as e:  # noqa: BLE001 - one bad file must never end the batch
+        item.error = f"unexpected error: {_one_line(e)}"
+    return item
+
+
+def _image_size(meta: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, int]:
+    """(W, H) of the image as shown: the stored size, turned if EXIF orientation turned the pixels."""
+    dh, dw = int(shape[0]), int(shape[1])
+    orig = meta.get("original_size")
+    if not orig:
+        return dw, dh
+    w, h = int(orig[0]), int(orig[1])
+    if w != h and dw != dh and (w > h) != (dw > dh):
+        w, h = h, w
+    return w, h
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
 class Predictor:
-    """Runs a CamClassifier over files in batches and yields one FileResult per file, in order."""
+    """Runs a :class:`CamClassifier` over files in batches and streams one :class:`FileResult` per file.
 
-    def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16):
-        self.device = pick_device(str(device) if device else None)
-        self.model = model.to(self.device).eval()
-        self.batch_size = batch_size
+    ``device``: as for :func:`pick_device` (``None`` = best available). The model
+    is moved there (in place). ``batch_size``: files per forward pass.
+    ``workers``: decoding threads (default: 2-4 by core count). ``prefetch``:
+    how many batches are decoded ahead of the one the model is running.
+    ``precision``: "float32" (default, exact) or "bfloat16" (autocast; several
+    times faster on CPUs with bf16 units, but probabilities move by ~1e-2, so a
+    file near the threshold can change class: opt-in only).
+    """
 
-    def predict(self, paths: list[Path], cancel: threading.Event | None = None,
+    def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
+                 workers: int | None = None, prefetch: int = 2, precision: str = "float32"):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.device = pick_device(device)
+        self.model = model.to(self.device)
+        self.batch_size = int(batch_size)
+        self.workers = int(workers) if workers else min(4, max(2, (os.cpu_count() or 2) // 2))
+        self.prefetch = max(0, int(prefetch))
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError("precision must be 'float32' or 'bfloat16'")
+        self.precision = precision
+
+    def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
-        """Yield results as batches finish; stops early (cleanly) once ``cancel`` is set."""
+        """Yield one result per path, in input order, as each batch finishes.
+
+        A file that cannot be read (or fails in any other way) gives a result
+        with ``error`` set; it never stops the batch. ``progress(done, total)`` is
+        called just before each result is yielded. Once ``cancel`` is set the
+        iterator stops within one decode or one forward pass; closing the iterator
+        early (``break``, ``close()``) also stops it. Either way its decoding
+        threads are shut down before it returns.
+        """
+        paths = [Path(p) for p in paths]
+        total = len(paths)
+        if total == 0:
+            return
+        cancel = cancel if cancel is not None else threading.Event()
         size = self.model.input_size
+        lookahead = self.batch_size * (self.prefetch + 1)
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cxrviewer-decode")
+        pending: deque[Future[_Decoded]] = deque()
+        submitted = 0
+        was_training = self.model.training
+        self.model.eval()
+
+        def fill() -> None:
+            nonlocal submitted
+            while submitted < total and len(pending) < lookahead and not cancel.is_set():
+                pending.append(pool.submit(_decode, submitted, paths[submitted], size))
+                submitted += 1
+
+        try:
+            done = 0
+            while done < total:
+                fill()
+                batch: list[_Decoded] = []
+                while pending and len(batch) < self.batch_size:
+                    item = self._wait(pending.popleft(), cancel)
+                    if item is None:
+                        return
+                    batch.append(item)
+                    fill()
+                if cancel.is_set():
+                    return
+                for result in self._run_batch(batch):
+                    if cancel.is_set():
+                        return
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    yield result
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if was_training:
+                self.model.train()
+
+    @staticmethod
+    def _wait(fut: Future[_Decoded], cancel: threading.Event) -> _Decoded | None:
+        while not cancel.is_set():
+            try:
+                return fut.result(timeout=0.05)
+            except FutureTimeout:
+                continue
+        return None
+
+    def _run_batch(self, batch: list[_Decoded]) -> list[FileResult]:
+        """One forward pass for the decoded files of ``batch``; failed files pass through as error rows."""
+        results = [FileResult(path=d.path, index=d.index, image_size=d.image_size, meta=d.meta, error=d.error)
+                   for d in batch]
+        ok = [(r, d.array) for r, d in zip(results, batch) if d.error is None]
+        if not ok:
+            return results
+        try:
+            out = self.forward(np.stack([a for _, a in ok]))
+        except Exception as e:  # noqa: BLE001 - reported on each file of the batch, the run goes on
+            for r, _ in ok:
+                r.error = f"model failed: {_one_line(e)}"
+            return results
         names = self.model.class_names
-        done = 0
-        for start in range(0, len(paths), self.batch_size):
-            if cancel is not None and cancel.is_set():
-                return
-            chunk = paths[start:start + self.batch_size]
-            results, arrays = [], []
-            for i, p in enumerate(chunk, start):
-                r = FileResult(path=Path(p), index=i)
-                try:
-                    rad = load_radiograph(p, target_size=size)
-                    r.meta = rad.meta
-                    r.image_size = tuple(rad.meta.get("original_size", rad.pixels.shape[::-1]))
-                    arrays.append(to_model_input(rad.pixels, size))
-                except RadiographError as e:
-                    r.error = str(e.reason)
-                results.append(r)
-            ok = [r for r in results if r.ok]
-            if ok:
-                x = torch.from_numpy(np.stack(arrays))[:, None].to(self.device)
-                with torch.inference_mode():
-                    logits, cams = self.model.logits_and_cams(self.model.normalize(x))
-                    probs = self.model.probabilities(logits)
-                    labels = self.model.decide(probs)
-                for r, lg, cm, pr, lb in zip(ok, logits.float().cpu().numpy(), cams.float().cpu().numpy(),
-                                             probs.cpu().numpy(), labels.cpu().tolist()):
-                    r.logits = lg.tolist()
-                    r.cams = cm
-                    r.probs = {n: float(v) for n, v in zip(names, pr)}
-                    r.label = names[lb]
-            for r in results:
-                done += 1
-                if progress is not None:
-                    progress(done, len(paths))
-                yield r
+        for (r, _), lg, cm, pr, lb in zip(ok, *out):
+            r.logits = [float(v) for v in lg]
+            r.cams = np.array(cm, dtype=np.float32, copy=True)
+            r.probs = {n: float(v) for n, v in zip(names, pr)}
+            r.label = names[int(lb)]
+        return results
+
+    def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Classify a stack ``N x H x W`` of grey model inputs in [0, 1].
+
+        Returns numpy ``(logits N x K, cams N x K x h x w float32, probs N x K, labels N)``.
+        """
+        model = self.model
+        x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None]
+        x = x.to(self.device, non_blocking=True)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+        with torch.inference_mode(), autocast:
+            logits, cams = model.logits_and_cams(model.normalize(x))
+            probs = model.probabilities(logits)
+            labels = model.decide(probs)
+            return (logits.float().cpu().numpy(), cams.float().contiguous().cpu().numpy(),
+                    probs.float().cpu().numpy(), labels.cpu().numpy())

@@ -1,0 +1,226 @@
+"""The ``cxrviewer`` command: the viewer, or ``cxrviewer predict`` headless.
+
+    cxrviewer [FOLDER_OR_FILE ...]          open the viewer (on these paths)
+    cxrviewer predict INPUT ... --csv OUT   classify files and folders into a CSV
+    cxrviewer --version
+
+Expected failures (bad model file, missing input, existing CSV, ...) end with
+one line on stderr and a non-zero exit code, never a traceback. ``predict``
+exits 0 when the batch ran, whatever failed per file (see the ``error`` column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .core.errors import CxrError, RadiographError
+
+PROG = "cxrviewer"
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Review chest radiographs with an AI second reader and its class activation maps.",
+                     epilog=f"Headless batch classification: {PROG} predict --help")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("paths", nargs="*", metavar="FOLDER_OR_FILE", help="open the viewer on these (default: an empty window)")
+    return parser
+
+
+def build_predict_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--csv", required=True, metavar="OUT", help="results CSV to write (refused if it exists, see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --csv file (default: refuse)")
+    parser.add_argument("--overlays", metavar="DIR", help="also write one overlay PNG per image into DIR "
+                        "(existing files are kept: new names get ' (1)'; DIR may not be inside an input folder)")
+    parser.add_argument("--model", metavar="PATH", help="model file (.safetensors; default: the shipped model)")
+    parser.add_argument("--device", metavar="D", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA, else MPS, else CPU)")
+    parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="images per forward pass (default: 16)")
+    parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
+    parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
+                        help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
+                             "auto = fixed when the model file defines cam_range, else image (default: auto)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cxrviewer``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "predict":
+            return _predict(build_predict_parser().parse_args(argv[1:]))
+        return _gui(build_gui_parser().parse_args(argv))
+    except SystemExit as e:  # argparse: --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+    except CxrError as e:
+        return _fail(str(e))
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _gui(args: argparse.Namespace) -> int:
+    for p in args.paths:
+        if not Path(p).exists():
+            return _fail(f"{p}: no such file or folder")
+    try:
+        from cxrviewer.gui.app import main as gui_main
+    except ImportError as e:
+        return _fail(f"cannot start the viewer ({e}); '{PROG} predict' works without it")
+    return int(gui_main([str(p) for p in args.paths] or None) or 0)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .core.checkpoint import load_model
+    from .core.export import CSV_EXTRAS, CsvWriter, ExportError, check_output_dir
+    from .core.inference import Predictor, pick_device, scan_inputs
+    from .core.overlay import cam_range_from_meta
+
+    paths = scan_inputs(args.inputs)
+    if not paths:
+        return _fail(f"no images found in {', '.join(args.inputs)}")
+    csv_path = Path(args.csv)
+    if csv_path.exists() and not args.overwrite:
+        return _fail(f"{csv_path}: already exists; choose another name or pass --overwrite")
+    if not csv_path.parent.is_dir():
+        return _fail(f"{csv_path.parent}: folder does not exist (for --csv)")
+    out_dir = None
+    if args.overlays:
+        check_output_dir(args.overlays, args.inputs)
+        out_dir = Path(args.overlays)
+    device = pick_device(args.device)
+    model = load_model(args.model, device="cpu")
+    if args.cam_class is not None and args.cam_class not in model.class_names:
+        return _fail(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
+    scale = args.scale
+    if scale == "auto":
+        scale = "fixed" if "cam_range" in model.meta else "image"
+    model_name = _model_name(model.meta)
+    predictor = Predictor(model, device=device, batch_size=args.batch_size)
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExportError(f"{args.overlays}: cannot create the folder ({e.strerror or e})") from None
+
+    render = None
+    if out_dir is not None:
+        options = dict(class_name=args.cam_class, scale=scale, cam_range=cam_range_from_meta(model.meta), model_name=model_name)
+        render = lambda result: _write_overlay(result, out_dir, options)  # noqa: E731
+
+    extras = (*CSV_EXTRAS, "overlay") if out_dir is not None else CSV_EXTRAS
+    common = {"threshold": "" if model.threshold is None else model.threshold, "model": model_name}
+    cancel = threading.Event()
+    failed = 0
+    results = predictor.predict(paths, cancel=cancel)
+    writer = CsvWriter(csv_path, model.class_names, extras=extras, overwrite=args.overwrite)
+    bar = _progress_bar(len(paths))
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrviewer-overlay") if render else None
+    inflight: deque[tuple[object, Future | None]] = deque()
+
+    def flush(limit: int) -> None:
+        nonlocal failed
+        while len(inflight) > limit:
+            result, fut = inflight.popleft()
+            row = dict(common, width="", height="", format=result.meta.get("format", ""))
+            if result.image_size:
+                row["width"], row["height"] = result.image_size
+            if fut is not None:
+                written, problem = fut.result()
+                row["overlay"] = str(written) if written else ""
+                if problem and result.error is None:
+                    result.error = f"overlay not written: {problem}"
+            failed += result.error is not None
+            writer.write(result, **row)
+            bar.update(1)
+            if failed:
+                bar.set_postfix(failed=failed, refresh=False)
+
+    try:
+        for result in results:
+            fut = pool.submit(render, result) if pool is not None and result.ok else None
+            inflight.append((result, fut))
+            flush(4 if pool is not None else 0)
+        flush(0)
+        written = writer.close()
+    except KeyboardInterrupt:
+        return _fail("interrupted; no CSV written", EXIT_INTERRUPTED)
+    except OSError as e:
+        return _fail(f"{csv_path.name}: cannot write ({e.strerror or e})")
+    finally:
+        cancel.set()
+        results.close()
+        writer.abort()  # no-op once closed
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    ok = len(paths) - failed
+    print(f"{PROG}: {len(paths)} file(s): {ok} classified, {failed} failed -> {written}", file=sys.stderr)
+    return 0
+
+
+def _write_overlay(result, out_dir: Path, options: dict) -> tuple[Path | None, str | None]:
+    """Render and save one overlay PNG; returns (path written, None) or (None, reason). Never raises."""
+    from .core.export import overlay_path, save_png
+    from .core.imaging import load_radiograph
+    from .core.overlay import render_export
+
+    try:
+        radiograph = load_radiograph(result.path)
+        image = render_export(radiograph, result, **options)
+        return save_png(image, overlay_path(out_dir, result.path)), None
+    except RadiographError as e:
+        return None, e.reason
+    except CxrError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - one file's overlay never ends the batch
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _model_name(meta: dict) -> str:
+    name = meta.get("name")
+    if not name and meta.get("file"):
+        name = Path(str(meta["file"])).stem
+    return str(name or meta.get("arch", "model"))
+
+
+def _progress_bar(total: int):
+    """A tqdm bar on stderr when it is a terminal; a silent stand-in otherwise."""
+    from tqdm import tqdm
+
+    interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+    return tqdm(total=total, unit="img", file=sys.stderr, disable=not interactive, dynamic_ncols=True, leave=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

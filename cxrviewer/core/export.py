@@ -1,0 +1,230 @@
+"""Writing results: overlay PNGs and the results CSV. Qt-free.
+
+Every file is written atomically: into a hidden temporary file in the target
+folder, then moved onto its name in one step, so a crash or a cancel never
+leaves a half-written file under the final name.
+
+Policy on existing files (never overwritten silently):
+
+- PNGs (:func:`save_png`) take a new name instead: ``chest_cam.png`` exists ->
+  ``chest_cam (1).png``, then ``(2)``...; the name actually written is returned.
+- The CSV (:class:`CsvWriter`) refuses to start when its file exists, unless
+  ``overwrite=True``.
+
+And :func:`check_output_dir` keeps exports out of the user's input folders:
+a folder strictly inside an input folder is refused; an input folder itself is
+allowed only when it is chosen as the output folder explicitly.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import CxrError
+from .results import FileResult
+
+OVERLAY_SUFFIX = "_cam.png"
+CSV_EXTRAS = ("threshold", "width", "height", "format", "model")
+"""Extra CSV columns written by ``cxrviewer predict`` after ``error`` (plus ``overlay`` with --overlays)."""
+
+
+class ExportError(CxrError):
+    """An export that cannot be written (existing file, forbidden or missing folder, disk error)."""
+
+
+# -- names and folders --------------------------------------------------------------
+def numbered(path: Path, n: int) -> Path:
+    """``path`` with `` (n)`` before its suffix; ``n == 0`` gives ``path`` itself."""
+    return path if n == 0 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+def unique_path(path: str | Path) -> Path:
+    """``path`` if free, else the first free ``name (n).ext``."""
+    path = Path(path)
+    n = 0
+    while os.path.lexists(numbered(path, n)):
+        n += 1
+    return numbered(path, n)
+
+
+def overlay_path(out_dir: str | Path, source: str | Path) -> Path:
+    """Where the overlay of ``source`` goes in ``out_dir`` (before de-duplication): ``<stem>_cam.png``."""
+    return Path(out_dir) / f"{Path(source).stem}{OVERLAY_SUFFIX}"
+
+
+def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path]) -> Path:
+    """Check that ``out_dir`` may receive exports for ``inputs``; return it resolved.
+
+    Refused (:class:`ExportError`): a folder strictly inside an input folder
+    (e.g. ``scans/overlays`` for input ``scans``), and an existing path that is not
+    a folder. Allowed: any other folder, including an input folder itself or the
+    folder of an input file when the user names it as ``out_dir``.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out_dir}: exists and is not a folder")
+    exact: set[Path] = set()
+    roots: list[Path] = []
+    for item in map(Path, inputs):
+        real = item.expanduser().resolve()
+        if real.is_dir():
+            roots.append(real)
+            exact.add(real)
+        else:
+            exact.add(real.parent)
+    if out in exact:
+        return out
+    for root in roots:
+        if out.is_relative_to(root):
+            raise ExportError(f"{out_dir}: is inside the input folder {root}; choose a folder outside it (or that folder itself)")
+    return out
+
+
+# -- atomic writes ------------------------------------------------------------------------
+def _temp_in(folder: Path, name: str) -> tuple[int, Path]:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    except FileNotFoundError:
+        raise ExportError(f"{folder}: folder does not exist") from None
+    except OSError as e:
+        raise ExportError(f"{folder}: cannot write here ({e.strerror or e})") from None
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; exports are ordinary files
+    except OSError:
+        pass
+    return fd, Path(tmp)
+
+
+def publish(tmp: Path, target: Path, overwrite: bool = False) -> Path:
+    """Move the finished ``tmp`` onto ``target`` atomically and return the name used.
+
+    ``overwrite=False``: never replaces a file; takes ``target (n)`` instead (a hard
+    link makes the check and the move one step where the file system allows).
+    """
+    if overwrite:
+        os.replace(tmp, target)
+        return target
+    n = 0
+    while True:
+        candidate = numbered(target, n)
+        try:
+            os.link(tmp, candidate)
+        except FileExistsError:
+            n += 1
+            continue
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+            candidate = unique_path(target)  # no hard links here: check, then rename
+            os.replace(tmp, candidate)
+            return candidate
+        os.unlink(tmp)
+        return candidate
+
+
+def save_png(image: Any, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a PIL image as PNG at ``path`` atomically; returns the path written.
+
+    An existing file is kept and the image goes to ``name (n).png`` instead,
+    unless ``overwrite``. The folder must exist.
+    """
+    path = Path(path)
+    fd, tmp = _temp_in(path.parent, path.name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG", compress_level=3)
+            f.flush()
+            os.fsync(f.fileno())
+        return publish(tmp, path, overwrite)
+    except OSError as e:
+        raise ExportError(f"{path.name}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# -- CSV ---------------------------------------------------------------------------------
+class CsvWriter:
+    """Streams results to a CSV, one row per :meth:`write`; the file appears under its name on :meth:`close`.
+
+    Columns: ``path``, ``label``, ``p_<CLASS>`` per class, ``error`` (empty when
+    fine), then ``extras`` in order (values given to :meth:`write`). Refuses an
+    existing ``path`` unless ``overwrite``. Use as a context manager: leaving it
+    on an exception (or :meth:`abort`) deletes the partial file.
+    """
+
+    def __init__(self, path: str | Path, class_names: Sequence[str], extras: Sequence[str] = CSV_EXTRAS,
+                 overwrite: bool = False):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.class_names = list(class_names)
+        self.columns = ["path", "label", *(f"p_{c}" for c in self.class_names), "error", *extras]
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"duplicate CSV columns in {self.columns}")
+        if self.path.is_dir():
+            raise ExportError(f"{path}: is a folder; give a file name for the CSV")
+        if os.path.lexists(self.path) and not overwrite:
+            raise ExportError(f"{path}: already exists; refusing to overwrite it")
+        fd, self._tmp = _temp_in(self.path.parent if str(self.path.parent) else Path("."), self.path.name)
+        self._file: IO[str] | None = os.fdopen(fd, "w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
+        self._writer.writeheader()
+        self.rows = 0
+
+    def write(self, result: FileResult, **extras: Any) -> None:
+        """Append the row of ``result``; ``extras`` fill the extra columns (missing ones stay empty)."""
+        if self._file is None:
+            raise ValueError("the CSV is closed")
+        row: dict[str, Any] = {"path": str(result.path), "label": result.label or "", "error": result.error or ""}
+        for c in self.class_names:
+            p = result.probs.get(c)
+            row[f"p_{c}"] = "" if p is None else f"{p:.6f}"
+        for k, v in extras.items():
+            if k not in self.columns or k in row:
+                raise ValueError(f"unknown extra column {k!r}")
+            row[k] = "" if v is None else v
+        self._writer.writerow(row)
+        self._file.flush()
+        self.rows += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it onto its name; returns the path written."""
+        if self._file is None:
+            return self.path
+        f, self._file = self._file, None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            self.path = publish(self._tmp, self.path, self.overwrite)
+        except OSError as e:
+            raise ExportError(f"{self.path.name}: cannot write ({e.strerror or e})") from None
+        finally:
+            if not f.closed:
+                f.close()
+            if self._tmp.exists():
+                self._tmp.unlink()
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> CsvWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
