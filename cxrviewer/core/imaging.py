@@ -1,7 +1,8 @@
 """Reading radiographs: any supported file -> grey float32 pixels in [0, 1], dense = bright.
 
-(First cut: raster formats through Pillow. DICOM, bombs and the full error
-taxonomy are being filled in.)
+Raster files (JPEG, PNG, BMP, TIFF) go through Pillow, DICOM through pydicom 3 and
+its decoder plugins. Files are only ever opened for reading. Sizes are checked from
+the header before any pixel is decoded, so a decompression bomb costs no memory.
 """
 
 from __future__ import annotations
@@ -11,9 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .errors import CorruptFileError, UnsupportedFileError
+from .errors import CorruptFileError, RadiographError, UnsupportedFileError
+
+#: File name suffixes recognised as radiographs (lower case; compare with ``suffix.lower()``).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"})
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+
+#: Largest image accepted, in pixels per frame (Pillow's own default limit, ~89.5 MP, so
+#: Pillow never warns about an image this module accepts). Larger ones are refused unread.
+MAX_PIXELS = 89_478_485
+
+_PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "TIFF")  # JPEG also opens MPO files
+_MAGIC = (  # (offset, bytes, format name) of the raster formats Pillow reads for us
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"BM", "BMP"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (0, b"II+\x00", "TIFF"),
+    (0, b"MM\x00+", "TIFF"),
+)
+_PERCENTILES = (0.5, 99.5)
 
 
 @dataclass
@@ -22,8 +43,8 @@ class Radiograph:
 
     ``pixels``: float32, 2-D (H x W), values in [0, 1], dense structures bright.
     ``meta``: ``format`` (e.g. "JPEG", "DICOM"), ``original_size`` (W, H) of the
-    stored image, ``decoded_size`` (W, H) of ``pixels``, and for DICOM the display
-    pipeline and a few identifying tags.
+    full-resolution image as displayed, ``decoded_size`` (W, H) of ``pixels``, and for
+    DICOM the display pipeline and a few identifying tags.
     """
 
     path: Path
@@ -31,30 +52,53 @@ class Radiograph:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def is_radiograph_file(path: str | Path) -> bool:
+    """True if ``path`` looks like a radiograph: a known suffix (any case), or no suffix and DICOM's 'DICM' magic."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix:
+        return suffix in IMAGE_SUFFIXES
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM"
+
+
 def load_radiograph(path: str | Path, target_size: tuple[int, int] | None = None) -> Radiograph:
     """Read ``path`` into a :class:`Radiograph`.
 
     ``target_size`` (H, W) is a hint: formats that can (JPEG draft mode) decode at
     a reduced scale no smaller than it; ``pixels`` may then be smaller than the
-    original. Raises :class:`UnsupportedFileError` or :class:`CorruptFileError`.
+    original, while ``meta["original_size"]`` stays the full size. Raises
+    :class:`UnsupportedFileError` or :class:`CorruptFileError` with a one-line reason.
     """
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            fmt = im.format
-            original = im.size
-            if target_size is not None and fmt == "JPEG":
-                im.draft("L", (target_size[1], target_size[0]))
-            im = ImageOps.exif_transpose(im)
-            im = im.convert("L")
-            pixels = np.asarray(im, dtype=np.float32) / 255.0
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(132)
     except FileNotFoundError:
         raise UnsupportedFileError(path, "file not found") from None
-    except Image.UnidentifiedImageError:
-        raise UnsupportedFileError(path, "not an image this program can read") from None
+    except IsADirectoryError:
+        raise UnsupportedFileError(path, "is a folder, not an image file") from None
     except OSError as e:
-        raise CorruptFileError(path, f"cannot decode ({e})") from None
-    return Radiograph(path, pixels, {"format": fmt, "original_size": original, "decoded_size": (pixels.shape[1], pixels.shape[0])})
+        raise UnsupportedFileError(path, f"cannot read file ({e.strerror or e})") from None
+    if size == 0:
+        raise CorruptFileError(path, "empty file (0 bytes)")
+
+    raster = next((name for off, magic, name in _MAGIC if head[off:off + len(magic)] == magic), None)
+    try:
+        if head[128:132] == b"DICM":
+            return _load_dicom(path, size, force=False)
+        if raster is None and path.suffix.lower() in DICOM_SUFFIXES:
+            return _load_dicom(path, size, force=True)
+        return _load_pillow(path, raster, target_size)
+    except RadiographError:
+        raise
+    except MemoryError:
+        raise CorruptFileError(path, "not enough memory to decode this image") from None
 
 
 def to_model_input(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -64,3 +108,375 @@ def to_model_input(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return np.ascontiguousarray(pixels, dtype=np.float32)
     im = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F")
     return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- raster files
+
+
+def _load_pillow(path: Path, raster: str | None, target_size: tuple[int, int] | None) -> Radiograph:
+    try:
+        im = Image.open(path, formats=_PILLOW_FORMATS)
+    except Image.UnidentifiedImageError:
+        if raster is not None:
+            raise CorruptFileError(path, f"damaged {raster} header") from None
+        raise UnsupportedFileError(path, "not a supported image (JPEG, PNG, BMP, TIFF or DICOM)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise CorruptFileError(path, f"refused: image larger than {MAX_PIXELS / 1e6:.0f} megapixels "
+                                     "(decompression bomb?)") from None
+    except Exception as e:  # noqa: BLE001 - any parser failure is a damaged header
+        raise CorruptFileError(path, f"damaged image header ({_short(e)})") from None
+    with im:
+        fmt = "JPEG" if im.format == "MPO" else im.format
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise CorruptFileError(path, f"refused: {w} x {h} pixels is more than {MAX_PIXELS / 1e6:.0f} "
+                                         "megapixels (decompression bomb?)")
+        orientation = _exif_orientation(im)
+        mode = im.mode
+        if target_size is not None and fmt == "JPEG":
+            side = max(int(target_size[0]), int(target_size[1]), 1)  # either way up after EXIF rotation
+            im.draft("L" if im.mode in ("L", "RGB") else None, (side, side))
+        try:
+            pixels = _pillow_grey(im)
+        except Exception as e:  # noqa: BLE001 - truncated / damaged data surface as many types
+            raise CorruptFileError(path, f"truncated or damaged {fmt} data ({_short(e)})") from None
+    pixels = _orient(pixels, orientation)
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    meta = {"format": fmt, "original_size": (w, h), "decoded_size": (pixels.shape[1], pixels.shape[0]),
+            "mode": mode, "exif_orientation": orientation}
+    return Radiograph(path, pixels, meta)
+
+
+def _pillow_grey(im: Image.Image) -> np.ndarray:
+    """Decode ``im`` to float32 grey in [0, 1], keeping 16-bit precision."""
+    mode = im.mode
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.float32) / 65535.0
+    if mode in ("I", "F"):
+        a = np.asarray(im).astype(np.float32)
+        if mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
+            return a / 65535.0  # 16-bit PNG / TIFF opened as 32-bit ints
+        return _minmax(a)
+    if mode == "L":
+        return np.asarray(im, dtype=np.float32) / 255.0
+    if mode in ("1", "LA", "La"):
+        im = im.convert("L") if mode == "1" else im.getchannel("L")
+        return np.asarray(im, dtype=np.float32) / 255.0
+    if mode in ("P", "PA"):
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    elif mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV ...
+    if im.mode != "RGB":
+        im = im.convert("RGB")  # alpha is ignored: a radiograph is its colour channels
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the image
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation as ``PIL.ImageOps.exif_transpose`` does."""
+    ops = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: x.T,
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: np.rot90(x, 2).T,
+        8: lambda x: np.rot90(x, 1),
+    }
+    op = ops.get(orientation)
+    return a if op is None else np.ascontiguousarray(op(a))
+
+
+# --------------------------------------------------------------------------- DICOM
+
+_INSTALL_HINT = {
+    "jpeg2000": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "jpegls": "pip install pylibjpeg pylibjpeg-libjpeg",
+    "jpeg": "pip install pylibjpeg pylibjpeg-libjpeg",
+    "rle": "pip install pylibjpeg pylibjpeg-rle",
+}
+_ID_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "Manufacturer")
+
+
+def _load_dicom(path: Path, file_size: int, force: bool) -> Radiograph:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, force=force, defer_size=64 * 1024)
+    except InvalidDicomError as e:
+        raise UnsupportedFileError(path, f"not a DICOM file ({_short(e)})") from None
+    except Exception as e:  # noqa: BLE001 - pydicom reports damaged headers with many types
+        raise CorruptFileError(path, f"damaged DICOM header ({_short(e)})") from None
+
+    tsyntax = _transfer_syntax(ds)
+    pixel_tag = next((t for t in (0x7FE00010, 0x7FE00008, 0x7FE00009) if t in ds), None)
+    if pixel_tag is None:
+        if not len(ds):  # pydicom drops the whole data set when the file ends inside a sequence
+            if force:
+                raise UnsupportedFileError(path, "not a DICOM file")
+            raise CorruptFileError(path, "truncated or damaged DICOM: no readable data set")
+        kind = "has image attributes but no pixel data (truncated?)" if "Rows" in ds else \
+            "contains no image (no pixel data)"
+        raise UnsupportedFileError(path, f"DICOM {kind}")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    except Exception as e:  # noqa: BLE001 - missing or garbled image pixel module
+        raise CorruptFileError(path, f"DICOM image attributes missing or invalid ({_short(e)})") from None
+    if rows <= 0 or cols <= 0:
+        raise CorruptFileError(path, f"DICOM image has invalid size {cols} x {rows}")
+    if rows * cols > MAX_PIXELS:
+        raise CorruptFileError(path, f"refused: {cols} x {rows} pixels is more than {MAX_PIXELS / 1e6:.0f} "
+                                     "megapixels (decompression bomb?)")
+    _check_decoder(path, tsyntax)
+    _check_not_truncated(path, ds, pixel_tag, file_size)
+
+    arr = _decode_first_frame(path, ds, tsyntax, use_path=not force)
+    meta: dict[str, Any] = {
+        "format": "DICOM", "original_size": (cols, rows), "decoded_size": (cols, rows),
+        "transfer_syntax": tsyntax.name, "transfer_syntax_uid": str(tsyntax),
+        "photometric_interpretation": photometric, "frames": frames,
+        "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 0)) or 0),
+    }
+    for tag in _ID_TAGS:
+        value = ds.get(tag)
+        if value not in (None, ""):
+            meta[tag] = str(value)
+    try:
+        if arr.ndim == 3 or photometric == "PALETTE COLOR":
+            pixels = _colour_to_grey(arr, ds, photometric, meta)
+        else:
+            pixels = _monochrome_display(arr, ds, photometric, meta)
+    except RadiographError:
+        raise
+    except Exception as e:  # noqa: BLE001 - bad LUTs or windows in the header
+        raise CorruptFileError(path, f"invalid DICOM display attributes ({_short(e)})") from None
+    return Radiograph(path, pixels, meta)
+
+
+def _transfer_syntax(ds):
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts:
+        return UID(ts)
+    implicit, little = ds.original_encoding  # a dataset without file meta: use how it was read
+    ts = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if not hasattr(ds, "file_meta"):
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts
+    return ts
+
+
+def _check_decoder(path: Path, tsyntax) -> None:
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        raise UnsupportedFileError(path, f"DICOM transfer syntax '{tsyntax.name}' ({tsyntax}) is not "
+                                         "supported") from None
+    if not decoder.is_available:
+        name = tsyntax.name.lower()
+        key = ("jpeg2000" if "2000" in name else "jpegls" if "jpeg-ls" in name or "jpeg ls" in name
+               else "jpeg" if "jpeg" in name else "rle" if "rle" in name else "")
+        hint = _INSTALL_HINT.get(key, "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg")
+        raise UnsupportedFileError(path, f"no decoder installed for DICOM transfer syntax '{tsyntax.name}' "
+                                         f"(install one: {hint})")
+
+
+def _check_not_truncated(path: Path, ds, pixel_tag: int, file_size: int) -> None:
+    elem = ds._dict.get(pixel_tag)
+    tell, length = getattr(elem, "value_tell", None), getattr(elem, "length", None)
+    if tell is not None and length is not None and length != 0xFFFFFFFF and tell + length > file_size:
+        raise CorruptFileError(path, f"truncated: pixel data needs {tell + length} bytes, the file has "
+                                     f"{file_size}")
+
+
+def _decode_first_frame(path: Path, ds, tsyntax, use_path: bool) -> np.ndarray:
+    """Decode frame 0 only; from the file itself where possible, so other frames are never read."""
+    from pydicom.pixels import pixel_array
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    try:
+        if use_path and tsyntax != DeflatedExplicitVRLittleEndian:
+            return pixel_array(path, index=0)
+        return pixel_array(ds, index=0)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged data
+        raise CorruptFileError(path, f"cannot decode DICOM pixel data ({tsyntax.name}): {_short(e)}") from None
+
+
+def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
+    """RGB (YBR is already RGB after decoding) or palette colour -> luma in [0, 1]."""
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+    top = float(np.iinfo(arr.dtype).max) if arr.dtype.kind in "ui" else 1.0
+    if arr.dtype.kind in "ui" and "BitsStored" in ds and photometric != "PALETTE COLOR":
+        top = float(2 ** int(ds.BitsStored) - 1)
+    arr = arr.astype(np.float32)
+    grey = arr[..., 0] * np.float32(0.299) + arr[..., 1] * np.float32(0.587) + arr[..., 2] * np.float32(0.114)
+    meta.update(window=None, window_source="none (colour image)", inverted=False, rescale=None)
+    return _clip01(grey / np.float32(top) if top else grey)
+
+
+def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
+    """Stored values -> Modality LUT -> VOI LUT / window -> presentation (inversion), in [0, 1]."""
+    arr = _fix_bits_stored(arr, ds)
+    values = _modality(arr, ds, meta)
+    y = _voi(values, ds, meta)
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    # As highdicom: an explicit Presentation LUT Shape decides; otherwise MONOCHROME1 is inverted.
+    # Either way the inversion happens at most once.
+    invert = shape == "INVERSE" if shape in ("INVERSE", "IDENTITY") else photometric == "MONOCHROME1"
+    if invert:
+        np.subtract(np.float32(1.0), y, out=y)
+    meta["inverted"] = bool(invert)
+    meta["presentation_lut_shape"] = shape or None
+    return y
+
+
+def _fix_bits_stored(arr: np.ndarray, ds) -> np.ndarray:
+    """Clear (or sign-extend over) bits above Bits Stored; idempotent if the decoder already did."""
+    if arr.dtype.kind not in "ui" or "BitsStored" not in ds:
+        return arr
+    bits, width = int(ds.BitsStored), arr.dtype.itemsize * 8
+    if not 0 < bits < width:
+        return arr
+    if arr.dtype.kind == "u":
+        return arr & arr.dtype.type((1 << bits) - 1)
+    shift = arr.dtype.type(width - bits)
+    return (arr << shift) >> shift
+
+
+def _modality(arr: np.ndarray, ds, meta: dict) -> np.ndarray:
+    """Modality LUT: the LUT sequence if present, else rescale slope / intercept (float32)."""
+    if ds.get("ModalityLUTSequence"):
+        from pydicom.pixels import apply_modality_lut
+
+        meta["rescale"] = None
+        meta["modality_lut"] = "Modality LUT Sequence"
+        return np.asarray(apply_modality_lut(arr, ds))
+    slope = float(ds.get("RescaleSlope", 1) or 1)
+    intercept = float(ds.get("RescaleIntercept", 0) or 0)
+    meta["rescale"] = (slope, intercept)
+    meta["modality_lut"] = "rescale" if (slope, intercept) != (1.0, 0.0) else None
+    if (slope, intercept) == (1.0, 0.0):
+        return arr
+    out = arr.astype(np.float32)
+    out *= np.float32(slope)
+    out += np.float32(intercept)
+    return out
+
+
+def _voi(values: np.ndarray, ds, meta: dict) -> np.ndarray:
+    """VOI LUT Sequence, else the first window (LINEAR / LINEAR_EXACT / SIGMOID), else a percentile window."""
+    if ds.get("VOILUTSequence"):
+        from pydicom.pixels import apply_voi
+
+        item = ds.VOILUTSequence[0]
+        n, first = int(item.LUTDescriptor[0]) or 65536, int(item.LUTDescriptor[1])
+        # clip first: pydicom would wrap inputs beyond the table in its unsigned index array
+        ints = np.clip(np.rint(values) if values.dtype.kind == "f" else values, first, first + n - 1)
+        ints = ints.astype(np.int32)
+        table = apply_voi(np.arange(first, first + n, dtype=np.int64), ds, index=0)
+        lo, hi = float(table.min()), float(table.max())
+        out = apply_voi(ints, ds, index=0).astype(np.float32)
+        meta.update(window=None, window_source="VOI LUT Sequence", voi_lut_function=None)
+        if hi <= lo:
+            return np.zeros(out.shape, np.float32)
+        out -= np.float32(lo)
+        out /= np.float32(hi - lo)
+        return _clip01(out)
+
+    window = _first_window(ds)
+    x = values.astype(np.float32, copy=values.dtype != np.float32)
+    if window is not None:
+        center, width = window
+        function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+        if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+            function = "LINEAR"
+        meta.update(window=(center, width), window_source="file", voi_lut_function=function)
+        return apply_window(x, center, width, function)
+
+    sample = x[:: max(1, x.shape[0] // 512), :: max(1, x.shape[1] // 512)]
+    lo, hi = (float(v) for v in np.percentile(sample, _PERCENTILES))
+    source = f"percentile {_PERCENTILES[0]}-{_PERCENTILES[1]}%"
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+        source = "min-max"
+    meta.update(window=((lo + hi) / 2, hi - lo), window_source=source, voi_lut_function="LINEAR_EXACT")
+    if hi <= lo:
+        return np.zeros(x.shape, np.float32)
+    return apply_window(x, (lo + hi) / 2, hi - lo, "LINEAR_EXACT")
+
+
+def _first_window(ds) -> tuple[float, float] | None:
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return None
+
+    def first(v):
+        v = v[0] if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue" else v
+        return float(v)
+
+    try:
+        center, width = first(ds.WindowCenter), first(ds.WindowWidth)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        return None
+    return center, width
+
+
+def apply_window(x: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
+    """DICOM VOI window (PS3.3 C.11.2.1.2) of ``x`` onto [0, 1], as pydicom's ``apply_windowing``."""
+    x = np.asarray(x, dtype=np.float32)
+    c, w = float(center), float(width)
+    if function == "SIGMOID":
+        y = np.float32(-4.0 / w) * (x - np.float32(c))
+        np.exp(np.clip(y, -80.0, 80.0, out=y), out=y)  # clipped: no float32 overflow, same result
+        y += np.float32(1.0)
+        return np.reciprocal(y, out=y)
+    if function == "LINEAR_EXACT":
+        y = (x - np.float32(c - w / 2)) / np.float32(w)
+    elif w <= 1:
+        return (x > np.float32(c - 0.5)).astype(np.float32)
+    else:
+        y = (x - np.float32(c - 0.5)) / np.float32(w - 1)
+        y += np.float32(0.5)
+    return _clip01(y)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _clip01(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    return np.clip(a, 0.0, 1.0, out=a)
+
+
+def _minmax(a: np.ndarray) -> np.ndarray:
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()) if a.size else 0.0, float(a.max()) if a.size else 0.0
+    return np.zeros_like(a) if hi <= lo else (a - np.float32(lo)) / np.float32(hi - lo)
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
