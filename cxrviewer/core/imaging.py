@@ -3,10 +3,17 @@
 Raster files (JPEG, PNG, BMP, TIFF) go through Pillow, DICOM through pydicom 3 and
 its decoder plugins. Files are only ever opened for reading. Sizes are checked from
 the header before any pixel is decoded, so a decompression bomb costs no memory.
+
+DICOM display pipeline (monochrome): Bits Stored -> Modality LUT (LUT sequence, else
+rescale) -> VOI (LUT sequence, else the first window with its VOI LUT Function, else a
+0.5-99.5 percentile window) -> presentation: an explicit Presentation LUT Shape decides
+(INVERSE inverts), otherwise MONOCHROME1 is inverted; never twice. Colour DICOMs (RGB,
+YBR, palette) and colour rasters become luma (ITU-R 601); alpha is ignored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +113,7 @@ def to_model_input(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if pixels.shape == (h, w):
         return np.ascontiguousarray(pixels, dtype=np.float32)
-    im = Image.fromarray(np.asarray(pixels, dtype=np.float32), mode="F")
+    im = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))  # mode "F"
     return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None), dtype=np.float32)
 
 
@@ -337,6 +344,8 @@ def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.nda
 
 def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
     """Stored values -> Modality LUT -> VOI LUT / window -> presentation (inversion), in [0, 1]."""
+    if arr.dtype.kind == "f":  # Float / Double Float Pixel Data
+        arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     arr = _fix_bits_stored(arr, ds)
     values = _modality(arr, ds, meta)
     y = _voi(values, ds, meta)
@@ -431,8 +440,7 @@ def _first_window(ds) -> tuple[float, float] | None:
         return None
 
     def first(v):
-        v = v[0] if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue" else v
-        return float(v)
+        return float(v[0] if isinstance(v, Sequence) and not isinstance(v, (str, bytes)) else v)
 
     try:
         center, width = first(ds.WindowCenter), first(ds.WindowWidth)

@@ -521,7 +521,25 @@ def test_to_model_input_resizes_to_hw():
     y = to_model_input(x, (32, 24))
     assert y.shape == (32, 24) and y.dtype == np.float32
     assert 0.0 <= y.min() and y.max() <= 1.0
-    assert to_model_input(x, (50, 80)) is not None and np.array_equal(to_model_input(x, (50, 80)), x)
+    assert np.array_equal(to_model_input(x, (50, 80)), x)
+    checkerboard = (np.indices((64, 64)).sum(0) % 2).astype(np.float32)
+    assert np.abs(to_model_input(checkerboard, (16, 16)) - 0.5).max() < 0.05  # antialiased, no aliasing
+
+
+def test_draft_mode_with_cmyk_and_rotated_jpegs(tmp_path):
+    rng = np.random.default_rng(7)
+    im = Image.fromarray(rng.integers(0, 256, (600, 900, 3), dtype=np.uint8), "RGB").resize((900, 600))
+    im.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    r = load_radiograph(tmp_path / "cmyk.jpg", target_size=(100, 100))
+    check_pixels(r)
+    assert r.meta["original_size"] == (900, 600) and min(r.pixels.shape) >= 100
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(tmp_path / "rot.jpg", exif=exif)
+    r = load_radiograph(tmp_path / "rot.jpg", target_size=(100, 200))
+    assert r.meta["original_size"] == (600, 900)
+    h, w = r.pixels.shape
+    assert h > w and h >= 100 and w >= 200 and h < 900
 
 
 def test_package_exports_the_loader():
