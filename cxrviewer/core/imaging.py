@@ -236,7 +236,6 @@ def _load_dicom(path: Path, file_size: int, force: bool) -> Radiograph:
         raise UnsupportedFileError(path, f"DICOM {kind}")
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     except Exception as e:  # noqa: BLE001 - missing or garbled image pixel module
