@@ -1,0 +1,122 @@
+"""The details panel: everything known about the current file and the model that read it."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
+
+from ..core.results import FileResult
+
+_SKIP_META = {"format", "original_size", "decoded_size", "path"}
+
+
+@dataclass
+class ModelInfo:
+    """What the details panel says about the active model."""
+
+    name: str = ""
+    device: str = ""
+    class_names: list[str] = field(default_factory=list)
+    positive: str | None = None
+    threshold: float | None = None
+
+
+def _esc(v) -> str:
+    return html.escape(str(v))
+
+
+def _size(v) -> str:
+    try:
+        w, h = v
+        return f"{int(w)} x {int(h)} px"
+    except (TypeError, ValueError):
+        return _esc(v)
+
+
+class DetailsPanel(QWidget):
+    """Read-only HTML summary of one file; call :meth:`show_file` or :meth:`clear`."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.browser = QTextBrowser(self)
+        self.browser.setOpenLinks(False)
+        self.browser.setObjectName("details")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.browser)
+        self.model = ModelInfo()
+        self.clear()
+
+    def set_model(self, info: ModelInfo) -> None:
+        self.model = info
+
+    def text(self) -> str:
+        return self.browser.toPlainText()
+
+    def clear(self, message: str = "No file selected.") -> None:
+        self.browser.setHtml(f"<p style='color:#8a8f98'>{_esc(message)}</p>{self._model_html()}")
+
+    def show_file(self, path: Path, status: str, result: FileResult | None, image_meta: dict | None = None) -> None:
+        parts = [f"<h3 style='margin-bottom:2px'>{_esc(Path(path).name)}</h3>",
+                 f"<div style='color:#8a8f98; font-size:small'>{_esc(Path(path).parent)}</div>"]
+        if result is not None and result.error:
+            parts.append(f"<p style='color:#d9534f'><b>Error:</b> {_esc(result.error)}</p>")
+        elif result is not None and result.ok:
+            parts.append(self._prediction_html(result))
+        else:
+            parts.append(f"<p style='color:#8a8f98'>Status: {_esc(status)}</p>")
+        meta = dict(result.meta) if result is not None and result.meta else {}
+        meta.update(image_meta or {})
+        parts.append(self._image_html(result, meta))
+        parts.append(self._model_html())
+        self.browser.setHtml("".join(parts))
+
+    def _prediction_html(self, r: FileResult) -> str:
+        colour = "#e8833a" if self.model.positive and r.label == self.model.positive else "#5cb85c"
+        rows = []
+        for name, p in sorted(r.probs.items(), key=lambda kv: -kv[1]):
+            bar = max(1, round(100 * p))
+            rows.append(
+                f"<tr><td>{_esc(name)}</td><td align='right'>&nbsp;{100 * p:.1f}%&nbsp;</td>"
+                f"<td width='100%'><table cellspacing='0' cellpadding='0' width='{bar}%'><tr>"
+                f"<td bgcolor='{'#e8833a' if name == self.model.positive else '#4a90d9'}' height='8'></td>"
+                f"</tr></table></td></tr>")
+        out = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>",
+               "<table width='100%' cellspacing='2'>", *rows, "</table>"]
+        if self.model.threshold is not None and self.model.positive:
+            out.append(f"<p style='color:#8a8f98'>Decision: {_esc(self.model.positive)} when its probability "
+                       f"&ge; {self.model.threshold:.3f}</p>")
+        return "".join(out)
+
+    def _image_html(self, r: FileResult | None, meta: dict) -> str:
+        items = []
+        if meta.get("format"):
+            items.append(("Format", _esc(meta["format"])))
+        size = meta.get("original_size") or (r.image_size if r is not None else None)
+        if size:
+            items.append(("Size", _size(size)))
+        for key, value in meta.items():
+            if key in _SKIP_META or value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
+                continue
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            elif isinstance(value, (list, tuple)):
+                value = ", ".join(map(str, value))
+            items.append((_esc(str(key).replace("_", " ").capitalize()), _esc(value)))
+        if not items:
+            return ""
+        rows = "".join(f"<tr><td style='color:#8a8f98'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in items)
+        return f"<h4 style='margin-bottom:2px'>Image</h4><table>{rows}</table>"
+
+    def _model_html(self) -> str:
+        m = self.model
+        if not m.name:
+            return "<h4 style='margin-bottom:2px'>Model</h4><p style='color:#d9534f'>No model loaded.</p>"
+        rows = [("Model", _esc(m.name)), ("Device", _esc(m.device)), ("Classes", _esc(", ".join(m.class_names)))]
+        if m.threshold is not None:
+            rows.append(("Threshold", f"{m.threshold:.3f} on P({_esc(m.positive)})"))
+        body = "".join(f"<tr><td style='color:#8a8f98'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
+        return f"<h4 style='margin-bottom:2px'>Model</h4><table>{body}</table>"

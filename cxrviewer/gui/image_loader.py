@@ -1,0 +1,95 @@
+"""Full-resolution display images, decoded on a small thread pool with an LRU cache.
+
+The GUI thread never decodes: :meth:`ImageLoader.request` answers from the cache
+at once or queues a decode; ``loaded``/``failed`` arrive on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+
+from ..core.errors import RadiographError
+from ..core.imaging import Radiograph, load_radiograph
+
+
+class ImageLoader(QObject):
+    """Decodes radiographs for display; keeps the ``capacity`` most recent ones."""
+
+    loaded = Signal(object, object)   # Path, Radiograph
+    failed = Signal(object, str)      # Path, one-line reason
+    _decoded = Signal(object, object, object)  # from pool threads: Path, Radiograph | None, error | None
+
+    def __init__(self, capacity: int = 8, threads: int = 2, parent: QObject | None = None):
+        super().__init__(parent)
+        self.capacity = capacity
+        self._cache: OrderedDict[Path, Radiograph] = OrderedDict()
+        self._pending: set[Path] = set()
+        self._wanted: Path | None = None
+        self._closed = False
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._decoded.connect(self._on_decoded)
+
+    def cached(self, path: Path) -> Radiograph | None:
+        rad = self._cache.get(Path(path))
+        if rad is not None:
+            self._cache.move_to_end(Path(path))
+        return rad
+
+    def request(self, path: str | Path) -> Radiograph | None:
+        """Return the image if cached; else decode it in the background and emit ``loaded`` later."""
+        path = Path(path)
+        self._wanted = path
+        rad = self.cached(path)
+        if rad is None:
+            self._submit(path)
+        return rad
+
+    def prefetch(self, paths: list[Path]) -> None:
+        """Decode ``paths`` ahead of time (e.g. the next and previous rows)."""
+        for p in paths:
+            if Path(p) not in self._cache:
+                self._submit(Path(p))
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._wanted = None
+
+    def shutdown(self) -> None:
+        """Drop queued decodes and wait for running ones; nothing is emitted afterwards."""
+        self._closed = True
+        self._pool.clear()
+        self._pool.waitForDone()
+
+    def _submit(self, path: Path) -> None:
+        if self._closed or path in self._pending:
+            return
+        self._pending.add(path)
+        self._pool.start(lambda: self._decode(path))
+
+    def _decode(self, path: Path) -> None:  # runs on a pool thread
+        try:
+            rad = load_radiograph(path)
+        except RadiographError as e:
+            self._decoded.emit(path, None, e.reason)
+        except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file
+            self._decoded.emit(path, None, f"{type(e).__name__}: {e}")
+        else:
+            self._decoded.emit(path, rad, None)
+
+    @Slot(object, object, object)
+    def _on_decoded(self, path: Path, rad: Radiograph | None, error: str | None) -> None:
+        self._pending.discard(path)
+        if self._closed:
+            return
+        if rad is None:
+            self.failed.emit(path, error or "cannot read")
+            return
+        self._cache[path] = rad
+        self._cache.move_to_end(path)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        self.loaded.emit(path, rad)

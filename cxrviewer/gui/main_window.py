@@ -1,0 +1,567 @@
+"""The main window: composes the results table, image view, details panel and status bar.
+
+It owns no heavy work: scanning and classification run in a :class:`BatchRunner`,
+display images decode in an :class:`ImageLoader`, model loading and exports run
+as :class:`Task` objects. Slots here only route plain data between widgets.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+
+from .. import __version__
+from ..core.checkpoint import default_model_path, load_model
+from ..core.inference import pick_device
+from . import dialogs
+from .canvas import ImageCanvas
+from .controls import ViewControls
+from .details import DetailsPanel, ModelInfo
+from .display import cam_range, choose_overlay
+from .exporting import RenderOptions, export_csv, export_overlay, export_overlays, inside, overlay_name
+from .image_loader import ImageLoader
+from .model_card import about_html
+from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
+from .results_view import ResultsView
+from .settings import Settings
+from .status import BatchStatus
+from .worker import BatchRunner, Task
+
+LOADING_HINT_MS = 150
+
+
+class MainWindow(QMainWindow):
+    """cxrviewer's window. ``model_path``: a model file to load at start (default: the saved or shipped one)."""
+
+    modelChanged = Signal()      # a model finished loading (or failed: check .model)
+    batchFinished = Signal(bool)  # True: completed, False: cancelled
+    imageShown = Signal(object)   # Path of the image now on the canvas
+    exportFinished = Signal(object)  # summary dict / written Path
+
+    def __init__(self, settings: Settings | None = None, model_path: Path | None = None, load_default: bool = True,
+                 device: str | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.model = None
+        self.model_path: Path | None = None
+        self.device = pick_device(device)
+        self.inputs: list[Path] = []
+        self._batch_start = 0.0
+        self._current_row = -1
+        self._tasks: list[Task] = []
+        self._model_task: Task | None = None
+
+        self.setWindowTitle("cxrviewer")
+        self.setAcceptDrops(True)
+        self.results_model = ResultsModel(self)
+        self.results_view = ResultsView(self.results_model)
+        self.canvas = ImageCanvas()
+        self.controls = ViewControls()
+        self.details = DetailsPanel()
+        self.batch_status = BatchStatus()
+        self.model_label = QLabel("No model")
+        self.hover_label = QLabel("")
+        self.runner = BatchRunner(self)
+        self.loader = ImageLoader(parent=self)
+        self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
+
+        self._build_layout()
+        self._create_actions()
+        self._create_menus()
+        self._connect()
+        self._restore_settings()
+        self._update_actions()
+        if model_path is not None or load_default:
+            self._load_initial_model(model_path)
+
+    # -- construction ----------------------------------------------------------------
+    def _build_layout(self) -> None:
+        centre = QWidget()
+        col = QVBoxLayout(centre)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(0)
+        col.addWidget(self.controls)
+        col.addWidget(self.canvas, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.results_view)
+        self.splitter.addWidget(centre)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([380, 900, 300])
+        self.splitter.setChildrenCollapsible(False)
+        self.results_view.setMinimumWidth(300)
+        self.details.setMinimumWidth(260)
+        self.setCentralWidget(self.splitter)
+        bar = self.statusBar()
+        bar.addWidget(self.batch_status)
+        bar.addPermanentWidget(self.hover_label)
+        bar.addPermanentWidget(self.model_label)
+        self.resize(1500, 900)
+
+    def _create_actions(self) -> None:
+        def act(text, slot, shortcut=None, tip="", checkable=False):
+            a = QAction(text, self, statusTip=tip, checkable=checkable)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.triggered.connect(slot)
+            self.addAction(a)
+            return a
+
+        self.open_folder_act = act("&Open Folder...", self.open_folder, QKeySequence.StandardKey.Open,
+                                   "Classify every radiograph in a folder (and its subfolders)")
+        self.open_files_act = act("Open &Files...", self.open_files, "Ctrl+Shift+O", "Classify chosen files")
+        self.export_overlay_act = act("&Export Overlay...", self.export_current_overlay, "Ctrl+E",
+                                      "Save the current image with its overlay as PNG, at the image's size")
+        self.export_all_act = act("Export &All Overlays...", self.export_all_overlays, "Ctrl+Shift+E",
+                                  "Save every classified image with its overlay into a folder")
+        self.export_csv_act = act("Export Results &CSV...", self.export_results_csv, "Ctrl+Shift+S",
+                                  "Save the results table as CSV")
+        self.quit_act = act("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit cxrviewer")
+        self.cancel_act = act("&Cancel Batch", self.cancel_batch, "Esc", "Stop classifying")
+        self.load_model_act = act("&Load Model...", self.choose_model, "Ctrl+M", "Load another model file")
+        self.overlay_act = act("Show &Overlay", self.controls.overlay.setChecked, "O",
+                               "Show or hide the class activation map", checkable=True)
+        self.overlay_act.setChecked(True)
+        self.invert_act = act("&Invert", self.controls.invert.setChecked, "I", "Invert the grey scale", True)
+        self.fit_act = act("&Fit Image", self.canvas.fit, "F", "Show the whole image")
+        self.zoom_in_act = act("Zoom &In", lambda: self.canvas.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
+        self.zoom_out_act = act("Zoom &Out", lambda: self.canvas.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
+        self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
+        self.prev_act = act("&Previous Image", lambda: self.step(-1), "P", "Go to the previous row")
+        self.about_act = act("&About cxrviewer", self.show_about, None, "Model card and intended use")
+
+    def _create_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.open_folder_act, self.open_files_act])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_overlay_act, self.export_all_act, self.export_csv_act])
+        file_menu.addSeparator()
+        file_menu.addAction(self.cancel_act)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_act)
+        view_menu = bar.addMenu("&View")
+        view_menu.addActions([self.overlay_act, self.invert_act])
+        view_menu.addSeparator()
+        view_menu.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act])
+        view_menu.addSeparator()
+        view_menu.addActions([self.next_act, self.prev_act])
+        model_menu = bar.addMenu("&Model")
+        model_menu.addAction(self.load_model_act)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.about_act)
+        self._fill_recent_menu()
+
+    def _connect(self) -> None:
+        self.results_view.currentRowChanged.connect(self._show_row)
+        self.results_model.dataChanged.connect(self._on_rows_changed)
+        self.runner.scanned.connect(self._on_scanned)
+        self.runner.results.connect(self.results_model.apply)
+        self.runner.progress.connect(self.batch_status.update)
+        self.runner.problem.connect(self._on_problem)
+        self.runner.finished.connect(self._on_batch_finished)
+        self.batch_status.cancel_button.clicked.connect(self.cancel_batch)
+        self.loader.loaded.connect(self._on_image_loaded)
+        self.loader.failed.connect(self._on_image_failed)
+        self._loading_timer.timeout.connect(self._show_loading_hint)
+        c = self.controls
+        c.overlayToggled.connect(self.canvas.set_overlay_visible)
+        c.overlayToggled.connect(self.overlay_act.setChecked)
+        c.invertToggled.connect(self.canvas.set_inverted)
+        c.invertToggled.connect(self.invert_act.setChecked)
+        c.opacityChanged.connect(self.canvas.set_opacity)
+        c.windowChanged.connect(self.canvas.set_window)
+        c.fitRequested.connect(self.canvas.fit)
+        c.classChanged.connect(lambda _n: self._refresh_overlay())
+        c.scaleChanged.connect(lambda _s: self._refresh_overlay())
+        self.canvas.windowChanged.connect(c.show_window)
+        self.canvas.hovered.connect(self.hover_label.setText)
+
+    # -- settings ---------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = self.settings
+        if s.geometry is not None:
+            self.restoreGeometry(s.geometry)
+        if s.splitter:
+            self.splitter.setSizes(s.splitter)
+        self.controls.set_opacity(s.opacity)
+        self.canvas.set_opacity(s.opacity)
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.geometry = self.saveGeometry()
+        s.splitter = self.splitter.sizes()
+        s.opacity = self.controls.opacity.value() / 100.0
+        s.sync()
+
+    # -- opening ------------------------------------------------------------------------
+    def open_folder(self) -> None:
+        folder = dialogs.ask_folder(self, self.settings.last_folder)
+        if folder:
+            self.open_inputs([folder])
+
+    def open_files(self) -> None:
+        files = dialogs.ask_files(self, self.settings.last_folder)
+        if files:
+            self.open_inputs(files)
+
+    def open_inputs(self, inputs: list[str | Path]) -> None:
+        """Scan ``inputs`` (files and folders) and classify what is found, in the background."""
+        inputs = [Path(p) for p in inputs]
+        missing = [p for p in inputs if not p.exists()]
+        if missing:
+            self.statusBar().showMessage(f"Not found: {missing[0]}", 8000)
+            inputs = [p for p in inputs if p.exists()]
+            if not inputs:
+                return
+        self.inputs = inputs
+        first = inputs[0]
+        self.settings.last_folder = first if first.is_dir() else first.parent
+        self.settings.add_recent(inputs)
+        self._fill_recent_menu()
+        self.loader.clear()
+        self.results_model.set_paths([])
+        self.canvas.show_message("Scanning...")
+        self.details.clear("Scanning...")
+        name = first.name if len(inputs) == 1 else f"{len(inputs)} items"
+        self.setWindowTitle(f"{name} - cxrviewer")
+        self.batch_status.set_idle(f"Scanning {name}...")
+        self._batch_start = time.monotonic()
+        self.runner.start(inputs, model=self.model, device=self.device)
+        self._update_actions()
+
+    def _on_scanned(self, paths: list) -> None:
+        self.results_model.set_paths(paths, QUEUED if self.model is not None else NO_MODEL)
+        if not paths:
+            self.canvas.show_message("No radiographs found (JPEG, PNG, BMP, TIFF or DICOM).")
+            self.details.clear("No radiographs found.")
+            self.batch_status.set_idle("No radiographs found")
+        elif self.model is not None:
+            self.batch_status.start(len(paths))
+        else:
+            self.batch_status.set_idle(f"{len(paths)} files - no model loaded (Model > Load Model...)")
+        self.results_view.select_first()
+        self._update_actions()
+
+    def _on_problem(self, message: str) -> None:
+        self.statusBar().showMessage(f"Problem: {message} (the batch goes on)", 15000)
+
+    def _on_batch_finished(self, completed: bool) -> None:
+        m = self.results_model
+        if not completed:
+            m.mark_unfinished(CANCELLED)
+        total, done, errors = m.rowCount(), m.count(DONE), m.count(ERROR)
+        if self.model is not None and total:
+            seconds = time.monotonic() - self._batch_start
+            verb = "Done" if completed else "Cancelled"
+            self.batch_status.set_idle(f"{verb}: {done + errors} of {total} files in {seconds:.1f} s"
+                                       + (f", {errors} failed" if errors else ""))
+        self._update_actions()
+        self.batchFinished.emit(completed)
+
+    def cancel_batch(self) -> None:
+        self.runner.cancel()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for entry in self.settings.recent:
+            label = entry[0] if len(entry) == 1 else f"{entry[0]} (+{len(entry) - 1})"
+            a = self.recent_menu.addAction(label)
+            a.triggered.connect(lambda _=False, e=entry: self.open_inputs(e))
+        if self.settings.recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Menu", self._clear_recent)
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self._fill_recent_menu()
+
+    # -- the current image --------------------------------------------------------------
+    def step(self, delta: int) -> None:
+        """Move the table's current row by ``delta`` in view order."""
+        table, proxy = self.results_view.table, self.results_view.proxy
+        if not proxy.rowCount():
+            return
+        idx = table.currentIndex()
+        row = min(max((idx.row() if idx.isValid() else -1) + delta, 0), proxy.rowCount() - 1)
+        self.results_view.select_source_row(proxy.mapToSource(proxy.index(row, 0)).row())
+
+    def current_path(self) -> Path | None:
+        return self.results_model.row(self._current_row).path if self._current_row >= 0 else None
+
+    def current_result(self):
+        return self.results_model.row(self._current_row).result if self._current_row >= 0 else None
+
+    def _show_row(self, row: int) -> None:
+        self._current_row = row
+        self._update_actions()
+        if row < 0:
+            self.canvas.show_message("Open a folder (Ctrl+O) or drop radiographs here")
+            self.details.clear()
+            return
+        r = self.results_model.row(row)
+        if r.result is not None and r.result.error:
+            self._loading_timer.stop()
+            self.canvas.show_message(f"{r.path.name}\n\n{r.result.error}")
+            self.details.show_file(r.path, r.status, r.result)
+            self.imageShown.emit(r.path)
+            return
+        rad = self.loader.request(r.path)
+        self.loader.prefetch([self.results_model.row(i).path for i in self.results_view.neighbour_rows(2)])
+        if rad is not None:
+            self._display(r.path, rad)
+        else:
+            self._loading_timer.start()
+            self.details.show_file(r.path, r.status, r.result)
+
+    def _display(self, path: Path, rad) -> None:
+        self._loading_timer.stop()
+        r = self.results_model.row(self._current_row)
+        self.canvas.set_image(rad.pixels)
+        self._refresh_overlay(draw_details=False)
+        self.details.show_file(path, r.status, r.result, rad.meta)
+        self.imageShown.emit(path)
+
+    def _on_image_loaded(self, path: Path, rad) -> None:
+        if path == self.current_path():
+            self._display(path, rad)
+
+    def _on_image_failed(self, path: Path, reason: str) -> None:
+        if path == self.current_path():
+            self._loading_timer.stop()
+            self.canvas.show_message(f"{path.name}\n\n{reason}")
+            self.imageShown.emit(path)
+
+    def _show_loading_hint(self) -> None:
+        path = self.current_path()
+        if path is not None:
+            self.canvas.show_message(f"Loading {path.name}...")
+
+    def _on_rows_changed(self, top, bottom, _roles=()) -> None:
+        if top.row() <= self._current_row <= bottom.row():
+            r = self.results_model.row(self._current_row)
+            if r.result is not None and r.result.error:
+                self._show_row(self._current_row)
+            elif self.canvas.has_image:
+                self._refresh_overlay()
+        if self._current_row < 0 and self.results_model.rowCount():
+            self.results_view.select_first()
+        self._update_actions()
+
+    def _overlay_options(self) -> RenderOptions:
+        names = self.model.class_names if self.model is not None else []
+        return RenderOptions(class_names=names, class_name=self.controls.class_name() or None,
+                             scale=self.controls.scale(), fixed=cam_range(self.model.meta) if self.model else None,
+                             opacity=self.canvas.opacity, overlay=self.canvas.overlay_visible,
+                             window=self.canvas.grey_window, inverted=self.canvas.inverted)
+
+    def _refresh_overlay(self, draw_details: bool = True) -> None:
+        result = self.current_result()
+        o = self._overlay_options()
+        overlay = choose_overlay(result, o.class_names, o.class_name, o.scale, o.fixed)
+        self.canvas.set_overlay(overlay)
+        if result is not None and result.ok and result.label:
+            p = result.probs.get(result.label, 0.0)
+            positive = self.model is not None and self.model.positive_index is not None and \
+                result.label == self.model.class_names[self.model.positive_index]
+            self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", "#ffb066" if positive else "#8fe38f")
+        else:
+            self.canvas.set_caption("")
+        if draw_details and self._current_row >= 0:
+            r = self.results_model.row(self._current_row)
+            rad = self.loader.cached(r.path)
+            self.details.show_file(r.path, r.status, r.result, rad.meta if rad is not None else None)
+
+    # -- model ---------------------------------------------------------------------------
+    def _load_initial_model(self, path: Path | None) -> None:
+        if path is None:
+            saved = self.settings.model_path
+            path = saved if saved is not None and saved.is_file() else default_model_path()
+        if path is None:
+            self._set_model(None, None)
+            self.statusBar().showMessage("No model installed: choose a model file with Model > Load Model... (Ctrl+M)")
+            self.canvas.show_message("No model is installed yet.\nModel > Load Model... (Ctrl+M) to choose one;\n"
+                                     "images can still be viewed.")
+            self.modelChanged.emit()
+            return
+        self.load_model_file(path, quiet=True)
+
+    def choose_model(self) -> None:
+        start = self.model_path.parent if self.model_path else self.settings.last_folder
+        path = dialogs.ask_model_file(self, start)
+        if path:
+            self.load_model_file(path)
+
+    def load_model_file(self, path: Path, quiet: bool = False) -> None:
+        """Load ``path`` in the background; on failure say why and keep the current model."""
+        path = Path(path)
+        self.model_label.setText(f"Loading {path.name}...")
+        task = Task(lambda cancel, progress: load_model(path), name="load-model", parent=self)
+        task.done.connect(lambda model: self._on_model_loaded(path, model))
+        task.failed.connect(lambda msg: self._on_model_failed(path, msg, quiet))
+        self._start_task(task)
+        self._model_task = task
+
+    def _on_model_loaded(self, path: Path, model) -> None:
+        self._set_model(model, path)
+        self.settings.model_path = path
+        self.statusBar().showMessage(f"Model loaded: {path.name}", 5000)
+        if self.inputs:
+            paths = self.results_model.paths
+            self.results_model.reset_status(QUEUED)
+            self.batch_status.start(len(paths))
+            self._batch_start = time.monotonic()
+            if paths:
+                self.runner.start(paths=paths, model=self.model, device=self.device)
+            else:
+                self.runner.start(self.inputs, model=self.model, device=self.device)
+        self.modelChanged.emit()
+
+    def _on_model_failed(self, path: Path, message: str, quiet: bool) -> None:
+        self._set_model(self.model, self.model_path)
+        text = f"Could not load the model {path.name}:\n{message}"
+        if self.model is not None:
+            text += f"\n\nStill using {self.model_path.name}."
+        if quiet:
+            self.statusBar().showMessage(text.replace("\n", " "))
+        else:
+            dialogs.show_error(self, "Load Model", text)
+        self.modelChanged.emit()
+
+    def _set_model(self, model, path: Path | None) -> None:
+        self.model, self.model_path = model, path
+        names = model.class_names if model is not None else []
+        positive = names[model.positive_index] if model is not None and model.positive_index is not None else None
+        self.results_model.set_classes(names, positive if model is not None and model.threshold is not None else None)
+        self.results_view.set_classes(names)
+        self.controls.set_classes(names)
+        self.controls.set_fixed_available(model is not None and cam_range(model.meta) is not None)
+        if model is None:
+            self.model_label.setText("No model")
+            self.details.set_model(ModelInfo())
+        else:
+            name = str(model.meta.get("name") or path.stem)
+            self.model_label.setText(f"Model: {name}  ·  {self.device.type.upper()}")
+            self.details.set_model(ModelInfo(name=name, device=str(self.device), class_names=names,
+                                             positive=positive, threshold=model.threshold))
+        self._update_actions()
+
+    # -- exports -------------------------------------------------------------------------
+    def _start_task(self, task: Task) -> None:
+        self._tasks.append(task)
+        task.finished.connect(lambda t=task: self._tasks.remove(t) if t in self._tasks else None)
+        task.start()
+
+    def _export_folder_start(self) -> Path:
+        return self.settings.last_export_folder or Path.home()
+
+    def export_current_overlay(self) -> None:
+        result = self.current_result()
+        if result is None or not result.ok:
+            return
+        options = self._overlay_options()
+        suggested = self._export_folder_start() / overlay_name(result, options)
+        path = dialogs.ask_save_file(self, "Export Overlay", suggested, "PNG image (*.png)")
+        if not path:
+            return
+        path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
+        self.settings.last_export_folder = path.parent
+        rad = self.loader.cached(result.path)
+        pixels = rad.pixels if rad is not None and tuple(rad.meta.get("decoded_size", ())) == tuple(
+            rad.meta.get("original_size", ())) else None
+        task = Task(lambda cancel, progress: export_overlay(result, options, path, pixels), "export", self)
+        task.done.connect(self._on_exported)
+        task.failed.connect(lambda msg: dialogs.show_error(self, "Export Overlay", f"Could not export:\n{msg}"))
+        self._start_task(task)
+
+    def export_all_overlays(self) -> None:
+        results = [r for r in self.results_model.results() if r.ok]
+        if not results:
+            return
+        folder = dialogs.ask_folder(self, self._export_folder_start(), "Export All Overlays Into")
+        if not folder:
+            return
+        sources = [p if p.is_dir() else p.parent for p in self.inputs]
+        if inside(folder, sources) and not dialogs.confirm(
+                self, "Export All Overlays",
+                f"{folder} is inside the folder you opened.\nWrite {len(results)} PNG files there anyway?"):
+            return
+        self.settings.last_export_folder = folder
+        options = self._overlay_options()
+        task = Task(lambda cancel, progress: export_overlays(results, options, folder, cancel, progress),
+                    "export-all", self)
+        task.progress.connect(lambda d, t: self.statusBar().showMessage(f"Exporting overlays: {d} of {t}"))
+        task.done.connect(self._on_exported)
+        task.failed.connect(lambda msg: dialogs.show_error(self, "Export All Overlays", f"Could not export:\n{msg}"))
+        self._start_task(task)
+
+    def export_results_csv(self) -> None:
+        results = self.results_model.results()
+        if not results or self.model is None:
+            return
+        suggested = self._export_folder_start() / "cxrviewer_results.csv"
+        path = dialogs.ask_save_file(self, "Export Results CSV", suggested, "CSV file (*.csv)")
+        if not path:
+            return
+        path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
+        self.settings.last_export_folder = path.parent
+        names = self.model.class_names
+        task = Task(lambda cancel, progress: export_csv(results, names, path), "export-csv", self)
+        task.done.connect(self._on_exported)
+        task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
+        self._start_task(task)
+
+    def _on_exported(self, outcome) -> None:
+        if isinstance(outcome, dict):
+            n, failed = len(outcome["written"]), outcome["failed"]
+            text = f"Exported {n} overlays to {outcome['folder']}"
+            if outcome["cancelled"]:
+                text += " (cancelled)"
+            if failed:
+                text += f"; {len(failed)} failed ({failed[0]})"
+        else:
+            text = f"Saved {outcome}"
+        self.statusBar().showMessage(text, 10000)
+        self.exportFinished.emit(outcome)
+
+    # -- help ----------------------------------------------------------------------------
+    def show_about(self) -> None:
+        dialogs.show_about(self, "About cxrviewer", about_html(self.model, self.model_path, self.device, __version__))
+
+    # -- state, drag and drop, closing -----------------------------------------------------
+    def _update_actions(self) -> None:
+        result = self.current_result()
+        has_results = any(r.ok for r in self.results_model.results()) if self.results_model.rowCount() else False
+        self.export_overlay_act.setEnabled(result is not None and result.ok)
+        self.export_all_act.setEnabled(has_results)
+        self.export_csv_act.setEnabled(self.model is not None and bool(self.results_model.results()))
+        self.cancel_act.setEnabled(self.runner.running)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_inputs(paths)
+
+    def closeEvent(self, event) -> None:
+        self._save_settings()
+        self.runner.shutdown()
+        self.loader.shutdown()
+        for task in list(self._tasks):
+            task.stop()
+        if self._model_task is not None:
+            self._model_task.stop()
+        super().closeEvent(event)
+

@@ -1,0 +1,112 @@
+"""The results panel: filter strip and the sortable table of files."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QTableView,
+                               QVBoxLayout, QWidget)
+
+from .results_model import NAME, ResultsFilter, ResultsModel
+
+
+class ResultsTable(QTableView):
+    """A row-selecting table where Home/End go to the first/last row."""
+
+    def moveCursor(self, action, modifiers):
+        model = self.model()
+        if model is not None and model.rowCount() and action in (
+                QAbstractItemView.CursorAction.MoveHome, QAbstractItemView.CursorAction.MoveEnd):
+            row = 0 if action == QAbstractItemView.CursorAction.MoveHome else model.rowCount() - 1
+            return model.index(row, max(0, self.currentIndex().column()))
+        return super().moveCursor(action, modifiers)
+
+
+class ResultsView(QWidget):
+    """Shows a :class:`ResultsModel` through a :class:`ResultsFilter`; reports the current source row."""
+
+    currentRowChanged = Signal(int)  # source row, -1 when none
+
+    def __init__(self, model: ResultsModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = model
+        self.proxy = ResultsFilter(self)
+        self.proxy.setSourceModel(model)
+        self.filter_box = QComboBox()
+        self.filter_box.setToolTip("Show all files, one predicted class, or failed files only")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter by name")
+        self.search.setClearButtonEnabled(True)
+        self.table = ResultsTable()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setShowGrid(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setHighlightSections(False)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.filter_box)
+        top.addWidget(self.search, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 0, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        self.set_classes([])
+        self.filter_box.currentIndexChanged.connect(lambda _i: self.proxy.set_mode(self.filter_box.currentData()))
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.proxy.modelReset.connect(lambda: self.currentRowChanged.emit(-1))
+
+    def set_classes(self, names: list[str]) -> None:
+        current = self.filter_box.currentData()
+        self.filter_box.blockSignals(True)
+        self.filter_box.clear()
+        self.filter_box.addItem("All files", ResultsFilter.ALL)
+        for n in names:
+            self.filter_box.addItem(f"{n} only", n)
+        self.filter_box.addItem("Errors only", ResultsFilter.ERRORS)
+        i = self.filter_box.findData(current)
+        self.filter_box.setCurrentIndex(max(i, 0))
+        self.filter_box.blockSignals(False)
+        self.proxy.set_mode(self.filter_box.currentData())
+
+    def current_source_row(self) -> int:
+        idx = self.table.currentIndex()
+        return self.proxy.mapToSource(idx).row() if idx.isValid() else -1
+
+    def select_source_row(self, row: int) -> None:
+        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        if idx.isValid():
+            self.table.selectionModel().setCurrentIndex(
+                idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            self.table.scrollTo(idx)
+
+    def select_first(self) -> None:
+        if self.proxy.rowCount():
+            self.select_source_row(self.proxy.mapToSource(self.proxy.index(0, 0)).row())
+
+    def neighbour_rows(self, n: int = 1) -> list[int]:
+        """Source rows just after and before the current one in view order (for prefetching)."""
+        idx = self.table.currentIndex()
+        if not idx.isValid():
+            return []
+        rows = []
+        for d in [*range(1, n + 1), *range(-1, -n - 1, -1)]:
+            r = idx.row() + d
+            if 0 <= r < self.proxy.rowCount():
+                rows.append(self.proxy.mapToSource(self.proxy.index(r, 0)).row())
+        return rows
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.currentRowChanged.emit(self.proxy.mapToSource(current).row() if current.isValid() else -1)
+

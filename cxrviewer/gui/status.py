@@ -1,0 +1,80 @@
+"""Status-bar widgets: batch progress with rate and time left, Cancel, and the active model."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+
+def format_eta(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressRate:
+    """Images per second and time left from (done, total) updates, smoothed over recent updates."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._start = self._clock()
+        self._samples: list[tuple[float, int]] = []
+
+    def update(self, done: int, total: int) -> tuple[float | None, float | None]:
+        now = self._clock()
+        self._samples.append((now, done))
+        self._samples = [s for s in self._samples if now - s[0] <= 10.0] or [(now, done)]
+        t0, d0 = self._samples[0]
+        if now - t0 < 0.5:
+            t0, d0 = self._start, 0
+        if now - t0 <= 0 or done <= d0:
+            return None, None
+        rate = (done - d0) / (now - t0)
+        return rate, (total - done) / rate
+
+
+class BatchStatus(QWidget):
+    """'n of total · rate · time left' with a progress bar and a Cancel button (hidden when idle)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel("")
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(160)
+        self.bar.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the batch (Esc)")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.label, self.bar, self.cancel_button):
+            layout.addWidget(w)
+        self.rate = ProgressRate()
+        self.set_idle("")
+
+    def start(self, total: int, what: str = "Classifying") -> None:
+        self.rate.reset()
+        self._what = what
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(0)
+        self.label.setText(f"{what}: 0 of {total}")
+        for w in (self.bar, self.cancel_button):
+            w.setVisible(True)
+
+    def update(self, done: int, total: int) -> None:
+        rate, left = self.rate.update(done, total)
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(done)
+        text = f"{getattr(self, '_what', 'Classifying')}: {done} of {total}"
+        if rate:
+            text += f"  ·  {rate:.1f} img/s  ·  {format_eta(left)} left"
+        self.label.setText(text)
+
+    def set_idle(self, text: str) -> None:
+        self.label.setText(text)
+        for w in (self.bar, self.cancel_button):
+            w.setVisible(False)
