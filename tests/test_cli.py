@@ -1,0 +1,143 @@
+"""The ``cxrviewer`` command end to end with a tiny model: CSV, overlays, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxrviewer import __version__
+from cxrviewer.cli import main
+
+SIZES = {"a.jpg": (70, 90), "b.JPEG": (120, 64), "sub/c.jpg": (64, 100)}
+
+
+@pytest.fixture
+def scans(tmp_path):
+    root = tmp_path / "scans"
+    rng = np.random.default_rng(0)
+    for name, (w, h) in SIZES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w), dtype=np.uint8)).save(root / name)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(200)))
+    (root / "readme.txt").write_text("not an image")
+    return root
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and lines[0].startswith("cxrviewer")
+    return lines[0]
+
+
+def test_predict_writes_csv_and_overlays_without_touching_inputs(scans, tiny_model_file, tmp_path, capsys):
+    before = _snapshot(scans)
+    out, ov = tmp_path / "results.csv", tmp_path / "overlays"
+    code = main(["predict", str(scans), "--csv", str(out), "--overlays", str(ov), "--model", str(tiny_model_file),
+                 "--batch-size", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert _snapshot(scans) == before
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert list(rows[0])[:5] == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "error"]
+    assert {"threshold", "width", "height", "format", "model", "overlay"} <= set(rows[0])
+    assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.JPEG", "broken.jpg", "c.jpg"]
+    broken = rows[2]
+    assert broken["error"] and broken["label"] == "" and broken["overlay"] == ""
+    for r in rows[:2] + rows[3:]:
+        assert r["error"] == "" and r["label"] in ("NORMAL", "PNEUMONIA")
+        assert float(r["p_NORMAL"]) + float(r["p_PNEUMONIA"]) == pytest.approx(1, abs=1e-5)
+        rel = str(Path(r["path"]).relative_to(scans))
+        assert (int(r["width"]), int(r["height"])) == SIZES[rel]
+        with Image.open(r["overlay"]) as im:
+            assert im.size == SIZES[rel] and im.format == "PNG"
+    assert sorted(p.name for p in ov.iterdir()) == ["a_cam.png", "b_cam.png", "c_cam.png"]
+    assert "4 file(s): 3 classified, 1 failed" in capsys.readouterr().err
+
+    # again into the same folder: new names, nothing overwritten; an existing CSV is refused
+    first = (ov / "a_cam.png").read_bytes()
+    assert main(["predict", str(scans / "a.jpg"), "--csv", str(out), "--model", str(tiny_model_file)]) == 1
+    assert "already exists" in _one_error_line(capsys)
+    assert main(["predict", str(scans / "a.jpg"), "--csv", str(out), "--overwrite", "--overlays", str(ov),
+                 "--model", str(tiny_model_file), "--class", "NORMAL", "--scale", "fixed"]) == 0
+    assert (ov / "a_cam (1).png").exists() and (ov / "a_cam.png").read_bytes() == first
+    assert len(list(csv.DictReader(out.open()))) == 1
+
+
+def test_overlays_never_go_inside_an_input_folder(scans, tiny_model_file, tmp_path, capsys):
+    before = _snapshot(scans)
+    code = main(["predict", str(scans), "--csv", str(tmp_path / "r.csv"), "--overlays", str(scans / "ov"),
+                 "--model", str(tiny_model_file)])
+    assert code == 1 and "inside the input folder" in _one_error_line(capsys)
+    assert _snapshot(scans) == before and not (scans / "ov").exists() and not (tmp_path / "r.csv").exists()
+    # ... unless the folder chosen is the input folder itself
+    assert main(["predict", str(scans / "sub"), "--csv", str(tmp_path / "r.csv"), "--overlays", str(scans / "sub"),
+                 "--model", str(tiny_model_file)]) == 0
+    assert (scans / "sub" / "c_cam.png").exists() and (scans / "sub" / "c.jpg").read_bytes() == before["sub/c.jpg"]
+
+
+def test_bad_model_files_missing_inputs_and_bad_options_give_one_line(scans, tiny_model_file, tmp_path, capsys):
+    out = str(tmp_path / "r.csv")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(np.random.default_rng(1).bytes(2000))
+    pickled = tmp_path / "pickled.safetensors"
+    torch.save({"w": torch.zeros(3)}, pickled)
+    cases = [
+        (["--model", str(junk)], "junk.safetensors"),
+        (["--model", str(pickled)], "pickle"),
+        (["--model", str(tmp_path / "absent.safetensors")], "not found"),
+        (["--model", str(tiny_model_file), "--class", "COVID"], "COVID"),
+        (["--model", str(tiny_model_file), "--device", "banana"], "unknown device"),
+    ]
+    for extra, needle in cases:
+        assert main(["predict", str(scans), "--csv", out, *extra]) == 1
+        assert needle in _one_error_line(capsys)
+    assert main(["predict", str(tmp_path / "nowhere"), "--csv", out, "--model", str(tiny_model_file)]) == 1
+    assert "no such file or folder" in _one_error_line(capsys)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(empty), "--csv", out, "--model", str(tiny_model_file)]) == 1
+    assert "no images found" in _one_error_line(capsys)
+    assert main(["predict", str(scans), "--csv", str(tmp_path / "no" / "r.csv"), "--model", str(tiny_model_file)]) == 1
+    assert "does not exist" in _one_error_line(capsys)
+    assert main(["predict", str(scans), "--csv", out, "--batch-size", "0"]) == 2
+    assert "--batch-size" in _one_error_line(capsys)
+    assert main(["predict", str(scans)]) == 2
+    assert "--csv" in _one_error_line(capsys)
+    assert not Path(out).exists() and list(tmp_path.glob(".*.part")) == []
+
+
+def test_version_and_gui_dispatch(monkeypatch, scans, capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cxrviewer {__version__}"
+    calls = []
+    fake = types.ModuleType("cxrviewer.gui.app")
+    fake.main = lambda paths=None: calls.append(paths) or 0
+    monkeypatch.setitem(sys.modules, "cxrviewer.gui.app", fake)
+    assert main([]) == 0 and main([str(scans), str(scans / "a.jpg")]) == 0
+    assert calls == [None, [str(scans), str(scans / "a.jpg")]]
+    assert main([str(scans / "missing.jpg")]) == 1
+    assert "no such file or folder" in _one_error_line(capsys)
+    monkeypatch.setitem(sys.modules, "cxrviewer.gui.app", None)  # viewer cannot be imported
+    assert main([]) == 1 and "cannot start the viewer" in _one_error_line(capsys)
+
+
+def test_python_dash_m_runs_quietly_off_a_terminal(scans, tiny_model_file, tmp_path):
+    out = tmp_path / "r.csv"
+    proc = subprocess.run([sys.executable, "-m", "cxrviewer", "predict", str(scans / "a.jpg"), "--csv", str(out),
+                           "--model", str(tiny_model_file)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr.strip().splitlines() == [f"cxrviewer: 1 file(s): 1 classified, 0 failed -> {out}"]
+    assert out.exists()
