@@ -30,12 +30,11 @@ import numpy as np
 import torch
 
 from .errors import CxrError, RadiographError
-from .imaging import load_radiograph, to_model_input
+from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_model_input
 from .model import CamClassifier
 from .results import FileResult
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".dic"})
-"""File name suffixes (lower case) taken as images when scanning folders."""
+__all__ = ["IMAGE_SUFFIXES", "DeviceError", "InputError", "Predictor", "pick_device", "scan_inputs"]
 
 
 class DeviceError(CxrError):
@@ -80,10 +79,6 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
@@ -92,8 +87,9 @@ def scan_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders into the list of image files to classify.
 
     - A file named directly is kept whatever its name (an unreadable one becomes
-      an error row later); folders are walked recursively and only files whose
-      suffix is in :data:`IMAGE_SUFFIXES` (any case) are taken.
+      an error row later); folders are walked recursively and only radiographs
+      are taken (:func:`~cxrviewer.core.imaging.is_radiograph_file`: a suffix in
+      ``IMAGE_SUFFIXES``, any case, or a suffix-less DICOM).
     - Hidden files and folders (name starting with ".") inside folders are skipped.
     - Symbolic links are followed, each real folder is walked once (no loop hangs).
     - Duplicates (the same file reached twice, e.g. through a link) are dropped;
@@ -149,7 +145,7 @@ def scan_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             dirs[:] = kept
             for f in sorted(files, key=_sort_key):
                 p = Path(root) / f
-                if not _is_hidden(f) and _is_image_name(p):
+                if not _is_hidden(f) and is_radiograph_file(p):
                     add(p)
     return found
 

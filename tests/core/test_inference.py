@@ -64,6 +64,15 @@ def test_scan_drops_duplicates_and_keeps_named_files(folder, tmp_path):
     assert len(found) == len(images) + 1 and len(set(found)) == len(found)
 
 
+def test_scan_takes_suffixless_dicoms_and_any_case(tmp_path):
+    dicom = tmp_path / "IM0001"
+    dicom.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    (tmp_path / "README").write_text("no suffix, not DICOM")
+    png = tmp_path / "x.PnG"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(png, format="PNG")
+    assert scan_inputs([tmp_path]) == [dicom, png]
+
+
 def test_scan_missing_input_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         scan_inputs([tmp_path / "nope"])
