@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
     except CxrError as e:
         return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:

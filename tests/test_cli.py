@@ -119,6 +119,23 @@ def test_bad_model_files_missing_inputs_and_bad_options_give_one_line(scans, tin
     assert not Path(out).exists() and list(tmp_path.glob(".*.part")) == []
 
 
+def test_interrupt_mid_batch_leaves_no_csv(scans, tiny_model_file, tmp_path, monkeypatch, capsys):
+    from cxrviewer.core import inference
+
+    real = inference.Predictor.predict
+
+    def interrupted(self, paths, cancel=None, progress=None):
+        for i, r in enumerate(real(self, paths, cancel, progress)):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield r
+
+    monkeypatch.setattr(inference.Predictor, "predict", interrupted)
+    code = main(["predict", str(scans), "--csv", str(tmp_path / "r.csv"), "--model", str(tiny_model_file)])
+    assert code == 130 and "interrupted" in _one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["scans", tiny_model_file.name])
+
+
 def test_version_and_gui_dispatch(monkeypatch, scans, capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"cxrviewer {__version__}"
