@@ -85,6 +85,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.set_visible(False)
         self._message.set_text(text)
         self._message.set_visible(True)
+        self.ax.set_aspect("auto")
         self.ax.set_xlim(0, 1)
         self.ax.set_ylim(1, 0)
         self.draw_idle()
@@ -179,7 +180,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         h, w = self._pixels.shape
         self.ax.set_xlim(-0.5, w - 0.5)
         self.ax.set_ylim(h - 0.5, -0.5)
-        self.ax.set_aspect("equal", adjustable="datalim")
+        self.ax.set_aspect("equal", adjustable="box")
         self.draw_idle()
 
     def zoom(self, factor: float, center: tuple[float, float] | None = None) -> None:

@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
             a = QAction(text, self, statusTip=tip, checkable=checkable)
             if shortcut is not None:
                 a.setShortcut(QKeySequence(shortcut))
-            a.triggered.connect(slot)
+            (a.toggled if checkable else a.triggered).connect(slot)
             self.addAction(a)
             return a
 

@@ -1,0 +1,108 @@
+"""GUI test guards (napari-style): settings in a temporary place, no QThread left running."""
+
+from __future__ import annotations
+
+import traceback
+from weakref import WeakKeyDictionary
+
+import pytest
+from PySide6.QtCore import QSettings, QThread, QThreadPool
+
+from cxrviewer import save_model
+from cxrviewer.gui import main_window as main_window_module
+from cxrviewer.gui.main_window import MainWindow
+from cxrviewer.gui.settings import Settings
+from tests.conftest import make_tiny_model
+from tests.gui.helpers import write_image
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(tmp_path_factory):
+    """Point every QSettings (INI, user and system scope) at a temporary folder."""
+    folder = tmp_path_factory.mktemp("settings")
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder))
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_threads(monkeypatch, qtbot):
+    """Fail a test that leaves a QThread running or a thread pool busy."""
+    threads: WeakKeyDictionary = WeakKeyDictionary()
+    pools: WeakKeyDictionary = WeakKeyDictionary()
+    start_thread, start_pool = QThread.start, QThreadPool.start
+
+    def record_thread(self, *args):
+        threads[self] = "".join(traceback.format_stack(limit=4)[:-1])
+        start_thread(self, *args)
+
+    def record_pool(self, *args):
+        pools[self] = "".join(traceback.format_stack(limit=4)[:-1])
+        start_pool(self, *args)
+
+    monkeypatch.setattr(QThread, "start", record_thread)
+    monkeypatch.setattr(QThreadPool, "start", record_pool)
+    yield
+    running = []
+    for thread, where in list(threads.items()):
+        try:
+            if thread.isRunning():
+                running.append(where)
+                thread.quit()
+                thread.wait(5000)
+        except RuntimeError:  # already deleted on the C++ side: it has stopped
+            pass
+    for pool, where in list(pools.items()):
+        try:
+            if pool.activeThreadCount():
+                running.append(where)
+                pool.waitForDone(5000)
+        except RuntimeError:
+            pass
+    if running:
+        pytest.fail("test left threads running, started at:\n" + "\n".join(running))
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Eight small images (PNG and JPEG, 80 x 96) in a folder."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(8):
+        write_image(folder / f"cxr_{i:02d}.{'png' if i % 2 else 'jpg'}", seed=i)
+    return folder
+
+
+@pytest.fixture
+def no_default_model(monkeypatch):
+    monkeypatch.setattr(main_window_module, "default_model_path", lambda: None)
+
+
+@pytest.fixture
+def make_window(qtbot, no_default_model):
+    """Build MainWindows that are closed (threads stopped) at the end of the test."""
+    made = []
+
+    def make(model_path=None, wait_model=True, **kwargs):
+        w = MainWindow(Settings(), model_path=model_path, **kwargs)
+        qtbot.addWidget(w)
+        made.append(w)
+        if model_path is not None and wait_model:
+            qtbot.waitUntil(lambda: w.model is not None, timeout=10000)
+        w.show()
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+@pytest.fixture
+def window(make_window, tiny_model_file):
+    """A shown MainWindow with the tiny model loaded."""
+    return make_window(tiny_model_file)
+
+
+@pytest.fixture
+def fixed_scale_model_file(tmp_path):
+    return save_model(make_tiny_model(threshold=0.5, cam_range=[-4.0, 4.0]), tmp_path / "fixed.safetensors")

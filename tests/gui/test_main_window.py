@@ -1,0 +1,284 @@
+"""The viewer end to end: open, stream results, review, filter, cancel, close, models."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from cxrviewer.core.inference import Predictor
+from cxrviewer.gui import dialogs, worker
+from cxrviewer.gui.results_model import CANCELLED, CLASS, DONE, ERROR, NAME, NO_MODEL, PROB, QUEUED, STATUS, ResultsFilter
+from cxrviewer.gui.settings import Settings
+
+from tests.gui.helpers import open_and_wait, write_image
+
+
+def column(window, col):
+    proxy = window.results_view.proxy
+    return [proxy.index(r, col).data() for r in range(proxy.rowCount())]
+
+
+class SlowPredictor(Predictor):
+    """The real engine, one file at a time with a pause: long enough to cancel mid-batch."""
+
+    def predict(self, paths, cancel=None, progress=None):
+        self.batch_size = 1
+        for r in super().predict(paths, cancel=cancel, progress=progress):
+            yield r
+            if cancel is not None and cancel.wait(0.05):
+                return
+
+
+def test_open_folder_streams_every_result(qtbot, window, image_folder):
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+    m = window.results_model
+    assert m.rowCount() == 8
+    assert column(window, STATUS) == [DONE] * 8
+    assert column(window, NAME) == sorted(p.name for p in image_folder.iterdir())
+    assert set(column(window, CLASS)) <= {"NORMAL", "PNEUMONIA"}
+    for row in range(8):
+        r = m.row(row).result
+        assert r.index == row and r.path.name == column(window, NAME)[row]
+        assert column(window, PROB)[row] == f"{100 * r.probs['PNEUMONIA']:.1f}%"
+    assert m.headerData(PROB, Qt.Orientation.Horizontal) == "P(PNEUMONIA)"
+    assert "Done: 8 of 8" in window.batch_status.label.text()
+    assert window.settings.last_folder == image_folder
+
+
+def test_sorting_by_probability_and_name(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, [image_folder])
+    window.results_view.table.sortByColumn(PROB, Qt.SortOrder.DescendingOrder)
+    probs = [float(s.rstrip("%")) for s in column(window, PROB)]
+    assert probs == sorted(probs, reverse=True) and len(set(probs)) > 1
+    window.results_view.table.sortByColumn(NAME, Qt.SortOrder.DescendingOrder)
+    assert column(window, NAME) == sorted(column(window, NAME), reverse=True)
+
+
+def test_filter_by_class_errors_and_name(qtbot, window, image_folder):
+    (image_folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    open_and_wait(qtbot, window, [image_folder])
+    view = window.results_view
+    labels = column(window, CLASS)
+    for name in ("NORMAL", "PNEUMONIA"):
+        view.filter_box.setCurrentIndex(view.filter_box.findData(name))
+        assert column(window, CLASS) == [name] * labels.count(name)
+    view.filter_box.setCurrentIndex(view.filter_box.findData(ResultsFilter.ERRORS))
+    assert column(window, NAME) == ["broken.png"]
+    view.filter_box.setCurrentIndex(0)
+    view.search.setText("CXR_03")
+    assert column(window, NAME) == ["cxr_03.png"]
+
+
+def test_corrupt_file_shows_an_error_row(qtbot, window, image_folder):
+    (image_folder / "broken.jpg").write_bytes(b"not an image at all")
+    open_and_wait(qtbot, window, [image_folder])
+    m = window.results_model
+    row = m.row_of(image_folder / "broken.jpg")
+    assert m.row(row).status == ERROR and m.row(row).result.error
+    assert m.count(DONE) == 8
+    window.results_view.select_source_row(row + 1)
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        window.results_view.select_source_row(row)
+    assert "Error" in window.details.text() and m.row(row).result.error in window.details.text()
+    assert not window.canvas.has_image
+    assert not window.export_overlay_act.isEnabled()
+
+
+def test_keyboard_navigation(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, [image_folder])
+    table = window.results_view.table
+    table.setFocus()
+    window.results_view.select_source_row(0)
+    qtbot.keyClick(table, Qt.Key.Key_Down)
+    assert window.results_view.current_source_row() == 1
+    qtbot.keyClick(table, Qt.Key.Key_End)
+    assert window.results_view.current_source_row() == 7
+    qtbot.keyClick(table, Qt.Key.Key_Home)
+    assert window.results_view.current_source_row() == 0
+    qtbot.keyClick(table, Qt.Key.Key_PageDown)
+    assert window.results_view.current_source_row() > 0
+    with qtbot.waitSignal(window.imageShown, timeout=5000) as shown:
+        window.next_act.trigger()
+    assert shown.args[0] == window.current_path()
+
+
+def test_cancel_mid_batch(qtbot, monkeypatch, window, tmp_path):
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
+    window.open_inputs([folder])
+    qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
+    assert window.cancel_act.isEnabled()
+    with qtbot.waitSignal(window.batchFinished, timeout=5000) as finished:
+        window.cancel_act.trigger()
+    assert finished.args == [False]
+    qtbot.waitUntil(lambda: not window.runner._retiring, timeout=10000)
+    m = window.results_model
+    assert m.count(CANCELLED) > 0 and m.count(DONE) + m.count(CANCELLED) == 40
+    assert m.count(QUEUED) == 0
+    assert "Cancelled" in window.batch_status.label.text()
+
+
+def test_closing_mid_batch_stops_the_worker(qtbot, monkeypatch, make_window, tiny_model_file, tmp_path):
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
+    w = make_window(tiny_model_file)
+    w.open_inputs([folder])
+    qtbot.waitUntil(lambda: w.results_model.count(DONE) >= 1, timeout=10000)
+    threads = [t for t, _ in w.runner._retiring.values()]
+    assert threads and threads[0].isRunning()
+    w.close()
+    assert not w.runner._retiring
+    assert w.results_model.count(DONE) < 40
+
+
+def test_opening_another_folder_mid_batch(qtbot, monkeypatch, window, tmp_path, image_folder):
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
+    window.open_inputs([folder])
+    qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
+    with qtbot.waitSignal(window.batchFinished, timeout=20000, check_params_cb=lambda completed: completed):
+        window.open_inputs([image_folder])
+    assert window.results_model.paths == sorted(image_folder.iterdir())
+    assert window.results_model.count(DONE) == 8
+
+
+def test_unexpected_worker_error_is_shown_and_batch_goes_on(qtbot, monkeypatch, window, image_folder):
+    calls = []
+
+    class Flaky(Predictor):
+        def predict(self, paths, cancel=None, progress=None):
+            calls.append(len(paths))
+            if len(calls) == 2:  # the second segment fails once, on its first batch
+                raise RuntimeError("out of cheese")
+            yield from super().predict(paths, cancel=cancel, progress=progress)
+
+    monkeypatch.setattr(worker, "Predictor", Flaky)
+    messages = []
+    window.runner.problem.connect(messages.append)
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+    m = window.results_model
+    assert messages and "out of cheese" in messages[0]
+    assert "out of cheese" in window.statusBar().currentMessage()
+    assert m.count(ERROR) >= 1 and m.count(DONE) >= 1 and m.count(ERROR) + m.count(DONE) == 8
+
+
+def test_bad_model_file_keeps_the_old_model(qtbot, monkeypatch, window, tmp_path, image_folder):
+    old = window.model
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x80\x04this is a pickle")
+    errors = []
+    monkeypatch.setattr(dialogs, "ask_model_file", lambda parent, start=None: bad)
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: errors.append(text))
+    with qtbot.waitSignal(window.modelChanged, timeout=10000):
+        window.load_model_act.trigger()
+    assert window.model is old
+    assert len(errors) == 1 and "bad.safetensors" in errors[0] and "pickle" in errors[0]
+    assert "Still using tiny.safetensors" in errors[0]
+    assert window.settings.model_path.name == "tiny.safetensors"
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+
+
+def test_no_model_then_load_model_classifies(qtbot, monkeypatch, make_window, tiny_model_file, image_folder):
+    w = make_window(None)
+    assert w.model is None
+    assert "No model" in w.statusBar().currentMessage()
+    assert open_and_wait(qtbot, w, [image_folder]) is True
+    assert w.results_model.count(NO_MODEL) == 8
+    qtbot.waitUntil(lambda: w.canvas.has_image, timeout=5000)  # images are viewable without a model
+    monkeypatch.setattr(dialogs, "ask_model_file", lambda parent, start=None: tiny_model_file)
+    with qtbot.waitSignal(w.batchFinished, timeout=20000) as done:
+        w.load_model_act.trigger()
+    assert done.args == [True]
+    assert w.results_model.count(DONE) == 8
+    assert "tiny" in w.model_label.text()
+
+
+def test_drop_folder_opens_it(qtbot, window, image_folder):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(image_folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.batchFinished, timeout=20000):
+        window.dropEvent(event)
+    assert window.results_model.rowCount() == 8
+
+
+def test_settings_persist_and_stay_in_the_test_folder(qtbot, make_window, tiny_model_file, image_folder,
+                                                      _fresh_settings):
+    w = make_window(tiny_model_file)
+    open_and_wait(qtbot, w, [image_folder])
+    w.controls.opacity.setValue(73)
+    w.splitter.setSizes([300, 700, 280])
+    w.close()
+    s = Settings()
+    assert Path(s.file_name).is_relative_to(_fresh_settings)
+    assert s.opacity == pytest.approx(0.73)
+    assert s.model_path == tiny_model_file
+    assert s.recent[0] == [str(image_folder)]
+    assert s.splitter is not None and len(s.splitter) == 3
+    w2 = make_window(None, load_default=False)
+    assert w2.controls.opacity.value() == 73
+    assert w2.recent_menu.actions()[0].text() == str(image_folder)
+
+
+def test_about_shows_model_card_and_notice(monkeypatch, window):
+    shown = []
+    monkeypatch.setattr(dialogs, "show_about", lambda parent, title, html: shown.append(html))
+    window.about_act.trigger()
+    assert "not a medical device" in shown[0] and "resnet18" in shown[0] and "NORMAL, PNEUMONIA" in shown[0]
+
+
+def test_worker_sends_plain_results_in_input_order(qtbot, tiny_model_file, image_folder):
+    from cxrviewer import load_model
+
+    runner = worker.BatchRunner()
+    chunks = []
+    runner.results.connect(chunks.append)
+    with qtbot.waitSignal(runner.finished, timeout=20000) as done:
+        runner.start([image_folder], model=load_model(tiny_model_file))
+    assert done.args == [True]
+    got = [r for c in chunks for r in c]
+    assert [r.index for r in got] == list(range(8))
+    assert all(isinstance(r.cams, np.ndarray) for r in got)
+    runner.shutdown()
+    assert not runner._retiring
+
+
+def test_task_reports_errors_and_values(qtbot):
+    ok = worker.Task(lambda cancel, progress: 42)
+    with qtbot.waitSignal(ok.done, timeout=5000) as got:
+        ok.start()
+    assert got.args == [42]
+    bad = worker.Task(lambda cancel, progress: 1 / 0)
+    with qtbot.waitSignal(bad.failed, timeout=5000) as failed:
+        bad.start()
+    assert "ZeroDivisionError" in failed.args[0]
+    for t in (ok, bad):
+        t.stop()
+
+
+def test_scanning_happens_off_the_gui_thread(qtbot, monkeypatch, window, image_folder):
+    seen = []
+    real = worker.scan_inputs
+
+    def spy(inputs):
+        seen.append(threading.current_thread() is threading.main_thread())
+        return real(inputs)
+
+    monkeypatch.setattr(worker, "scan_inputs", spy)
+    open_and_wait(qtbot, window, [image_folder])
+    assert seen == [False]

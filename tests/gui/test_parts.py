@@ -1,0 +1,112 @@
+"""Smaller pieces: the table model, settings, entry point, desktop file, icon."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from cxrviewer.core.results import FileResult
+from cxrviewer.gui import app as app_module
+from cxrviewer.gui.desktop import desktop_entry, install_desktop_entry
+from cxrviewer.gui.icons import PNG_SIZES, app_icon, png_path, svg_path
+from cxrviewer.gui.results_model import CANCELLED, DONE, ERROR, PROB, QUEUED, SORT_ROLE, ResultsModel
+from cxrviewer.gui.settings import Settings
+from cxrviewer.gui.status import ProgressRate, format_eta
+
+
+def filled_model(n=30):
+    m = ResultsModel()
+    m.set_classes(["NORMAL", "PNEUMONIA"], "PNEUMONIA")
+    m.set_paths([Path(f"/data/{i:03d}.png") for i in range(n)])
+    chunk = []
+    for i in range(0, n - 5):
+        if i % 7 == 3:
+            chunk.append(FileResult(Path(f"/data/{i:03d}.png"), i, error="cannot decode"))
+        else:
+            p = (i * 37 % 100) / 100
+            chunk.append(FileResult(Path(f"/data/{i:03d}.png"), i, {"NORMAL": 1 - p, "PNEUMONIA": p},
+                                    "PNEUMONIA" if p >= 0.5 else "NORMAL", cams=np.zeros((2, 2, 2), np.float32)))
+    m.apply(chunk)
+    return m
+
+
+def test_qtmodeltester(qtmodeltester):
+    qtmodeltester.check(filled_model())
+    qtmodeltester.check(ResultsModel())
+
+
+def test_results_model_statuses_and_sort_keys():
+    m = filled_model()
+    assert m.count(ERROR) == 4 and m.count(DONE) == 21 and m.count(QUEUED) == 5
+    assert m.index(3, 1).data() == "error"
+    assert m.index(1, PROB).data() == "37.0%" and m.index(1, PROB).data(SORT_ROLE) == 0.37
+    m.mark_unfinished()
+    assert m.count(CANCELLED) == 5 and m.count(QUEUED) == 0
+
+
+def test_settings_round_trip(_fresh_settings, tmp_path):
+    s = Settings()
+    assert Path(s.file_name).is_relative_to(_fresh_settings)
+    assert s.opacity == 0.4 and s.recent == [] and s.model_path is None
+    s.opacity = 0.25
+    s.model_path = tmp_path / "m.safetensors"
+    for i in range(12):
+        s.add_recent([tmp_path / f"f{i}"])
+    s.add_recent([tmp_path / "f3"])
+    s.sync()
+    t = Settings()
+    assert t.opacity == 0.25 and t.model_path == tmp_path / "m.safetensors"
+    assert t.recent[0] == [str(tmp_path / "f3")] and len(t.recent) == 8
+
+
+def test_progress_rate_and_eta():
+    now = [0.0]
+    rate = ProgressRate(clock=lambda: now[0])
+    now[0] = 2.0
+    r, left = rate.update(10, 30)
+    assert r == 5.0 and left == 4.0
+    assert format_eta(3725) == "1:02:05" and format_eta(65) == "1:05"
+
+
+def test_main_opens_the_window_on_command_line_paths(qtbot, monkeypatch, image_folder, no_default_model):
+    windows = []
+
+    def close_when_listed():
+        for w in QApplication.topLevelWidgets():
+            if w.__class__.__name__ == "MainWindow" and w.isVisible():
+                if w.results_model.rowCount():
+                    windows.append(w)
+                    w.close()
+                    return
+        QTimer.singleShot(20, close_when_listed)
+
+    monkeypatch.setattr(sys, "argv", ["cxrviewer-gui", str(image_folder)])
+    QTimer.singleShot(0, close_when_listed)
+    assert app_module.main() == 0
+    assert windows and windows[0].inputs == [image_folder]
+    assert QApplication.instance().organizationName() == "cxrviewer"
+    assert not QApplication.instance().windowIcon().isNull()
+
+
+def test_desktop_entry_install(tmp_path):
+    entry = install_desktop_entry(exec_path="/opt/venv/bin/cxrviewer-gui", data_dir=tmp_path)
+    text = entry.read_text()
+    assert entry == tmp_path / "applications" / "cxrviewer.desktop"
+    assert "Exec=/opt/venv/bin/cxrviewer-gui %F" in text and "Icon=cxrviewer" in text and "Terminal=false" in text
+    assert (tmp_path / "icons/hicolor/256x256/apps/cxrviewer.png").is_file()
+    shipped = (Path(__file__).resolve().parents[2] / "resources" / "cxrviewer.desktop").read_text()
+    assert shipped == desktop_entry("cxrviewer-gui")
+
+
+def test_icon_files_exist_and_load():
+    assert svg_path().is_file()
+    from PIL import Image
+
+    for size in PNG_SIZES:
+        with Image.open(png_path(size)) as im:
+            assert im.size == (size, size) and im.mode == "RGBA"
+    assert not app_icon().isNull()
