@@ -205,13 +205,14 @@ class Predictor:
     is moved there (in place). ``batch_size``: files per forward pass.
     ``workers``: decoding threads (default: 2-4 by core count). ``prefetch``:
     how many batches are decoded ahead of the one the model is running.
-    ``precision``: "float32" (default, exact) or "bfloat16" (autocast; several
-    times faster on CPUs with bf16 units, but probabilities move by ~1e-2, so a
-    file near the threshold can change class: opt-in only).
+    ``first_batch``: size of the first batch only (small, so the first result
+    shows quickly in the viewer). ``precision``: "float32" (default, exact) or
+    "bfloat16" (autocast; much faster on CPUs with bf16 units, but probabilities
+    move by ~1e-2, so a file near the threshold can change class: opt-in only).
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
-                 workers: int | None = None, prefetch: int = 2, precision: str = "float32"):
+                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "float32"):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
@@ -219,6 +220,7 @@ class Predictor:
         self.batch_size = int(batch_size)
         self.workers = int(workers) if workers else min(4, max(2, (os.cpu_count() or 2) // 2))
         self.prefetch = max(0, int(prefetch))
+        self.first_batch = max(1, min(int(first_batch), self.batch_size))
         if precision not in ("float32", "bfloat16"):
             raise ValueError("precision must be 'float32' or 'bfloat16'")
         self.precision = precision
@@ -258,7 +260,8 @@ class Predictor:
             while done < total:
                 fill()
                 batch: list[_Decoded] = []
-                while pending and len(batch) < self.batch_size:
+                limit = self.first_batch if done == 0 else self.batch_size
+                while pending and len(batch) < limit:
                     item = self._wait(pending.popleft(), cancel)
                     if item is None:
                         return

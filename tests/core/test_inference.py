@@ -134,6 +134,15 @@ def test_results_stream_batch_by_batch_with_progress(folder, model, monkeypatch)
     assert sum(calls) == len(images) - 1  # the corrupt file never reaches the model
 
 
+def test_first_batch_is_small_then_full_batches(tmp_path, model, monkeypatch):
+    paths = [_jpeg(tmp_path / f"{i:02d}.jpg", 64, 64, i) for i in range(13)]
+    predictor = Predictor(model, device="cpu", batch_size=5, first_batch=2)
+    calls, forward = [], predictor.forward
+    monkeypatch.setattr(predictor, "forward", lambda a: calls.append(len(a)) or forward(a))
+    assert len(list(predictor.predict(paths))) == 13
+    assert calls == [2, 5, 5, 1]
+
+
 def test_prefetch_is_bounded(tmp_path, model, monkeypatch):
     paths = [_jpeg(tmp_path / f"{i:03d}.jpg", 64, 64, i) for i in range(40)]
     decoded = []
