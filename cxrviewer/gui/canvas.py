@@ -14,16 +14,13 @@ from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
-from ..core.overlay import upsample_cam
-
 BACKGROUND = "#101216"
 TEXT = "#c9ced6"
-MAX_CAM_SIDE = 384  # display resolution of the smooth CAM (the image itself is shown at full size)
 
 
 @dataclass
 class Overlay:
-    """One CAM to draw: the low-resolution map, its colour limits and a label."""
+    """One map to draw over the whole image: a smooth map (any resolution), its colour limits and a label."""
 
     cam: np.ndarray
     vmin: float
@@ -51,7 +48,6 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._pixels: np.ndarray | None = None
         self._grey = None
         self._cam_im = None
-        self._cam_small: np.ndarray | None = None
         self._colorbar = None
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
@@ -123,9 +119,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             self.draw_idle()
             return
         h, w = self._pixels.shape
-        scale = min(1.0, MAX_CAM_SIDE / max(h, w))
-        smooth = upsample_cam(overlay.cam, (max(2, round(h * scale)), max(2, round(w * scale))))
-        self._cam_small = overlay.cam
+        smooth = overlay.cam
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)
         if self._cam_im is None:
             self._cam_im = self.ax.imshow(smooth, cmap="jet", vmin=overlay.vmin, vmax=overlay.vmax, alpha=self.opacity,
@@ -268,9 +262,10 @@ class ImageCanvas(FigureCanvasQTAgg):
         x, y = int(round(event.xdata)), int(round(event.ydata))
         if 0 <= x < w and 0 <= y < h:
             text = f"x {x}, y {y}: grey {self._pixels[y, x]:.3f}"
-            if self._cam_small is not None:
-                ch, cw = self._cam_small.shape
-                text += f", CAM {self._cam_small[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
+            if self._overlay is not None and self.overlay_visible:
+                cam = self._overlay.cam
+                ch, cw = cam.shape
+                text += f", CAM {cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
             self.hovered.emit(text)
         else:
             self.hovered.emit("")

@@ -81,13 +81,6 @@ class ViewControls(QWidget):
             self.class_box.addItem(n, n)
         self.class_box.blockSignals(False)
 
-    def set_fixed_available(self, available: bool) -> None:
-        item = self.scale_box.model().item(1)
-        item.setEnabled(available)
-        item.setToolTip("" if available else "This model file declares no fixed CAM scale (cam_range)")
-        if not available and self.scale() == SCALE_FIXED:
-            self.scale_box.setCurrentIndex(0)
-
     def set_opacity(self, opacity: float) -> None:
         self.opacity.setValue(round(100 * opacity))
 

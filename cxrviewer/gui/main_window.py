@@ -21,8 +21,9 @@ from . import dialogs
 from .canvas import ImageCanvas
 from .controls import ViewControls
 from .details import DetailsPanel, ModelInfo
-from .display import cam_range, choose_overlay
-from .exporting import RenderOptions, export_csv, export_overlay, export_overlays, inside, overlay_name
+from ..core.export import ExportError, check_output_dir
+from .display import choose_overlay, fixed_range
+from .exporting import RenderOptions, export_csv, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
 from .model_card import about_html
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
@@ -357,16 +358,22 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _overlay_options(self) -> RenderOptions:
-        names = self.model.class_names if self.model is not None else []
-        return RenderOptions(class_names=names, class_name=self.controls.class_name() or None,
-                             scale=self.controls.scale(), fixed=cam_range(self.model.meta) if self.model else None,
+        return RenderOptions(class_name=self.controls.class_name() or None, scale=self.controls.scale(),
+                             fixed=fixed_range(self.model.meta if self.model is not None else None),
                              opacity=self.canvas.opacity, overlay=self.canvas.overlay_visible,
-                             window=self.canvas.grey_window, inverted=self.canvas.inverted)
+                             window=self.canvas.grey_window, inverted=self.canvas.inverted,
+                             model_name=self.model_name())
+
+    def model_name(self) -> str:
+        if self.model is None:
+            return ""
+        return str(self.model.meta.get("name") or (self.model_path.stem if self.model_path else "model"))
 
     def _refresh_overlay(self, draw_details: bool = True) -> None:
         result = self.current_result()
         o = self._overlay_options()
-        overlay = choose_overlay(result, o.class_names, o.class_name, o.scale, o.fixed)
+        shape = self.canvas._pixels.shape if self.canvas.has_image else None
+        overlay = choose_overlay(result, o.class_name, o.scale, o.fixed, shape)
         self.canvas.set_overlay(overlay)
         if result is not None and result.ok and result.label:
             p = result.probs.get(result.label, 0.0)
@@ -443,12 +450,11 @@ class MainWindow(QMainWindow):
         self.results_model.set_classes(names, positive if model is not None and model.threshold is not None else None)
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
-        self.controls.set_fixed_available(model is not None and cam_range(model.meta) is not None)
         if model is None:
             self.model_label.setText("No model")
             self.details.set_model(ModelInfo())
         else:
-            name = str(model.meta.get("name") or path.stem)
+            name = self.model_name()
             self.model_label.setText(f"Model: {name}  ·  {self.device.type.upper()}")
             self.details.set_model(ModelInfo(name=name, device=str(self.device), class_names=names,
                                              positive=positive, threshold=model.threshold))
@@ -468,16 +474,14 @@ class MainWindow(QMainWindow):
         if result is None or not result.ok:
             return
         options = self._overlay_options()
-        suggested = self._export_folder_start() / overlay_name(result, options)
+        suggested = self._export_folder_start() / suggested_name(result)
         path = dialogs.ask_save_file(self, "Export Overlay", suggested, "PNG image (*.png)")
         if not path:
             return
         path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
         self.settings.last_export_folder = path.parent
-        rad = self.loader.cached(result.path)
-        pixels = rad.pixels if rad is not None and tuple(rad.meta.get("decoded_size", ())) == tuple(
-            rad.meta.get("original_size", ())) else None
-        task = Task(lambda cancel, progress: export_overlay(result, options, path, pixels), "export", self)
+        rad = self.loader.cached(result.path)  # decoded at full size; else the task decodes it
+        task = Task(lambda cancel, progress: export_overlay(result, options, path, rad), "export", self)
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Overlay", f"Could not export:\n{msg}"))
         self._start_task(task)
@@ -489,10 +493,15 @@ class MainWindow(QMainWindow):
         folder = dialogs.ask_folder(self, self._export_folder_start(), "Export All Overlays Into")
         if not folder:
             return
-        sources = [p if p.is_dir() else p.parent for p in self.inputs]
-        if inside(folder, sources) and not dialogs.confirm(
+        try:
+            check_output_dir(folder, self.inputs)
+        except ExportError as e:
+            dialogs.show_error(self, "Export All Overlays", str(e))
+            return
+        sources = {(p if p.is_dir() else p.parent).resolve() for p in self.inputs}
+        if folder.resolve() in sources and not dialogs.confirm(
                 self, "Export All Overlays",
-                f"{folder} is inside the folder you opened.\nWrite {len(results)} PNG files there anyway?"):
+                f"{folder} is the folder you opened.\nWrite {len(results)} PNG files into it anyway?"):
             return
         self.settings.last_export_folder = folder
         options = self._overlay_options()
@@ -513,8 +522,8 @@ class MainWindow(QMainWindow):
             return
         path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
         self.settings.last_export_folder = path.parent
-        names = self.model.class_names
-        task = Task(lambda cancel, progress: export_csv(results, names, path), "export-csv", self)
+        names, threshold, name = self.model.class_names, self.model.threshold, self.model_name()
+        task = Task(lambda cancel, progress: export_csv(results, names, path, threshold, name), "export-csv", self)
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
         self._start_task(task)
