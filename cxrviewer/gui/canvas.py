@@ -1,4 +1,9 @@
-"""The image view: a matplotlib canvas with the radiograph in grey, the CAM overlay and a colour bar.
+"""The image view: a matplotlib canvas with the radiograph, its CAM overlay and a colour bar.
+
+The picture is one RGB image composed by the core (:func:`cxrviewer.core.overlay.compose`:
+window, invert, jet overlay at the chosen opacity), so the canvas shows exactly
+what exports write, and a redraw only resamples one ``uint8`` image. A reduced
+preview is drawn while the whole image is in view, full resolution when zoomed in.
 
 Mouse: wheel zooms about the cursor, left or middle drag pans, right drag sets
 window (horizontal) and level (vertical), double-click fits the image.
@@ -10,9 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
+
+from ..core.overlay import compose, upsample_cam
 
 BACKGROUND = "#101216"
 TEXT = "#c9ced6"
@@ -20,7 +30,8 @@ TEXT = "#c9ced6"
 
 @dataclass
 class Overlay:
-    """One map to draw over the whole image: a smooth map (any resolution), its colour limits and a label."""
+    """One map to draw over the whole image: a low-resolution map (upsampled smoothly when drawn),
+    its colour limits and a label for the colour bar."""
 
     cam: np.ndarray
     vmin: float
@@ -46,9 +57,16 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.ax.set_facecolor(BACKGROUND)
         self.ax.set_axis_off()
         self._pixels: np.ndarray | None = None
-        self._grey = None
-        self._cam_im = None
-        self._colorbar = None
+        self._preview: np.ndarray | None = None
+        self._shown: np.ndarray | None = None
+        self._image = None
+        self._cam_cache: tuple | None = None
+        self._base_cache: tuple | None = None
+        self._fitted = True  # whole image in view: drawn from a copy made at screen size
+        self._scale = ScalarMappable(norm=Normalize(0.0, 1.0), cmap="jet")
+        self._colorbar = self.figure.colorbar(self._scale, cax=self.cax)
+        self.cax.tick_params(colors=TEXT, labelsize=8)
+        self._colorbar.outline.set_edgecolor("#3a3f47")
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
@@ -72,12 +90,13 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def show_message(self, text: str) -> None:
         """Clear the image and show ``text`` in the middle of the view."""
-        self._pixels = None
+        self._pixels = self._preview = self._shown = None
         self._overlay = None
-        for artist in (self._grey, self._cam_im, self._caption):
+        self._cam_cache = None
+        for artist in (self._image, self._caption):
             if artist is not None:
                 artist.remove()
-        self._grey = self._cam_im = self._caption = None
+        self._image = self._caption = None
         self.cax.set_visible(False)
         self._message.set_text(text)
         self._message.set_visible(True)
@@ -86,54 +105,49 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.ax.set_ylim(1, 0)
         self.draw_idle()
 
-    def set_image(self, pixels: np.ndarray, keep_view: bool = False) -> None:
-        """Show grey ``pixels`` (H x W in [0, 1], dense = bright); fits it unless ``keep_view``."""
+    def set_image(self, pixels: np.ndarray, preview: np.ndarray | None = None, keep_view: bool = False,
+                  overlay: Overlay | None = None) -> None:
+        """Show grey ``pixels`` (H x W in [0, 1], dense = bright) with ``overlay``; fits unless ``keep_view``.
+
+        ``preview``: a reduced copy drawn while the whole image is in view (full
+        resolution is drawn once zoomed in far enough to need it).
+        """
+        self._overlay = overlay
+        if overlay is not None:
+            self._scale.set_clim(overlay.vmin, overlay.vmax)
+            self._colorbar.set_label(overlay.label, color=TEXT, fontsize=9)
         same_shape = self._pixels is not None and self._pixels.shape == pixels.shape
         view = (self.ax.get_xlim(), self.ax.get_ylim())
         self._pixels = pixels
+        self._preview = preview if preview is not None else pixels
+        self._shown = self._preview
+        self._cam_cache = self._base_cache = None
         self._message.set_visible(False)
         h, w = pixels.shape
-        if self._grey is None:
-            self._grey = self.ax.imshow(pixels, cmap=self._grey_cmap(), vmin=self.grey_window[0], vmax=self.grey_window[1],
-                                        interpolation="antialiased", zorder=1)
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+        if self._image is None:
+            self._image = self.ax.imshow(np.zeros((*self._shown.shape, 4), np.uint8), extent=extent,
+                                         interpolation="bilinear", zorder=1)
         else:
-            self._grey.set_data(pixels)
-            self._grey.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
-        if self._cam_im is not None:
-            self._cam_im.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
+            self._image.set_extent(extent)
         if keep_view and same_shape:
             self.ax.set_xlim(view[0])
             self.ax.set_ylim(view[1])
+            self._pick_resolution()
         else:
-            self.fit()
-        self.draw_idle()
+            self._fit_limits()
+        self._recompose()
 
     def set_overlay(self, overlay: Overlay | None) -> None:
         """Show ``overlay`` over the image (or none); the colour bar follows it."""
         self._overlay = overlay
-        if overlay is None or self._pixels is None:
-            if self._cam_im is not None:
-                self._cam_im.set_visible(False)
-            self.cax.set_visible(False)
+        self._cam_cache = None
+        if overlay is None:
             self._set_caption("")
-            self.draw_idle()
-            return
-        h, w = self._pixels.shape
-        smooth = overlay.cam
-        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
-        if self._cam_im is None:
-            self._cam_im = self.ax.imshow(smooth, cmap="jet", vmin=overlay.vmin, vmax=overlay.vmax, alpha=self.opacity,
-                                          extent=extent, interpolation="bilinear", zorder=2)
-            self._colorbar = self.figure.colorbar(self._cam_im, cax=self.cax)
-            self.cax.tick_params(colors=TEXT, labelsize=8)
-            self._colorbar.outline.set_edgecolor("#3a3f47")
         else:
-            self._cam_im.set_data(smooth)
-            self._cam_im.set_extent(extent)
-            self._cam_im.set_clim(overlay.vmin, overlay.vmax)
-        self._colorbar.set_label(overlay.label, color=TEXT, fontsize=9)
-        self._apply_overlay_visibility()
-        self.draw_idle()
+            self._scale.set_clim(overlay.vmin, overlay.vmax)
+            self._colorbar.set_label(overlay.label, color=TEXT, fontsize=9)
+        self._recompose()
 
     def set_caption(self, text: str, colour: str = TEXT) -> None:
         self._set_caption(text, colour)
@@ -142,14 +156,11 @@ class ImageCanvas(FigureCanvasQTAgg):
     # -- display settings ------------------------------------------------------
     def set_overlay_visible(self, visible: bool) -> None:
         self.overlay_visible = bool(visible)
-        self._apply_overlay_visibility()
-        self.draw_idle()
+        self._recompose()
 
     def set_opacity(self, opacity: float) -> None:
         self.opacity = float(np.clip(opacity, 0.0, 1.0))
-        if self._cam_im is not None:
-            self._cam_im.set_alpha(self.opacity)
-        self.draw_idle()
+        self._recompose()
 
     def set_window(self, low: float, high: float) -> None:
         """Grey limits in [0, 1] (window/level); ``high`` > ``low``."""
@@ -157,25 +168,18 @@ class ImageCanvas(FigureCanvasQTAgg):
         if high <= low:
             high = min(1.0, low + 0.01)
         self.grey_window = (low, high)
-        if self._grey is not None:
-            self._grey.set_clim(low, high)
-        self.draw_idle()
+        self._recompose()
 
     def set_inverted(self, inverted: bool) -> None:
         self.inverted = bool(inverted)
-        if self._grey is not None:
-            self._grey.set_cmap(self._grey_cmap())
-        self.draw_idle()
+        self._recompose()
 
     def fit(self) -> None:
         """Show the whole image."""
         if self._pixels is None:
             return
-        h, w = self._pixels.shape
-        self.ax.set_xlim(-0.5, w - 0.5)
-        self.ax.set_ylim(h - 0.5, -0.5)
-        self.ax.set_aspect("equal", adjustable="box")
-        self.draw_idle()
+        self._fit_limits()
+        self._recompose()
 
     def zoom(self, factor: float, center: tuple[float, float] | None = None) -> None:
         """Zoom by ``factor`` (> 1 enlarges) about ``center`` in image coordinates."""
@@ -184,7 +188,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         cx, cy = center if center is not None else ((x0 + x1) / 2, (y0 + y1) / 2)
         self.ax.set_xlim(cx + (x0 - cx) / factor, cx + (x1 - cx) / factor)
         self.ax.set_ylim(cy + (y0 - cy) / factor, cy + (y1 - cy) / factor)
-        self.draw_idle()
+        self._unfit()
 
     def rgba(self) -> np.ndarray:
         """What the canvas shows now, as an H x W x 4 uint8 array (renders first)."""
@@ -192,14 +196,96 @@ class ImageCanvas(FigureCanvasQTAgg):
         return np.asarray(self.buffer_rgba()).copy()
 
     # -- internals ---------------------------------------------------------------
-    def _grey_cmap(self) -> str:
-        return "gray_r" if self.inverted else "gray"
+    def _overlay_shown(self) -> bool:
+        return self.overlay_visible and self._overlay is not None and self._pixels is not None
 
-    def _apply_overlay_visibility(self) -> None:
-        shown = self.overlay_visible and self._overlay is not None and self._pixels is not None
-        if self._cam_im is not None:
-            self._cam_im.set_visible(shown)
-        self.cax.set_visible(shown)
+    def _recompose(self) -> None:
+        """Compose what is drawn: grey (window, invert) with the overlay at the current opacity."""
+        if self._shown is None or self._image is None:
+            self.cax.set_visible(False)
+            self.draw_idle()
+            return
+        base, interpolation = self._base()
+        cam = None
+        o = self._overlay
+        if self._overlay_shown():
+            key = (id(o), base.shape)
+            if self._cam_cache is None or self._cam_cache[0] != key:
+                self._cam_cache = (key, upsample_cam(o.cam, base.shape))
+            cam = self._cam_cache[1]
+        rgb = compose(base, cam, o.vmin if o else 0.0, o.vmax if o else 1.0, alpha=self.opacity,
+                      window=self.grey_window, invert=self.inverted)
+        rgba = np.empty((*rgb.shape[:2], 4), np.uint8)  # RGBA uint8 is matplotlib's fastest image path
+        rgba[..., :3] = rgb
+        rgba[..., 3] = 255
+        self._image.set_interpolation(interpolation)
+        self._image.set_data(rgba)
+        self.cax.set_visible(self._overlay_shown())
+        self.draw_idle()
+
+    def _base(self) -> tuple[np.ndarray, str]:
+        """The grey array to compose and how matplotlib should resample it.
+
+        Whole image in view and larger than the screen: a copy reduced to the
+        screen size, drawn pixel for pixel ("none"); else the preview or the full
+        image, resampled by matplotlib.
+        """
+        shown = self._shown
+        if not self._fitted:
+            return shown, "antialiased"
+        target = self._fit_target()
+        if target is None or target[0] >= shown.shape[0] or target[1] >= shown.shape[1]:
+            return shown, "antialiased"
+        key = (id(shown), target)
+        if self._base_cache is None or self._base_cache[0] != key:
+            reduced = Image.fromarray(np.ascontiguousarray(shown, dtype=np.float32), mode="F").resize(
+                (target[1], target[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            self._base_cache = (key, np.asarray(reduced, dtype=np.float32))
+        return self._base_cache[1], "none"
+
+    def _fit_target(self) -> tuple[int, int] | None:
+        """(H, W) in screen pixels of the whole image fitted into the axes."""
+        h, w = self._pixels.shape
+        pos = self.ax.get_position(original=True)
+        avail_w, avail_h = pos.width * self.figure.bbox.width, pos.height * self.figure.bbox.height
+        if avail_w < 2 or avail_h < 2:
+            return None
+        scale = min(avail_w / w, avail_h / h)
+        return max(1, round(h * scale)), max(1, round(w * scale))
+
+    def _unfit(self) -> None:
+        """The view no longer shows exactly the whole image: draw from the preview or full image."""
+        was_fitted, self._fitted = self._fitted, False
+        if self._pick_resolution() or was_fitted:
+            self._recompose()
+        else:
+            self.draw_idle()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fitted and self._pixels is not None:
+            self._recompose()
+
+    def _fit_limits(self) -> bool:
+        self._fitted = True
+        h, w = self._pixels.shape
+        self.ax.set_xlim(-0.5, w - 0.5)
+        self.ax.set_ylim(h - 0.5, -0.5)
+        self.ax.set_aspect("equal", adjustable="box")
+        return self._pick_resolution()
+
+    def _pick_resolution(self) -> bool:
+        """Draw the preview while it has at least one pixel per screen pixel, else the full image.
+        Returns whether the shown array changed."""
+        if self._pixels is None or self._preview is self._pixels:
+            return False
+        x0, x1 = self.ax.get_xlim()
+        visible = abs(x1 - x0) * self._preview.shape[1] / self._pixels.shape[1]  # preview pixels across the view
+        wanted = self._pixels if visible < max(1.0, self.ax.bbox.width) else self._preview
+        if wanted is self._shown:
+            return False
+        self._shown = wanted
+        return True
 
     def _set_caption(self, text: str, colour: str = TEXT) -> None:
         if self._caption is None:
@@ -226,6 +312,8 @@ class ImageCanvas(FigureCanvasQTAgg):
             return
         if event.button in (1, 2):
             self._drag = ("pan", event.x, event.y, self.ax.get_xlim(), self.ax.get_ylim())
+            if self._fitted:
+                self._unfit()
         elif event.button == 3:
             self._drag = ("window", event.x, event.y, self.grey_window)
 
@@ -262,8 +350,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         x, y = int(round(event.xdata)), int(round(event.ydata))
         if 0 <= x < w and 0 <= y < h:
             text = f"x {x}, y {y}: grey {self._pixels[y, x]:.3f}"
-            if self._overlay is not None and self.overlay_visible:
-                cam = self._overlay.cam
+            if self._overlay_shown() and self._cam_cache is not None:
+                cam = self._cam_cache[1]
                 ch, cw = cam.shape
                 text += f", CAM {cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
             self.hovered.emit(text)

@@ -10,7 +10,7 @@ from .display import SCALE_FIXED, SCALE_IMAGE
 PREDICTED = ""  # class combo entry meaning "the predicted class"
 
 
-def _slider(lo: int, hi: int, value: int, tip: str, width: int = 90) -> QSlider:
+def _slider(lo: int, hi: int, value: int, tip: str, width: int = 80) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     s.setValue(value)
@@ -37,7 +37,8 @@ class ViewControls(QWidget):
         self.overlay.setToolTip("Show the class activation map (O)")
         self.class_box = QComboBox()
         self.class_box.setToolTip("Which class's activation map to show")
-        self.class_box.setMinimumContentsLength(10)
+        self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_box.setMinimumContentsLength(11)
         self.scale_box = QComboBox()
         self.scale_box.addItem("Per image", SCALE_IMAGE)
         self.scale_box.addItem("Fixed", SCALE_FIXED)
@@ -76,7 +77,7 @@ class ViewControls(QWidget):
     def set_classes(self, names: list[str]) -> None:
         self.class_box.blockSignals(True)
         self.class_box.clear()
-        self.class_box.addItem("Predicted class", PREDICTED)
+        self.class_box.addItem("Predicted", PREDICTED)
         for n in names:
             self.class_box.addItem(n, n)
         self.class_box.blockSignals(False)

@@ -79,11 +79,11 @@ class DetailsPanel(QWidget):
         rows = []
         for name, p in sorted(r.probs.items(), key=lambda kv: -kv[1]):
             bar = max(1, round(100 * p))
+            bar_colour = "#e8833a" if name == self.model.positive else "#4a90d9"
             rows.append(
-                f"<tr><td>{_esc(name)}</td><td align='right'>&nbsp;{100 * p:.1f}%&nbsp;</td>"
-                f"<td width='100%'><table cellspacing='0' cellpadding='0' width='{bar}%'><tr>"
-                f"<td bgcolor='{'#e8833a' if name == self.model.positive else '#4a90d9'}' height='8'></td>"
-                f"</tr></table></td></tr>")
+                f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{100 * p:.1f}%</td></tr>"
+                f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='{bar}%'>"
+                f"<tr><td bgcolor='{bar_colour}' height='6'></td></tr></table></td></tr>")
         out = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>",
                "<table width='100%' cellspacing='2'>", *rows, "</table>"]
         if self.model.threshold is not None and self.model.positive:

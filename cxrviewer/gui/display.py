@@ -1,20 +1,20 @@
 """Which CAM the canvas shows and on which colour scale, via the core's overlay functions.
 
-The map is the core's class evidence map (logit units) from
-:func:`cxrviewer.core.overlay.cam_for_display`, upsampled to a display resolution
-(the canvas stretches it over the image); exports render the same map at the
-image's own size.
+The map is the core's class evidence map (logit units, low resolution; the canvas
+upsamples it with the core's spline to the resolution it draws), with the colour
+limits of :func:`cxrviewer.core.overlay.cam_for_display`; exports render the same
+map at the image's own size.
 """
 
 from __future__ import annotations
 
-from ..core.overlay import cam_for_display, cam_range_from_meta
+from ..core.overlay import cam_for_display, cam_range_from_meta, class_evidence
 from ..core.results import FileResult
 from .canvas import Overlay
 
 SCALE_IMAGE = "image"  # per-image min-max (the seed article's look)
 SCALE_FIXED = "fixed"  # one range in logit units for every image (the model's cam_range)
-MAX_CAM_SIDE = 384     # display resolution of the smooth map
+MAX_CAM_SIDE = 256     # display resolution of the smooth map
 
 
 def fixed_range(meta: dict | None) -> tuple[float, float]:
@@ -40,7 +40,8 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
         if result.image_size is None:
             return None
         image_hw = (result.image_size[1], result.image_size[0])
-    cam, lo, hi = cam_for_display(result, class_name, display_size(image_hw), scale, fixed)
     name = class_name or result.label
+    _smooth, lo, hi = cam_for_display(result, name, display_size(image_hw), scale, fixed)  # the limits
+    cam = class_evidence(result.cams, result.logits, list(result.probs).index(name))  # upsampled when drawn
     how = "fixed scale" if scale == SCALE_FIXED else "per-image min-max"
     return Overlay(cam=cam, vmin=lo, vmax=hi, label=f"{name} evidence (logit units, {how})")

@@ -6,8 +6,13 @@ at once or queues a decode; ``loaded``/``failed`` arrive on the GUI thread.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
@@ -15,17 +20,45 @@ from ..core.errors import RadiographError
 from ..core.imaging import Radiograph, load_radiograph
 
 
+PREVIEW_MAX = 1024  # longest side of the copy drawn when the whole image is in view
+
+
+@dataclass
+class DisplayImage:
+    """A decoded radiograph plus a reduced copy for fast drawing (``preview`` is ``pixels`` when small)."""
+
+    radiograph: Radiograph
+    preview: np.ndarray
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.radiograph.pixels
+
+    @property
+    def meta(self) -> dict:
+        return self.radiograph.meta
+
+
+def make_preview(pixels: np.ndarray, longest: int = PREVIEW_MAX) -> np.ndarray:
+    """``pixels`` reduced by a whole factor (box average) so that the longest side is at most ``longest``."""
+    factor = math.ceil(max(pixels.shape) / longest)
+    if factor <= 1:
+        return pixels
+    reduced = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32), mode="F").reduce(factor)
+    return np.asarray(reduced, dtype=np.float32)
+
+
 class ImageLoader(QObject):
     """Decodes radiographs for display; keeps the ``capacity`` most recent ones."""
 
-    loaded = Signal(object, object)   # Path, Radiograph
+    loaded = Signal(object, object)   # Path, DisplayImage
     failed = Signal(object, str)      # Path, one-line reason
-    _decoded = Signal(object, object, object)  # from pool threads: Path, Radiograph | None, error | None
+    _decoded = Signal(object, object, object)  # from pool threads: Path, DisplayImage | None, error | None
 
     def __init__(self, capacity: int = 8, threads: int = 2, parent: QObject | None = None):
         super().__init__(parent)
         self.capacity = capacity
-        self._cache: OrderedDict[Path, Radiograph] = OrderedDict()
+        self._cache: OrderedDict[Path, DisplayImage] = OrderedDict()
         self._pending: set[Path] = set()
         self._wanted: Path | None = None
         self._closed = False
@@ -33,13 +66,13 @@ class ImageLoader(QObject):
         self._pool.setMaxThreadCount(threads)
         self._decoded.connect(self._on_decoded)
 
-    def cached(self, path: Path) -> Radiograph | None:
+    def cached(self, path: Path) -> DisplayImage | None:
         rad = self._cache.get(Path(path))
         if rad is not None:
             self._cache.move_to_end(Path(path))
         return rad
 
-    def request(self, path: str | Path) -> Radiograph | None:
+    def request(self, path: str | Path) -> DisplayImage | None:
         """Return the image if cached; else decode it in the background and emit ``loaded`` later."""
         path = Path(path)
         self._wanted = path
@@ -73,15 +106,16 @@ class ImageLoader(QObject):
     def _decode(self, path: Path) -> None:  # runs on a pool thread
         try:
             rad = load_radiograph(path)
+            image = DisplayImage(rad, make_preview(rad.pixels))
         except RadiographError as e:
             self._decoded.emit(path, None, e.reason)
         except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file
             self._decoded.emit(path, None, f"{type(e).__name__}: {e}")
         else:
-            self._decoded.emit(path, rad, None)
+            self._decoded.emit(path, image, None)
 
     @Slot(object, object, object)
-    def _on_decoded(self, path: Path, rad: Radiograph | None, error: str | None) -> None:
+    def _on_decoded(self, path: Path, rad: DisplayImage | None, error: str | None) -> None:
         self._pending.discard(path)
         if self._closed:
             return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
 from ..core.checkpoint import default_model_path, load_model
@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([380, 900, 300])
+        self.splitter.setSizes([470, 860, 290])
         self.splitter.setChildrenCollapsible(False)
         self.results_view.setMinimumWidth(300)
         self.details.setMinimumWidth(260)
@@ -103,7 +103,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.batch_status)
         bar.addPermanentWidget(self.hover_label)
         bar.addPermanentWidget(self.model_label)
-        self.resize(1500, 900)
+        self.resize(1600, 960)
 
     def _create_actions(self) -> None:
         def act(text, slot, shortcut=None, tip="", checkable=False):
@@ -159,6 +159,24 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_act)
         self._fill_recent_menu()
+        self._create_toolbar()
+
+    def _create_toolbar(self) -> None:
+        style = self.style()
+        icons = ((self.open_folder_act, QStyle.StandardPixmap.SP_DirOpenIcon),
+                 (self.open_files_act, QStyle.StandardPixmap.SP_FileIcon),
+                 (self.export_overlay_act, QStyle.StandardPixmap.SP_DialogSaveButton),
+                 (self.export_csv_act, QStyle.StandardPixmap.SP_FileDialogDetailedView),
+                 (self.load_model_act, QStyle.StandardPixmap.SP_DriveHDIcon))
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action, pixmap in icons:
+            action.setIcon(style.standardIcon(pixmap))
+            bar.addAction(action)
+            if action is self.open_files_act or action is self.export_csv_act:
+                bar.addSeparator()
 
     def _connect(self) -> None:
         self.results_view.currentRowChanged.connect(self._show_row)
@@ -323,12 +341,14 @@ class MainWindow(QMainWindow):
             self._loading_timer.start()
             self.details.show_file(r.path, r.status, r.result)
 
-    def _display(self, path: Path, rad) -> None:
+    def _display(self, path: Path, image) -> None:
         self._loading_timer.stop()
         r = self.results_model.row(self._current_row)
-        self.canvas.set_image(rad.pixels)
-        self._refresh_overlay(draw_details=False)
-        self.details.show_file(path, r.status, r.result, rad.meta)
+        o = self._overlay_options()
+        overlay = choose_overlay(r.result, o.class_name, o.scale, o.fixed, image.pixels.shape)
+        self.canvas.set_image(image.pixels, image.preview, overlay=overlay)
+        self._update_caption(r.result)
+        self.details.show_file(path, r.status, r.result, image.meta)
         self.imageShown.emit(path)
 
     def _on_image_loaded(self, path: Path, rad) -> None:
@@ -373,19 +393,21 @@ class MainWindow(QMainWindow):
         result = self.current_result()
         o = self._overlay_options()
         shape = self.canvas._pixels.shape if self.canvas.has_image else None
-        overlay = choose_overlay(result, o.class_name, o.scale, o.fixed, shape)
-        self.canvas.set_overlay(overlay)
+        self.canvas.set_overlay(choose_overlay(result, o.class_name, o.scale, o.fixed, shape))
+        self._update_caption(result)
+        if draw_details and self._current_row >= 0:
+            r = self.results_model.row(self._current_row)
+            image = self.loader.cached(r.path)
+            self.details.show_file(r.path, r.status, r.result, image.meta if image is not None else None)
+
+    def _update_caption(self, result) -> None:
         if result is not None and result.ok and result.label:
             p = result.probs.get(result.label, 0.0)
-            positive = self.model is not None and self.model.positive_index is not None and \
-                result.label == self.model.class_names[self.model.positive_index]
+            m = self.model
+            positive = m is not None and m.positive_index is not None and result.label == m.class_names[m.positive_index]
             self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", "#ffb066" if positive else "#8fe38f")
         else:
             self.canvas.set_caption("")
-        if draw_details and self._current_row >= 0:
-            r = self.results_model.row(self._current_row)
-            rad = self.loader.cached(r.path)
-            self.details.show_file(r.path, r.status, r.result, rad.meta if rad is not None else None)
 
     # -- model ---------------------------------------------------------------------------
     def _load_initial_model(self, path: Path | None) -> None:
@@ -480,7 +502,8 @@ class MainWindow(QMainWindow):
             return
         path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
         self.settings.last_export_folder = path.parent
-        rad = self.loader.cached(result.path)  # decoded at full size; else the task decodes it
+        image = self.loader.cached(result.path)  # decoded at full size; else the task decodes it
+        rad = image.radiograph if image is not None else None
         task = Task(lambda cancel, progress: export_overlay(result, options, path, rad), "export", self)
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Overlay", f"Could not export:\n{msg}"))
