@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,13 @@ class ModelInfo:
     class_names: list[str] = field(default_factory=list)
     positive: str | None = None
     threshold: float | None = None
+
+
+def _label(key) -> str:
+    """``body_part`` / ``BodyPartExamined`` -> ``Body part`` / ``Body part examined``."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(key)).replace("_", " ").lower()
+    text = re.sub(r"\b(uid|lut|voi|dicom)\b", lambda m: m.group(1).upper(), text)
+    return text[:1].upper() + text[1:]
 
 
 def _esc(v) -> str:
@@ -105,7 +113,7 @@ class DetailsPanel(QWidget):
                 value = ", ".join(f"{k}: {v}" for k, v in value.items())
             elif isinstance(value, (list, tuple)):
                 value = ", ".join(map(str, value))
-            items.append((_esc(str(key).replace("_", " ").capitalize()), _esc(value)))
+            items.append((_esc(_label(key)), _esc(value)))
         if not items:
             return ""
         rows = "".join(f"<tr><td style='color:#8a8f98'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in items)
