@@ -53,6 +53,7 @@ def save_model(model: CamClassifier, path: str | Path, meta: dict[str, Any] | No
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={k: json.dumps(v) for k, v in meta.items()})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

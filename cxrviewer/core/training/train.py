@@ -309,9 +309,11 @@ def _run(args, distributed: bool) -> Path | None:
         "versions": _versions(),
     }
     out = save_model(model.cpu().to(memory_format=torch.contiguous_format), args.out, meta=meta, half=args.half)
+    from .model_card import write_model_card
     from .report import write_report
 
     write_report(report_dir, history, splits)
+    write_model_card(out)
     (report_dir / "metrics.json").exists() and _annotate_metrics(report_dir / "metrics.json", meta)
     log.info("wrote %s (best epoch %d, val AUROC %.4f, threshold %s, temperature %.3f) and %s/",
              out, best["epoch"] + 1, best["auroc"], f"{threshold:.4f}" if threshold is not None else "argmax",
@@ -349,15 +351,21 @@ def _auroc(probs, labels, positive_class, class_names) -> float:
 
 @torch.inference_mode()
 def _cam_range(model, loader, device, args, normalize) -> list[float]:
-    """1st and 99th percentiles of all CAM values on validation: the shared 'fixed' display scale."""
+    """1st and 99th percentiles of the class-evidence maps on validation: the shared 'fixed' display scale.
+
+    Uses :func:`cxrviewer.core.overlay.class_evidence`, the map the viewer and exports draw.
+    """
+    from ..overlay import class_evidence
+
     model.eval()
     values = []
     for x, _ in loader:
         x = normalize(x.to(device).float().div_(255.0))
         with autocast(device, args.amp):
-            _, cams = model.logits_and_cams(x)
-        values.append(cams.float().flatten().cpu())
-    v = torch.cat(values).numpy()
+            logits, cams = model.logits_and_cams(x)
+        for lg, cm in zip(logits.float().cpu().numpy(), cams.float().cpu().numpy()):
+            values += [class_evidence(cm, lg, k).ravel() for k in range(len(lg))]
+    v = np.concatenate(values)
     if dist.is_available() and dist.is_initialized():
         gathered = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, v)

@@ -1,0 +1,89 @@
+"""Model card: a Markdown page beside a model file, written from its metadata and report.
+
+``python -m cxrviewer.core.training.model_card MODEL.safetensors`` (re)writes ``MODEL.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..checkpoint import read_header
+
+NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _f3(v) -> str:
+    return "n/a" if v is None else f"{float(v):.3f}"
+
+
+def render_model_card(model_path: Path, meta: dict) -> str:
+    """Markdown text of the card for ``model_path`` with metadata ``meta``."""
+    tr = meta.get("training", {})
+    split = tr.get("split", {})
+    images = tr.get("images", {})
+    metrics = meta.get("metrics", {})
+    report = model_path.with_name(model_path.stem + "_report")
+    lines = [
+        f"# Model card: `{model_path.name}`", "",
+        f"> {NOTICE}", "",
+        "## What it is",
+        f"- Architecture: torchvision `{meta['arch']}` trunk, global average pooling, one linear layer "
+        f"(class activation maps exact: their mean plus the bias is the logit); trained from "
+        f"{'ImageNet weights' if tr.get('args', {}).get('pretrained') else 'scratch'}.",
+        f"- Input: {meta['input_channels']} channel(s), {meta['input_size'][0]} x {meta['input_size'][1]} px "
+        f"(CAM grid {meta['input_size'][0] // 32} x {meta['input_size'][1] // 32}), normalised with mean {meta['mean']} and std {meta['std']}.",
+        f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
+        f"- Decision rule: " + (f"`{meta['positive_class']}` when its calibrated probability >= {meta['threshold']:.4f} "
+                                f"(threshold fitted on validation by the `{tr.get('args', {}).get('threshold_rule', '?')}` rule)"
+                                if meta.get("threshold") is not None else "argmax") + ".",
+        f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} (fitted on validation by NLL).",
+        f"- Fixed CAM display scale (1st-99th percentile of the class-evidence map values on validation, logit units): {meta.get('cam_range')}.",
+        "", "## Data and split",
+        f"- Data folder: `{tr.get('data', '?')}`; images per split and class: `{images}`.",
+        f"- Validation: {split.get('rule', '?')}-level split"
+        + (f" ({split.get('val_groups')} of {split.get('groups')} patients, fraction {split.get('val_fraction')}, seed {split.get('seed')},"
+           f" patient id = regex `{split.get('patient_pattern')}`; byte-identical files kept on one side)" if split.get("rule") == "patient" else "")
+        + ". The checkpoint is chosen by validation AUROC, never by a test set.",
+        "", "## Exact command",
+        "```", f"python {tr.get('command', 'train_model.py')}" if not str(tr.get("command", "")).startswith("python") else tr["command"], "```",
+        f"Trained on `{tr.get('device', '?')}` (world size {tr.get('world_size', 1)}) in {tr.get('seconds', 0) / 60:.0f} min, "
+        f"{tr.get('date', '?')}; versions `{tr.get('versions', {})}`.",
+        "", "## Metrics",
+        "Validation metrics are at the shipped threshold, which was fitted on that same validation split (so they are optimistic).",
+        "", "| split | n | AUROC | accuracy | sensitivity | specificity | precision | F1 | ECE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics.items():
+        if isinstance(m, dict):
+            lines.append(f"| {name} | {m.get('n')} | {_f3(m.get('auroc'))} | {_pct(m.get('accuracy'))} | {_f3(m.get('sensitivity'))} | "
+                         f"{_f3(m.get('specificity'))} | {_f3(m.get('precision'))} | {_f3(m.get('f1'))} | {_f3(m.get('ece'))} |")
+    if "best_epoch" in metrics:
+        lines.append(f"\nBest epoch: {metrics['best_epoch']} of {tr.get('args', {}).get('epochs', '?')}.")
+    if report.is_dir():
+        lines += ["", "## Plots", ""]
+        for png in sorted(report.glob("*.png")):
+            lines.append(f"![{png.stem}]({report.name}/{png.name})")
+    lines += ["", "## Limitations",
+              "- Trained on one pediatric dataset (Kermany et al., Cell 2018; Guangzhou Women and Children's Medical Center, "
+              "children aged 1-5); adult radiographs, other hospitals and other findings are out of distribution.",
+              "- Inputs are resized to a square without keeping the aspect ratio, as the training images were.",
+              "- A CAM shows where the evidence for a class lies in this model, not a segmentation of disease.", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(model_path: str | Path) -> Path:
+    """Write ``<model>.md`` beside ``model_path`` and return its path."""
+    model_path = Path(model_path)
+    out = model_path.with_suffix(".md")
+    out.write_text(render_model_card(model_path, read_header(model_path)), encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or sys.exit("usage: python -m cxrviewer.core.training.model_card MODEL.safetensors"):
+        print(write_model_card(arg))
