@@ -50,6 +50,8 @@ def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Review chest radiographs with an AI second reader and its class activation maps.",
                      epilog=f"Headless batch classification: {PROG} predict --help")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="install a desktop menu entry and icon for this user (Linux), then exit")
     parser.add_argument("paths", nargs="*", metavar="FOLDER_OR_FILE", help="open the viewer on these (default: an empty window)")
     return parser
 
@@ -92,6 +94,14 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
 
 
 def _gui(args: argparse.Namespace) -> int:
+    if args.install_desktop:
+        from cxrviewer.gui.desktop import install_desktop_entry
+
+        try:
+            print(f"installed {install_desktop_entry()}")
+        except OSError as e:
+            return _fail(f"cannot install the desktop entry: {e}")
+        return 0
     for p in args.paths:
         if not Path(p).exists():
             return _fail(f"{p}: no such file or folder")

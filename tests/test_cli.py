@@ -158,3 +158,14 @@ def test_python_dash_m_runs_quietly_off_a_terminal(scans, tiny_model_file, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr.strip().splitlines() == [f"cxrviewer: 1 file(s): 1 classified, 0 failed -> {out}"]
     assert out.exists()
+
+
+def test_install_desktop_writes_an_entry(tmp_path, monkeypatch, capsys):
+    from cxrviewer.cli import main
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert main(["--install-desktop"]) == 0
+    entry = tmp_path / "applications" / "cxrviewer.desktop"
+    text = entry.read_text()
+    assert "Exec=" in text and "Icon=" in text
+    assert "installed" in capsys.readouterr().out
