@@ -14,7 +14,6 @@ import math
 import os
 import platform
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -81,6 +80,28 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, type=Path, help="checkpoint to resume from (written each epoch to <report>/checkpoint.pt)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights in the model file")
     return p
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``python train_model.py ...`` command that reproduces ``args`` (non-default options only)."""
+    import shlex
+
+    words = ["python", "train_model.py"]
+    for action in get_args_parser(add_help=False)._actions:
+        if not action.option_strings or not hasattr(args, action.dest):
+            continue
+        value, flag = getattr(args, action.dest), action.option_strings[0]
+        if value == action.default and not action.required:
+            continue
+        if isinstance(action, argparse.BooleanOptionalAction):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif action.nargs == 0:  # store_true / store_false
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def main(args: argparse.Namespace) -> Path | None:
@@ -298,7 +319,7 @@ def _run(args, distributed: bool) -> Path | None:
     meta["metrics"] = {name: {k: v for k, v in s["metrics"].items() if k != "class_names"} for name, s in splits.items()}
     meta["metrics"]["best_epoch"] = best["epoch"] + 1
     meta["training"] = {
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "command": command_line(args),
         "args": _plain(vars(args)),
         "data": str(args.data),
         "images": counts,
