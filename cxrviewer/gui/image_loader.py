@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from ..core.errors import RadiographError
 from ..core.imaging import Radiograph, load_radiograph
+from .worker import lower_thread_priority
 
 
 PREVIEW_MAX = 1024  # longest side of the copy drawn when the whole image is in view
@@ -104,6 +105,7 @@ class ImageLoader(QObject):
         self._pool.start(lambda: self._decode(path))
 
     def _decode(self, path: Path) -> None:  # runs on a pool thread
+        lower_thread_priority()  # prefetching must not slow the GUI thread down
         try:
             rad = load_radiograph(path)
             image = DisplayImage(rad, make_preview(rad.pixels))

@@ -53,6 +53,10 @@ class BatchStatus(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         for w in (self.label, self.bar, self.cancel_button):
             layout.addWidget(w)
+        for w in (self.bar, self.cancel_button):  # showing/hiding them must not resize the image view
+            policy = w.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            w.setSizePolicy(policy)
         self.rate = ProgressRate()
         self.set_idle("")
 

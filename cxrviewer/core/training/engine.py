@@ -34,7 +34,7 @@ def train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, arg
     if getattr(args, "freeze_backbone", False):
         _unwrap(model).features.eval()
     total, count = torch.zeros((), dtype=torch.float64), 0
-    bar = tqdm(data_loader, desc=f"epoch {epoch}", leave=False, disable=not is_main_process(),
+    bar = tqdm(data_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not is_main_process(),
                mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True)
     for x, y in bar:
         x = x.to(device, non_blocking=True).float().div_(255.0)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import metrics as M
 
@@ -90,6 +90,7 @@ def plot_history(history: list[dict], path) -> Path:
     ax_auc.set(title="Validation AUROC", xlabel="epoch", ylabel="AUROC")
     for ax in (ax_loss, ax_auc):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         handles, labels = ax.get_legend_handles_labels()
         if ax is ax_auc and ax_lr is not None:
             more = ax_lr.get_legend_handles_labels()

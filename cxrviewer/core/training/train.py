@@ -276,7 +276,7 @@ def _run(args, distributed: bool) -> Path | None:
         ev = evaluate(model, val_loader, device, args, normalize=normalize, criterion=eval_criterion)
         probs = _softmax(ev["logits"])
         val_auroc = _auroc(probs, ev["labels"], meta.get("positive_class"), class_names)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": ev["loss"], "val_auroc": val_auroc,
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": ev["loss"], "val_auroc": val_auroc,
                "val_accuracy": float((probs.argmax(1) == ev["labels"]).mean()),
                "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
         history.append(row)

@@ -127,7 +127,7 @@ def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
     args.epochs = 2
     main(args)
     hist = json.loads(torch.load(out2.with_name("r2_report") / "checkpoint.pt", weights_only=True)["history"])
-    assert [h["epoch"] for h in hist] == [0, 1]
+    assert [h["epoch"] for h in hist] == [1, 2]  # 1-based, as in the log and the model card
 
 
 def test_missing_train_folder_is_a_clear_error(tmp_path):
