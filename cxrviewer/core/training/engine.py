@@ -69,12 +69,16 @@ def train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, arg
 
 
 @torch.inference_mode()
-def evaluate(model, data_loader, device, args, *, normalize, criterion=None) -> dict:
-    """Logits and labels of a whole split (gathered from every rank), and the mean loss."""
+def evaluate(model, data_loader, device, args, *, normalize, criterion=None, transform=None) -> dict:
+    """Logits and labels of a whole split (gathered from every rank), and the mean loss.
+
+    ``transform``: applied to each batch in [0, 1] before normalisation (see :mod:`.shift`).
+    """
     model.eval()
     logits, labels = [], []
     for x, y in data_loader:
-        x = normalize(x.to(device, non_blocking=True).float().div_(255.0))
+        x = x.to(device, non_blocking=True).float().div_(255.0)
+        x = normalize(transform(x) if transform is not None else x)
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, args.amp):

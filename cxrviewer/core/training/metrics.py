@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-THRESHOLD_RULES = ("youden", "f1", "0.5")
+THRESHOLD_RULES = ("robust", "youden", "f1", "0.5")
 
 # A threshold is kept this far inside (0, 1) so that it stays a usable probability cut.
 _EPS = 1e-6
@@ -148,13 +148,15 @@ def _binary_counts(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> tuple[np.ndar
     return tp, fp, pos.size - tp, neg.size - fp
 
 
-def choose_threshold(y_pos, p_pos, rule: str = "youden") -> float:
+def choose_threshold(y_pos, p_pos, rule: str = "youden", views=()) -> float:
     """Decision threshold on the positive-class probability, applied as ``p >= t``.
 
     Rules: ``"youden"`` maximises sensitivity + specificity - 1 (independent of prevalence),
-    ``"f1"`` maximises F1 of the positive class, ``"0.5"`` is fixed. Candidates lie midway between
-    adjacent distinct scores (and beyond the extremes), so the cut generalises; among equally good
-    candidates the one nearest the middle of their span wins. The result is strictly inside (0, 1).
+    ``"robust"`` maximises that J averaged over ``p_pos`` and ``views`` (the same images' scores
+    under acquisition shifts, see :mod:`.shift`; same labels), ``"f1"`` maximises F1 of the
+    positive class, ``"0.5"`` is fixed. Candidates lie midway between adjacent distinct scores
+    (and beyond the extremes), so the cut generalises; among equally good candidates the one
+    nearest the middle of their span wins. The result is strictly inside (0, 1).
     Falls back to 0.5 with a warning when one class is absent.
     """
     if rule not in THRESHOLD_RULES:
@@ -162,20 +164,25 @@ def choose_threshold(y_pos, p_pos, rule: str = "youden") -> float:
     y, p = _binary_inputs(y_pos, p_pos)
     if rule == "0.5":
         return 0.5
-    if p.size and (p.min() < -1e-6 or p.max() > 1 + 1e-6):
-        raise ValueError("positive-class probabilities must lie in [0, 1]")
-    p = np.clip(p, 0.0, 1.0)  # float32 rounding may step just outside
+    scores = [p] + ([_binary_inputs(y_pos, v)[1] for v in views] if rule == "robust" else [])
+    for i, v in enumerate(scores):
+        if v.size and (v.min() < -1e-6 or v.max() > 1 + 1e-6):
+            raise ValueError("positive-class probabilities must lie in [0, 1]")
+        scores[i] = np.clip(v, 0.0, 1.0)  # float32 rounding may step just outside
     if y.all() or not y.any():
         warnings.warn("choose_threshold: both classes are needed; using 0.5", RuntimeWarning, stacklevel=2)
         return 0.5
-    u = np.unique(p)
+    u = np.unique(np.concatenate(scores))
     cand = np.r_[u[0] / 2.0, (u[1:] + u[:-1]) / 2.0, (u[-1] + 1.0) / 2.0]
     cand = np.clip(cand, _EPS, 1.0 - _EPS)
-    tp, fp, fn, tn = _binary_counts(y, p, cand)
-    if rule == "youden":
-        score = tp / (tp + fn) + tn / (tn + fp) - 1.0
-    else:
-        score = 2.0 * tp / np.maximum(2 * tp + fp + fn, 1)
+    score = np.zeros_like(cand)
+    for v in scores:
+        tp, fp, fn, tn = _binary_counts(y, v, cand)
+        if rule == "f1":
+            score += 2.0 * tp / np.maximum(2 * tp + fp + fn, 1)
+        else:
+            score += tp / (tp + fn) + tn / (tn + fp) - 1.0
+    score /= len(scores)
     best = np.flatnonzero(score >= score.max() - 1e-12)
     middle = (cand[best[0]] + cand[best[-1]]) / 2.0
     return float(cand[best[np.argmin(np.abs(cand[best] - middle))]])

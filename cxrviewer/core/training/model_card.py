@@ -53,15 +53,26 @@ def render_model_card(model_path: Path, meta: dict) -> str:
         "```", f"python {tr.get('command', 'train_model.py')}" if not str(tr.get("command", "")).startswith("python") else tr["command"], "```",
         f"Trained on `{tr.get('device', '?')}` (world size {tr.get('world_size', 1)}) in {tr.get('seconds', 0) / 60:.0f} min, "
         f"{tr.get('date', '?')}; versions `{tr.get('versions', {})}`.",
+    ]
+    if tr.get("calibration"):
+        lines.append(f"Calibration note: {tr['calibration']}.")
+    lines += [
         "", "## Metrics",
         "Validation metrics are at the shipped threshold, which was fitted on that same validation split (so they are optimistic).",
         "", "| split | n | AUROC | accuracy | sensitivity | specificity | precision | F1 | ECE |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
-        if isinstance(m, dict):
+        if isinstance(m, dict) and name != "validation_shifted":
             lines.append(f"| {name} | {m.get('n')} | {_f3(m.get('auroc'))} | {_pct(m.get('accuracy'))} | {_f3(m.get('sensitivity'))} | "
                          f"{_f3(m.get('specificity'))} | {_f3(m.get('precision'))} | {_f3(m.get('f1'))} | {_f3(m.get('ece'))} |")
+    shifted = metrics.get("validation_shifted")
+    if isinstance(shifted, dict) and shifted:
+        lines += ["", "Validation images under fixed acquisition shifts, at the same threshold (the `robust` rule "
+                  "maximises Youden's J averaged over the clean images and these):", "",
+                  "| shift | AUROC | sensitivity | specificity |", "|---|---|---|---|"]
+        lines += [f"| {k} | {_f3(v.get('auroc'))} | {_f3(v.get('sensitivity'))} | {_f3(v.get('specificity'))} |"
+                  for k, v in shifted.items() if isinstance(v, dict)]
     if "best_epoch" in metrics:
         lines.append(f"\nBest epoch: {metrics['best_epoch']} of {tr.get('args', {}).get('epochs', '?')}.")
     if report.is_dir():

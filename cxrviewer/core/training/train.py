@@ -31,6 +31,7 @@ from . import metrics
 from .data import DEFAULT_PATIENT_PATTERN, Augment, RadiographFolder, find_classes, list_samples, split_by_patient
 from .engine import autocast, evaluate, is_main_process, train_one_epoch
 from .pretrained import load_backbone_weights
+from .shift import SHIFTS
 
 log = logging.getLogger("cxrviewer.train")
 
@@ -67,8 +68,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--min-val-size", default=100, type=int, help="a val/ folder with fewer images is ignored (split from train/)")
     p.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN,
                    help="regex whose first group is the patient id in a file name")
-    p.add_argument("--threshold-rule", default="youden", choices=("youden", "f1", "0.5"),
-                   help="how the two-class decision threshold is fitted on validation")
+    p.add_argument("--threshold-rule", default="robust", choices=metrics.THRESHOLD_RULES,
+                   help="how the two-class decision threshold is fitted on validation: robust = Youden's J averaged "
+                        "over the clean images and fixed exposure/contrast/blur/zoom shifts of them; youden; f1; 0.5")
     p.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
     p.add_argument("--backbone-weights", default=None, type=Path, help="torchvision ImageNet weights file (.pth or .safetensors) for offline use")
     p.add_argument("--freeze-backbone", action="store_true", help="train only the linear head (the seed article's recipe)")
@@ -299,24 +301,15 @@ def _run(args, distributed: bool) -> Path | None:
 
     # -- calibrate, evaluate, write ------------------------------------------------
     model.load_state_dict(best["state"])
-    ev = evaluate(model, val_loader, device, args, normalize=normalize)
-    temperature = metrics.fit_temperature(ev["logits"], ev["labels"])
-    meta["temperature"] = float(temperature)
-    pos = class_names.index(meta["positive_class"]) if "positive_class" in meta else None
-    val_probs = _softmax(ev["logits"] / temperature)
-    threshold = None
-    if pos is not None:
-        threshold = float(metrics.choose_threshold((ev["labels"] == pos).astype(int), val_probs[:, pos], args.threshold_rule))
-        meta["threshold"] = threshold
-    meta["cam_range"] = _cam_range(model, val_loader, device, args, normalize)
-    splits = {"validation": _split_report(val_probs, ev["labels"], class_names, pos, threshold)}
-    if test_set is not None:
-        et = evaluate(model, eval_loader(test_set), device, args, normalize=normalize)
-        splits["test"] = _split_report(_softmax(et["logits"] / temperature), et["labels"], class_names, pos, threshold)
+    splits = calibrate(model, val_loader, device, args, meta,
+                       test_loader=eval_loader(test_set) if test_set is not None else None)
+    temperature, threshold = meta["temperature"], meta.get("threshold")
     if not main_proc:
         return None
 
     meta["metrics"] = {name: {k: v for k, v in s["metrics"].items() if k != "class_names"} for name, s in splits.items()}
+    if "shifted" in splits["validation"]:
+        meta["metrics"]["validation_shifted"] = splits["validation"]["shifted"]
     meta["metrics"]["best_epoch"] = best["epoch"] + 1
     meta["training"] = {
         "command": command_line(args),
@@ -333,13 +326,55 @@ def _run(args, distributed: bool) -> Path | None:
     from .model_card import write_model_card
     from .report import write_report
 
-    write_report(report_dir, history, splits)
+    write_report(report_dir, history, splits,
+                 extra={"validation_shifted": meta["metrics"]["validation_shifted"]} if "validation_shifted" in meta["metrics"] else None)
     write_model_card(out)
     (report_dir / "metrics.json").exists() and _annotate_metrics(report_dir / "metrics.json", meta)
     log.info("wrote %s (best epoch %d, val AUROC %.4f, threshold %s, temperature %.3f) and %s/",
              out, best["epoch"] + 1, best["auroc"], f"{threshold:.4f}" if threshold is not None else "argmax",
              temperature, report_dir)
     return out
+
+
+def calibrate(model, val_loader, device, args, meta: dict, test_loader=None) -> dict:
+    """Fit the temperature, decision threshold and CAM display range on validation (into ``meta``);
+    returns the per-split reports (``validation``, and ``test`` with ``test_loader``).
+
+    With ``--threshold-rule robust`` the validation split is also scored under the
+    acquisition shifts of :mod:`.shift`; their sensitivity and specificity at the chosen
+    threshold are reported under ``splits["validation"]["shifted"]``. Runs in float32 (no autocast).
+    """
+    class_names = meta["class_names"]
+    normalize = model.normalize
+    args = argparse.Namespace(**{**vars(args), "amp": False})  # float32, as the viewer and `predict` run the model
+    ev = evaluate(model, val_loader, device, args, normalize=normalize)
+    temperature = metrics.fit_temperature(ev["logits"], ev["labels"])
+    meta["temperature"] = float(temperature)
+    pos = class_names.index(meta["positive_class"]) if "positive_class" in meta else None
+    val_probs = _softmax(ev["logits"] / temperature)
+    threshold, shifted = None, {}
+    if pos is not None:
+        y = (ev["labels"] == pos).astype(int)
+        if args.threshold_rule == "robust":
+            for name, fn in SHIFTS.items():
+                es = evaluate(model, val_loader, device, args, normalize=normalize, transform=fn)
+                shifted[name] = _softmax(es["logits"] / temperature)[:, pos]
+        threshold = float(metrics.choose_threshold(y, val_probs[:, pos], args.threshold_rule, views=list(shifted.values())))
+        meta["threshold"] = threshold
+    meta["cam_range"] = _cam_range(model, val_loader, device, args, normalize)
+    splits = {"validation": _split_report(val_probs, ev["labels"], class_names, pos, threshold)}
+    if shifted:
+        splits["validation"]["shifted"] = {name: _shift_summary(y, p, threshold) for name, p in shifted.items()}
+    if test_loader is not None:
+        et = evaluate(model, test_loader, device, args, normalize=normalize)
+        splits["test"] = _split_report(_softmax(et["logits"] / temperature), et["labels"], class_names, pos, threshold)
+    return splits
+
+
+def _shift_summary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    pred = p >= threshold
+    return {"auroc": round(float(metrics.auroc(y, p)), 4),
+            "sensitivity": round(float(pred[y == 1].mean()), 4), "specificity": round(float((~pred[y == 0]).mean()), 4)}
 
 
 def _positive_class(class_names: list[str]) -> str:

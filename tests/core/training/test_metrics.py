@@ -127,6 +127,21 @@ def test_threshold_is_optimal_over_a_dense_grid(rule):
     assert score(t) == pytest.approx(best, abs=1e-12)
 
 
+def test_robust_threshold_averages_j_over_shifted_views():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    clean = np.array([0.01, 0.02, 0.03, 0.04, 0.9, 0.95, 0.97, 0.99])
+    assert choose_threshold(y, clean, "youden") == pytest.approx(0.47)  # anywhere between the classes
+    # Under a shift the negatives score up to 0.6 while the positives stay above 0.8:
+    # only cuts in (0.6, 0.8) keep J = 1 on both views.
+    shifted = np.array([0.3, 0.45, 0.55, 0.6, 0.8, 0.9, 0.95, 0.99])
+    t = choose_threshold(y, clean, "robust", views=[shifted])
+    assert 0.6 < t < 0.8
+    assert np.array_equal(shifted >= t, y.astype(bool)) and np.array_equal(clean >= t, y.astype(bool))
+    assert choose_threshold(y, clean, "robust") == choose_threshold(y, clean, "youden")  # no views: Youden
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        choose_threshold(y, clean, "robust", views=[shifted + 1])
+
+
 def test_threshold_fixed_rule_and_errors():
     y, p = np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9])
     assert choose_threshold(y, p, "0.5") == 0.5

@@ -102,9 +102,13 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     assert meta["training"]["split"]["rule"] == "patient"
     assert meta["training"]["images"]["test"] == {"NORMAL": 4, "PNEUMONIA": 4}
     assert {"validation", "test"} <= set(meta["metrics"])
+    assert meta["training"]["args"]["threshold_rule"] == "robust"  # the default
+    shifted = meta["metrics"]["validation_shifted"]
+    assert len(shifted) == 8 and all(0 <= v["sensitivity"] <= 1 and 0 <= v["specificity"] <= 1 for v in shifted.values())
     report = out.with_name("m_report")
     card = out.with_suffix(".md").read_text()
     assert "python" in card and "--image-size 64" in card and "| validation |" in card and "not a medical device" in card.lower()
+    assert "| zoom out x0.87 |" in card
     data = json.loads((report / "metrics.json").read_text())
     assert {"validation", "test"} <= set(data["splits"] if "splits" in data else data)
     for png in ("history.png", "roc_validation.png", "confusion_validation.png", "reliability_validation.png"):
