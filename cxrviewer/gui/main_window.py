@@ -33,6 +33,7 @@ from .status import BatchStatus
 from .worker import BatchRunner, Task
 
 LOADING_HINT_MS = 150
+PREFETCH_AHEAD, PREFETCH_BEHIND = 3, 1  # rows decoded ahead of the reader (the cache keeps 8 images)
 
 
 class MainWindow(QMainWindow):
@@ -334,7 +335,7 @@ class MainWindow(QMainWindow):
             self.imageShown.emit(r.path)
             return
         rad = self.loader.request(r.path)
-        self.loader.prefetch([self.results_model.row(i).path for i in self.results_view.neighbour_rows(2)])
+        self.loader.prefetch([self.results_model.row(i).path for i in self.results_view.neighbour_rows(PREFETCH_AHEAD, PREFETCH_BEHIND)])
         if rad is not None:
             self._display(r.path, rad)
         else:

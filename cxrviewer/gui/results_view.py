@@ -99,13 +99,14 @@ class ResultsView(QWidget):
         if self.proxy.rowCount():
             self.select_source_row(self.proxy.mapToSource(self.proxy.index(0, 0)).row())
 
-    def neighbour_rows(self, n: int = 1) -> list[int]:
-        """Source rows just after and before the current one in view order (for prefetching)."""
+    def neighbour_rows(self, ahead: int = 1, behind: int | None = None) -> list[int]:
+        """Source rows after (nearest first) and then before the current one in view order (for prefetching)."""
         idx = self.table.currentIndex()
         if not idx.isValid():
             return []
+        behind = ahead if behind is None else behind
         rows = []
-        for d in [*range(1, n + 1), *range(-1, -n - 1, -1)]:
+        for d in [*range(1, ahead + 1), *range(-1, -behind - 1, -1)]:
             r = idx.row() + d
             if 0 <= r < self.proxy.rowCount():
                 rows.append(self.proxy.mapToSource(self.proxy.index(r, 0)).row())
