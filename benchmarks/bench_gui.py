@@ -101,16 +101,19 @@ def main(argv=None) -> int:
         import traceback
 
         main_id = threading.main_thread().ident
+        sampling = threading.Event()
+        sampling.set()
 
         def sample():
-            while True:
+            while sampling.is_set():
                 time.sleep(0.01)
                 frame = sys._current_frames().get(main_id)
                 if frame is not None:
                     samples.append((time.perf_counter(), " <- ".join(
                         f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(traceback.extract_stack(frame)[-8:]))))
 
-        threading.Thread(target=sample, daemon=True).start()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
 
     # 1 + 2: first result latency and event-loop gaps over the whole batch
     gaps, last = [], [None]
@@ -179,6 +182,9 @@ def main(argv=None) -> int:
         t = step_time(pause)
         print(f"next image, {label}: median {1000 * statistics.median(t):.0f} ms, max {1000 * max(t):.0f} ms "
               f"over {len(t)} steps   (target < 100 ms)")
+    if args.verbose:
+        sampling.clear()
+        sampler.join()
     w.close()
     tmp.cleanup()
     return 0

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 from PySide6.QtCore import Qt, Signal
@@ -63,10 +61,17 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._cam_cache: tuple | None = None
         self._base_cache: tuple | None = None
         self._fitted = True  # whole image in view: drawn from a copy made at screen size
-        self._scale = ScalarMappable(norm=Normalize(0.0, 1.0), cmap="jet")
-        self._colorbar = self.figure.colorbar(self._scale, cax=self.cax)
+        # The colour bar: a jet gradient whose extent is the overlay's range (cheaper to update per
+        # image than matplotlib's Colorbar, which rebuilds its mesh on every change of limits).
+        self._bar = self.cax.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap="jet", aspect="auto", origin="lower",
+                                    extent=(0.0, 1.0, 0.0, 1.0), interpolation="nearest")
+        self._bar_range: tuple | None = None
+        self.cax.xaxis.set_visible(False)
+        self.cax.yaxis.tick_right()
+        self.cax.yaxis.set_label_position("right")
         self.cax.tick_params(colors=TEXT, labelsize=8)
-        self._colorbar.outline.set_edgecolor("#3a3f47")
+        for spine in self.cax.spines.values():
+            spine.set_edgecolor("#3a3f47")
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
@@ -114,8 +119,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         """
         self._overlay = overlay
         if overlay is not None:
-            self._scale.set_clim(overlay.vmin, overlay.vmax)
-            self._colorbar.set_label(overlay.label, color=TEXT, fontsize=9)
+            self._set_bar(overlay)
         same_shape = self._pixels is not None and self._pixels.shape == pixels.shape
         view = (self.ax.get_xlim(), self.ax.get_ylim())
         self._pixels = pixels
@@ -145,8 +149,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         if overlay is None:
             self._set_caption("")
         else:
-            self._scale.set_clim(overlay.vmin, overlay.vmax)
-            self._colorbar.set_label(overlay.label, color=TEXT, fontsize=9)
+            self._set_bar(overlay)
         self._recompose()
 
     def set_caption(self, text: str, colour: str = TEXT) -> None:
@@ -196,6 +199,17 @@ class ImageCanvas(FigureCanvasQTAgg):
         return np.asarray(self.buffer_rgba()).copy()
 
     # -- internals ---------------------------------------------------------------
+    def _set_bar(self, overlay: Overlay) -> None:
+        """Point the colour bar at ``overlay``'s limits and label (no work when unchanged)."""
+        key = (overlay.vmin, overlay.vmax, overlay.label)
+        if key == self._bar_range:
+            return
+        self._bar_range = key
+        self._bar.set_extent((0.0, 1.0, overlay.vmin, overlay.vmax))
+        self.cax.set_xlim(0.0, 1.0)
+        self.cax.set_ylim(overlay.vmin, overlay.vmax)
+        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=9)
+
     def _overlay_shown(self) -> bool:
         return self.overlay_visible and self._overlay is not None and self._pixels is not None
 
