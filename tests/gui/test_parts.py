@@ -110,3 +110,37 @@ def test_icon_files_exist_and_load():
         with Image.open(png_path(size)) as im:
             assert im.size == (size, size) and im.mode == "RGBA"
     assert not app_icon().isNull()
+
+
+def test_canvas_draws_the_fitted_image_pixel_for_pixel(qtbot, monkeypatch):
+    """The fitted view hands its screen-size picture to Agg unresampled; the result matches
+    matplotlib's own drawing of it (upright, in place) and zooming falls back to resampling."""
+    from cxrviewer.gui.canvas import ImageCanvas, Overlay, ScreenImage  # noqa: I001
+
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 600)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    y, x = np.mgrid[0:900, 0:700].astype(np.float32)
+    pixels = (0.5 + 0.4 * np.sin(x / 90) * np.cos(y / 120)).astype(np.float32)
+    pixels[:150, :200] = 1.0  # a bright block marks the top-left corner
+    canvas.set_image(pixels)
+    assert canvas._image.get_interpolation() == "none"
+    calls = []
+    original = ScreenImage.make_image
+    monkeypatch.setattr(ScreenImage, "make_image", lambda self, *a, **k: calls.append(original(self, *a, **k)) or calls[-1])
+    fast = canvas.rgba().astype(int)
+    assert calls and calls[-1][0].shape[:2] == canvas._image.get_array().shape[:2]  # no resampling: the array itself
+    monkeypatch.setattr(ScreenImage, "direct", False)
+    canvas._image.stale = True
+    slow = canvas.rgba().astype(int)
+    assert np.abs(fast - slow).mean() < 1.0
+    bright = np.argwhere(fast[..., :3].min(axis=2) >= 250)
+    assert bright[:, 0].min() < fast.shape[0] / 3 and bright[:, 1].min() < fast.shape[1] / 3  # upright, top-left
+    monkeypatch.setattr(ScreenImage, "direct", True)
+    canvas.set_overlay(Overlay(np.arange(49, dtype=np.float32).reshape(7, 7), 0, 48, "test"))
+    assert np.abs(canvas.rgba().astype(int) - fast).mean() > 5  # the overlay is drawn on the fast path too
+    canvas.zoom(3.0)
+    assert canvas._image.get_interpolation() != "none"
+    assert canvas.rgba().shape == fast.shape
