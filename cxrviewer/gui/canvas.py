@@ -28,6 +28,15 @@ BACKGROUND = "#101216"
 TEXT = "#c9ced6"
 
 
+def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int] | None:
+    """(H, W) in whole pixels of an image of ``shape`` scaled to fit ``box`` (H, W); None for no room."""
+    (h, w), (box_h, box_w) = shape[:2], box
+    if box_w < 2 or box_h < 2:
+        return None
+    scale = min(box_w / w, box_h / h)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 class ScreenImage(AxesImage):
     """An ``AxesImage`` that hands an RGBA ``uint8`` array already at screen size (one array pixel
     per device pixel over its extent, drawn upright, as :class:`ImageCanvas` composes the fitted
@@ -66,6 +75,7 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     windowChanged = Signal(float, float)  # low, high grey limits in [0, 1] after a right-drag
     hovered = Signal(str)                 # "x, y: value" under the cursor, "" when outside
+    fitBoxChanged = Signal()              # resized: fit_box() changed
 
     def __init__(self, parent=None):
         super().__init__(Figure(facecolor=BACKGROUND))
@@ -273,6 +283,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         if not self._fitted:
             return shown, "antialiased"
         target = self._fit_target()
+        if target is not None and self._preview.shape == target:  # the loader made it at screen size
+            return self._preview, "none"
         if target is None or target[0] >= shown.shape[0] or target[1] >= shown.shape[1]:
             return shown, "antialiased"
         key = (id(shown), target)
@@ -282,15 +294,14 @@ class ImageCanvas(FigureCanvasQTAgg):
             self._base_cache = (key, np.asarray(reduced, dtype=np.float32))
         return self._base_cache[1], "none"
 
+    def fit_box(self) -> tuple[float, float]:
+        """(H, W) in device pixels of the area a fitted image may fill."""
+        pos = self.ax.get_position(original=True)
+        return pos.height * self.figure.bbox.height, pos.width * self.figure.bbox.width
+
     def _fit_target(self) -> tuple[int, int] | None:
         """(H, W) in screen pixels of the whole image fitted into the axes."""
-        h, w = self._pixels.shape
-        pos = self.ax.get_position(original=True)
-        avail_w, avail_h = pos.width * self.figure.bbox.width, pos.height * self.figure.bbox.height
-        if avail_w < 2 or avail_h < 2:
-            return None
-        scale = min(avail_w / w, avail_h / h)
-        return max(1, round(h * scale)), max(1, round(w * scale))
+        return fit_size(self._pixels.shape, self.fit_box())
 
     def _unfit(self) -> None:
         """The view no longer shows exactly the whole image: draw from the preview or full image."""
@@ -302,6 +313,7 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self.fitBoxChanged.emit()
         if self._fitted and self._pixels is not None:
             self._recompose()
 
@@ -320,7 +332,9 @@ class ImageCanvas(FigureCanvasQTAgg):
             return False
         x0, x1 = self.ax.get_xlim()
         visible = abs(x1 - x0) * self._preview.shape[1] / self._pixels.shape[1]  # preview pixels across the view
-        wanted = self._pixels if visible < max(1.0, self.ax.bbox.width) else self._preview
+        target = self._fit_target() if self._fitted else None  # (the axes box itself follows only at the next draw)
+        screen = target[1] if target is not None else self.ax.bbox.width
+        wanted = self._pixels if visible < max(1.0, screen) - 0.5 else self._preview
         if wanted is self._shown:
             return False
         self._shown = wanted

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from ..core.errors import RadiographError
 from ..core.imaging import Radiograph, load_radiograph
+from .canvas import fit_size
 from .worker import lower_thread_priority
 
 
@@ -40,8 +41,17 @@ class DisplayImage:
         return self.radiograph.meta
 
 
-def make_preview(pixels: np.ndarray, longest: int = PREVIEW_MAX) -> np.ndarray:
-    """``pixels`` reduced by a whole factor (box average) so that the longest side is at most ``longest``."""
+def make_preview(pixels: np.ndarray, longest: int = PREVIEW_MAX, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A reduced copy of ``pixels`` for drawing the whole image.
+
+    ``size`` (H, W): exactly that size (bilinear with a box pre-reduction), when smaller than the image:
+    the picture the fitted view draws pixel for pixel. Otherwise reduced by a whole factor (box average)
+    so that the longest side is at most ``longest``.
+    """
+    if size is not None and size[0] < pixels.shape[0] and size[1] < pixels.shape[1]:
+        reduced = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32), mode="F").resize(
+            (size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(reduced, dtype=np.float32)
     factor = math.ceil(max(pixels.shape) / longest)
     if factor <= 1:
         return pixels
@@ -59,6 +69,7 @@ class ImageLoader(QObject):
     def __init__(self, capacity: int = 8, threads: int = 2, parent: QObject | None = None):
         super().__init__(parent)
         self.capacity = capacity
+        self.fit_box: tuple[float, float] | None = None  # (H, W) the view fits images into: previews are made at that size
         self._cache: OrderedDict[Path, DisplayImage] = OrderedDict()
         self._pending: set[Path] = set()
         self._wanted: Path | None = None
@@ -108,7 +119,8 @@ class ImageLoader(QObject):
         lower_thread_priority()  # prefetching must not slow the GUI thread down
         try:
             rad = load_radiograph(path)
-            image = DisplayImage(rad, make_preview(rad.pixels))
+            box = self.fit_box
+            image = DisplayImage(rad, make_preview(rad.pixels, size=fit_size(rad.pixels.shape, box) if box else None))
         except RadiographError as e:
             self._decoded.emit(path, None, e.reason)
         except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file

@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_batch_finished)
         self.batch_status.cancel_button.clicked.connect(self.cancel_batch)
         self.loader.loaded.connect(self._on_image_loaded)
+        self.canvas.fitBoxChanged.connect(self._update_fit_box)
         self.loader.failed.connect(self._on_image_failed)
         self._loading_timer.timeout.connect(self._show_loading_hint)
         c = self.controls
@@ -351,6 +352,11 @@ class MainWindow(QMainWindow):
         self._update_caption(r.result)
         self.details.show_file(path, r.status, r.result, image.meta)
         self.imageShown.emit(path)
+
+    def _update_fit_box(self) -> None:
+        """Have the loader make previews at the size the view draws them (unless the view is tiny)."""
+        box = self.canvas.fit_box()
+        self.loader.fit_box = box if min(box) >= 64 else None
 
     def _on_image_loaded(self, path: Path, rad) -> None:
         if path == self.current_path():

@@ -177,6 +177,8 @@ def test_large_image_loads_in_background(qtbot, window, tmp_path):
     canvas = window.canvas
     assert canvas._pixels.shape == (1500, 1200)
     assert max(canvas._preview.shape) <= 1024
+    assert window.loader.fit_box is not None
+    assert canvas._preview.shape == canvas._fit_target()  # made by the loader at the size the fitted view draws
     fitted = canvas.rgba()
     canvas.zoom(8.0)
     assert canvas._shown is canvas._pixels  # zoomed in: drawn from full resolution
