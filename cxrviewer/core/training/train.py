@@ -307,7 +307,9 @@ def _run(args, distributed: bool) -> Path | None:
     if not main_proc:
         return None
 
-    meta["metrics"] = {name: {k: v for k, v in s["metrics"].items() if k != "class_names"} for name, s in splits.items()}
+    from .report import _jsonable  # NaN (e.g. AUROC of a one-class split) -> null: strict JSON in the header
+
+    meta["metrics"] = _jsonable({name: {k: v for k, v in s["metrics"].items() if k != "class_names"} for name, s in splits.items()})
     if "shifted" in splits["validation"]:
         meta["metrics"]["validation_shifted"] = splits["validation"]["shifted"]
     meta["metrics"]["best_epoch"] = best["epoch"] + 1
@@ -436,10 +438,13 @@ def _split_report(probs, labels, class_names, pos, threshold) -> dict:
 
 
 def _annotate_metrics(path: Path, meta: dict) -> None:
+    """Add the model's calibration and provenance to ``metrics.json`` (strict JSON, written atomically)."""
+    from .report import _write_json
+
     data = json.loads(path.read_text())
     data["model"] = {k: meta[k] for k in ("arch", "input_size", "threshold", "temperature", "cam_range") if k in meta}
     data["training"] = meta["training"]
-    path.write_text(json.dumps(data, indent=2))
+    _write_json(data, path)
 
 
 def _plain(d: dict) -> dict:

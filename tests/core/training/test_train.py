@@ -109,7 +109,9 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     card = out.with_suffix(".md").read_text()
     assert "python" in card and "--image-size 64" in card and "| validation |" in card and "not a medical device" in card.lower()
     assert "| zoom out x0.87 |" in card
-    data = json.loads((report / "metrics.json").read_text())
+    text = (report / "metrics.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON
+    data = json.loads(text)
     assert {"validation", "test"} <= set(data["splits"] if "splits" in data else data)
     for png in ("history.png", "roc_validation.png", "confusion_validation.png", "reliability_validation.png"):
         assert (report / png).stat().st_size > 1000
