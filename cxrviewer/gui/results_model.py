@@ -40,12 +40,14 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[Row] = []
         self._index: dict[Path, int] = {}
+        self._sort_keys: dict[int, list] = {}  # column -> key per row, rebuilt after any change
         self.class_names: list[str] = []
         self.positive: str | None = None
 
     # -- filling -----------------------------------------------------------------
     def set_paths(self, paths: list[Path], status: str = QUEUED) -> None:
         self.beginResetModel()
+        self._sort_keys.clear()
         self._rows = [Row(Path(p), status) for p in paths]
         self._index = {r.path: i for i, r in enumerate(self._rows)}
         self.endResetModel()
@@ -53,6 +55,7 @@ class ResultsModel(QAbstractTableModel):
     def set_classes(self, class_names: list[str], positive: str | None = None) -> None:
         self.class_names = list(class_names)
         self.positive = positive
+        self._sort_keys.clear()
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, PROB, PROB)
 
     def apply(self, results: list[FileResult]) -> None:
@@ -60,6 +63,7 @@ class ResultsModel(QAbstractTableModel):
         rows = [r.index for r in results if 0 <= r.index < len(self._rows)]
         if not rows:
             return
+        self._sort_keys.clear()
         for r in results:
             if 0 <= r.index < len(self._rows):
                 row = self._rows[r.index]
@@ -70,6 +74,7 @@ class ResultsModel(QAbstractTableModel):
     def mark_unfinished(self, status: str = CANCELLED) -> None:
         """Give every still-queued row ``status`` (e.g. after Cancel)."""
         changed = [i for i, r in enumerate(self._rows) if r.status == QUEUED]
+        self._sort_keys.clear()
         for i in changed:
             self._rows[i].status = status
         if changed:
@@ -79,6 +84,7 @@ class ResultsModel(QAbstractTableModel):
         """Forget every result (e.g. before re-running with another model)."""
         if not self._rows:
             return
+        self._sort_keys.clear()
         for r in self._rows:
             r.status, r.result = status, None
         self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, self.columnCount() - 1))
@@ -141,15 +147,7 @@ class ResultsModel(QAbstractTableModel):
                 p = self.shown_probability(res)
                 return "" if p is None else f"{100 * p:.1f}%"
         elif role == SORT_ROLE:
-            if col == NAME:
-                return row.path.name.lower()
-            if col == STATUS:
-                return _STATUS_ORDER.get(row.status, 9)
-            if col == CLASS:
-                return res.label if res is not None and res.ok and res.label else ""
-            if col == PROB:
-                p = self.shown_probability(res)
-                return -1.0 if p is None else p
+            return self._sort_key(row, col)
         elif role == Qt.ItemDataRole.ToolTipRole:
             if res is not None and res.error:
                 return f"{row.path}\n{res.error}"
@@ -169,6 +167,26 @@ class ResultsModel(QAbstractTableModel):
         elif role == PATH_ROLE:
             return row.path
         return None
+
+    def _sort_key(self, row: Row, col: int):
+        res = row.result
+        if col == NAME:
+            return row.path.name.lower()
+        if col == STATUS:
+            return _STATUS_ORDER.get(row.status, 9)
+        if col == CLASS:
+            return res.label if res is not None and res.ok and res.label else ""
+        if col == PROB:
+            p = self.shown_probability(res)
+            return -1.0 if p is None else p
+        return None
+
+    def sort_keys(self, col: int) -> list:
+        """``SORT_ROLE`` of every row in column ``col`` (cached until the model changes)."""
+        keys = self._sort_keys.get(col)
+        if keys is None:
+            keys = self._sort_keys[col] = [self._sort_key(r, col) for r in self._rows]
+        return keys
 
     def flags(self, index):
         if not index.isValid():
@@ -203,6 +221,14 @@ class ResultsFilter(QSortFilterProxyModel):
         else:
             self._mode = mode
             self.invalidateFilter()
+
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        """One Python call per comparison on cached keys (10,000 rows sort in a fraction of a second)."""
+        model = self.sourceModel()
+        if isinstance(model, ResultsModel) and self.sortRole() == SORT_ROLE:
+            keys = model.sort_keys(left.column())
+            return keys[left.row()] < keys[right.row()]
+        return super().lessThan(left, right)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         model: ResultsModel = self.sourceModel()

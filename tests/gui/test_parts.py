@@ -48,6 +48,28 @@ def test_results_model_statuses_and_sort_keys():
     assert m.count(CANCELLED) == 5 and m.count(QUEUED) == 0
 
 
+def test_sorted_view_follows_results_as_they_arrive():
+    from PySide6.QtCore import Qt
+
+    from cxrviewer.gui.results_model import ResultsFilter
+
+    m = filled_model()
+    proxy = ResultsFilter()
+    proxy.setSourceModel(m)
+    proxy.sort(PROB, Qt.SortOrder.DescendingOrder)
+
+    def shown():
+        return [proxy.index(r, PROB).data(SORT_ROLE) for r in range(proxy.rowCount())]
+
+    assert shown() == sorted(shown(), reverse=True) and shown()[0] == 0.96
+    late = FileResult(Path("/data/027.png"), 27, {"NORMAL": 0.01, "PNEUMONIA": 0.99}, "PNEUMONIA",
+                      cams=np.zeros((2, 2, 2), np.float32))
+    m.apply([late])  # a queued row gets the highest probability: it moves to the top
+    assert proxy.index(0, 0).data() == "027.png" and shown() == sorted(shown(), reverse=True)
+    proxy.sort(0, Qt.SortOrder.AscendingOrder)
+    assert [proxy.index(r, 0).data() for r in range(3)] == ["000.png", "001.png", "002.png"]
+
+
 def test_settings_round_trip(_fresh_settings, tmp_path):
     s = Settings()
     assert Path(s.file_name).is_relative_to(_fresh_settings)
