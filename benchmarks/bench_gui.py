@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import cxrviewer.gui  # noqa: F401 - first, as in the app: decoders load before PySide6
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     tmp = tempfile.TemporaryDirectory(prefix="cxr-bench-gui-")
@@ -83,12 +83,18 @@ def main(argv=None) -> int:
         make_images(folder, args.count)
 
     def spin_until(cond, timeout=3600.0):
+        """Run the event loop as the app does (sleeping until events arrive) until ``cond()``;
+        a 2 ms timer wakes it to check. A busy loop here would take a core from the app's threads."""
         end = time.monotonic() + timeout
-        while not cond():
-            app.processEvents()
-            if time.monotonic() > end:
-                raise TimeoutError
-            time.sleep(0.0005)
+        waker = QTimer(interval=2)
+        waker.start()
+        try:
+            while not cond():
+                app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+                if time.monotonic() > end:
+                    raise TimeoutError
+        finally:
+            waker.stop()
 
     w = MainWindow(Settings(), model_path=model_path)
     w.show()
@@ -144,9 +150,10 @@ def main(argv=None) -> int:
     timer.start()
     t0 = time.perf_counter()
     w.open_inputs([folder])
-    while not done:  # the real event loop, with a 10 ms timer measuring how often it turns
-        app.processEvents()
-        time.sleep(0.001)
+    if not done:  # the real event loop, with a 10 ms timer measuring how often it turns
+        loop = QEventLoop()
+        w.batchFinished.connect(loop.quit)
+        loop.exec()
     elapsed = time.perf_counter() - t0
     timer.stop()
     total = w.results_model.rowCount()
