@@ -29,12 +29,28 @@ def _rows(items) -> str:
                    f"<td>&nbsp;{html.escape(_short(_fmt(v)))}</td></tr>" for k, v in items)
 
 
-def _flatten(metrics, prefix: str = ""):
-    for k, v in metrics.items():
-        if isinstance(v, dict):
-            yield from _flatten(v, f"{prefix}{k} / ")
-        elif isinstance(v, (int, float, str)) or (isinstance(v, list) and len(v) <= 4):
-            yield f"{prefix}{k}", v
+_KEY_METRICS = (("auroc", "AUROC"), ("accuracy", "accuracy"), ("sensitivity", "sensitivity"),
+                ("specificity", "specificity"), ("ece", "ECE"))
+
+
+def _metric_rows(metrics: dict) -> list[tuple[str, str]]:
+    """One line per evaluated split (AUROC, accuracy, sensitivity, specificity, ECE), then the
+    worst case over the shifted validation views and the best epoch, when the file has them."""
+    rows = []
+    for split, m in metrics.items():
+        if isinstance(m, dict) and "n" in m:
+            values = [f"{label} {m[k]:.3f}" for k, label in _KEY_METRICS if isinstance(m.get(k), (int, float))]
+            rows.append((f"{split} (n = {m['n']})", ", ".join(values)))
+    shifted = metrics.get("validation_shifted")
+    if isinstance(shifted, dict) and shifted:
+        views = [v for v in shifted.values() if isinstance(v, dict)]
+        worst = {k: min(v[k] for v in views if isinstance(v.get(k), (int, float))) for k in ("sensitivity", "specificity")
+                 if any(isinstance(v.get(k), (int, float)) for v in views)}
+        rows.append((f"validation, {len(views)} acquisition shifts",
+                     ", ".join(f"{k} >= {x:.3f}" for k, x in worst.items())))
+    if "best_epoch" in metrics:
+        rows.append(("best epoch", metrics["best_epoch"]))
+    return rows
 
 
 def about_html(model, path: Path | None, device, version: str) -> str:
@@ -56,7 +72,7 @@ def about_html(model, path: Path | None, device, version: str) -> str:
     parts.append("<h3>Model card</h3><table>" + _rows([(k, v) for k, v in basics if v not in (None, "")]) + "</table>")
     metrics = meta.get("metrics")
     if isinstance(metrics, dict) and metrics:
-        parts.append("<h4>Metrics</h4><table>" + _rows(list(_flatten(metrics))[:24]) + "</table>")
+        parts.append("<h4>Metrics</h4><table>" + _rows(_metric_rows(metrics)) + "</table>")
     extra = [(k, v) for k, v in meta.items() if k not in _HIDDEN and k not in {"arch", "input_size", "input_channels",
                                                                               "threshold", "temperature"}]
     if extra:

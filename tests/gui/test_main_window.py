@@ -242,6 +242,24 @@ def test_about_shows_model_card_and_notice(monkeypatch, window):
     assert "not a medical device" in shown[0] and "resnet18" in shown[0] and "NORMAL, PNEUMONIA" in shown[0]
 
 
+def test_about_lists_the_key_metrics_of_every_split():
+    from cxrviewer.gui.model_card import about_html
+    from tests.conftest import make_tiny_model
+
+    model = make_tiny_model(size=64, threshold=0.3)
+    model.meta["metrics"] = {
+        "validation": {"n": 10, "auroc": 0.95, "accuracy": 0.9, "sensitivity": 0.8, "specificity": 1.0, "ece": 0.05,
+                       "per_class": {"NORMAL": {"recall": 1.0}}},
+        "test": {"n": 8, "auroc": 0.75, "accuracy": 0.625},
+        "validation_shifted": {"blur": {"sensitivity": 0.7, "specificity": 0.9}, "gamma": {"sensitivity": 0.8, "specificity": 0.6}},
+        "best_epoch": 3}
+    text = about_html(model, None, "cpu", "0")
+    assert "validation (n = 10)" in text and "AUROC 0.950" in text and "ECE 0.050" in text
+    assert "test (n = 8)" in text and "accuracy 0.625" in text
+    assert "2 acquisition shifts" in text and "sensitivity &gt;= 0.700" in text and "specificity &gt;= 0.600" in text
+    assert "best epoch" in text and "recall" not in text
+
+
 def test_worker_sends_plain_results_in_input_order(qtbot, tiny_model_file, image_folder):
     from cxrviewer import load_model
 
