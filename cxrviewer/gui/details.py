@@ -56,18 +56,24 @@ class DetailsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.browser)
         self.model = ModelInfo()
+        self._last: tuple | None = None  # the last show_file/clear call, redone when the model changes
         self.clear()
 
     def set_model(self, info: ModelInfo) -> None:
+        """Show ``info`` as the active model (what is on show is redrawn with it)."""
         self.model = info
+        if self._last is not None:
+            self._last[0](*self._last[1])
 
     def text(self) -> str:
         return self.browser.toPlainText()
 
     def clear(self, message: str = "No file selected.") -> None:
+        self._last = (self.clear, (message,))
         self.browser.setHtml(f"<p style='color:#8a8f98'>{_esc(message)}</p>{self._model_html()}")
 
     def show_file(self, path: Path, status: str, result: FileResult | None, image_meta: dict | None = None) -> None:
+        self._last = (self.show_file, (path, status, result, image_meta))
         parts = [f"<h3 style='margin-bottom:2px'>{_esc(Path(path).name)}</h3>",
                  f"<div style='color:#8a8f98; font-size:small'>{_esc(Path(path).parent)}</div>"]
         if result is not None and result.error:

@@ -20,7 +20,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _short(text: str, limit: int = 160) -> str:
+def _short(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -53,6 +53,32 @@ def _metric_rows(metrics: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _training_rows(tr: dict) -> list[tuple[str, object]]:
+    """Provenance from the model file: data, images per split and class, split rule, run, command."""
+    rows = []
+    if tr.get("data"):
+        rows.append(("Data", tr["data"]))
+    for split, counts in (tr.get("images") or {}).items():
+        if isinstance(counts, dict):
+            rows.append((f"Images, {split}", ", ".join(f"{k} {v}" for k, v in counts.items())))
+    split = tr.get("split")
+    if isinstance(split, dict) and split.get("rule"):
+        text = f"{split['rule']}-level"
+        if split.get("val_groups") and split.get("groups"):
+            text += f", {split['val_groups']} of {split['groups']} patients held out"
+        rows.append(("Validation split", text))
+    run = [str(tr[k]) for k in ("date", "device") if tr.get(k)]
+    if isinstance(tr.get("seconds"), (int, float)):
+        run.append(f"{tr['seconds'] / 60:.0f} min")
+    if run:
+        rows.append(("Trained", ", ".join(run)))
+    if tr.get("command"):
+        rows.append(("Command", tr["command"]))
+    if tr.get("calibration"):
+        rows.append(("Calibration", tr["calibration"]))
+    return rows
+
+
 def about_html(model, path: Path | None, device, version: str) -> str:
     """Rich text for the About box: version, notice, and the active model's card."""
     parts = [f"<h2>cxrviewer {html.escape(version)}</h2>",
@@ -74,7 +100,10 @@ def about_html(model, path: Path | None, device, version: str) -> str:
     if isinstance(metrics, dict) and metrics:
         parts.append("<h4>Metrics</h4><table>" + _rows(_metric_rows(metrics)) + "</table>")
     extra = [(k, v) for k, v in meta.items() if k not in _HIDDEN and k not in {"arch", "input_size", "input_channels",
-                                                                              "threshold", "temperature"}]
+                                                                              "threshold", "temperature", "training"}]
+    extra = [(str(k).replace("_", " ").capitalize(), v) for k, v in extra]
+    if isinstance(meta.get("training"), dict):
+        extra = _training_rows(meta["training"]) + extra
     if extra:
         parts.append("<h4>Data and provenance</h4><table>" + _rows(extra[:20]) + "</table>")
     return "".join(parts)

@@ -242,6 +242,12 @@ def test_about_shows_model_card_and_notice(monkeypatch, window):
     assert "not a medical device" in shown[0] and "resnet18" in shown[0] and "NORMAL, PNEUMONIA" in shown[0]
 
 
+def test_details_show_the_model_once_it_has_loaded(window):
+    """The model loads in the background after the panel was first drawn: the panel follows."""
+    text = window.details.text()
+    assert "No model loaded" not in text and "Threshold" in text and window.model_name() in text
+
+
 def test_about_lists_the_key_metrics_of_every_split():
     from cxrviewer.gui.model_card import about_html
     from tests.conftest import make_tiny_model
@@ -258,6 +264,12 @@ def test_about_lists_the_key_metrics_of_every_split():
     assert "test (n = 8)" in text and "accuracy 0.625" in text
     assert "2 acquisition shifts" in text and "sensitivity &gt;= 0.700" in text and "specificity &gt;= 0.600" in text
     assert "best epoch" in text and "recall" not in text
+    model.meta["training"] = {"data": "/data/xr", "images": {"train": {"NORMAL": 5, "PNEUMONIA": 7}},
+                              "split": {"rule": "patient", "val_groups": 3, "groups": 20}, "seconds": 600,
+                              "command": "python train_model.py --data /data/xr"}
+    text = about_html(model, None, "cpu", "0")
+    assert "/data/xr" in text and "NORMAL 5, PNEUMONIA 7" in text and "3 of 20 patients" in text and "10 min" in text
+    assert "python train_model.py --data /data/xr" in text
 
 
 def test_worker_sends_plain_results_in_input_order(qtbot, tiny_model_file, image_folder):
