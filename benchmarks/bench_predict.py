@@ -227,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
                  f"device {args.device}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs.", "",
                  "| Measurement | Images | Seconds | Images/s |", "|---|---:|---:|---:|"]
         lines += [f"| {name} | {n} | {s:.1f} | {n / s:.2f} |" for name, n, s in rows]
-        ips_pred, ips_fwd, ips_seed = len(paths) / t_pred, len(paths) / t_fwd, len(seed_paths) / t_seed
+        ips_pred, ips_seed = len(paths) / t_pred, len(seed_paths) / t_seed
         checks = [f"Predictor vs seed loop: {ips_pred / ips_seed:.1f}x (target >= 2x) "
                   f"{'PASS' if ips_pred >= 2 * ips_seed else 'FAIL'}",
                   f"Predictor total / pure forward: {t_pred / t_fwd:.2f} (target <= 1.3) "

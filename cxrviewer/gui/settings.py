@@ -16,6 +16,33 @@ APPLICATION = "cxrviewer"
 MAX_RECENT = 8
 
 
+def _path(v) -> Path | None:
+    return Path(str(v)) if v not in (None, "") else None
+
+
+def _blob(v) -> QByteArray | None:
+    return v if isinstance(v, QByteArray) and not v.isEmpty() else None
+
+
+class _Setting:
+    """One QSettings key as an attribute of :class:`Settings`: ``read`` turns the stored value
+    (or None) into what the attribute gives, ``write`` turns an assigned value into what is stored."""
+
+    def __init__(self, key: str, read, write=lambda v: v):
+        self.key, self.read, self.write = key, read, write
+
+    def __get__(self, settings: Settings | None, owner=None):
+        return self if settings is None else self.read(settings._s.value(self.key))
+
+    def __set__(self, settings: Settings, value) -> None:
+        settings._s.setValue(self.key, self.write(value))
+
+
+def _path_setting(key: str) -> _Setting:
+    """A ``Path | None`` (assigning None or "" clears it)."""
+    return _Setting(key, _path, lambda p: str(p) if p else "")
+
+
 class Settings:
     """Typed access to the keys the viewer keeps: folders, recent list, window, view and model."""
 
@@ -30,36 +57,9 @@ class Settings:
         self._s.sync()
 
     # -- plain values ------------------------------------------------------------
-    def _str(self, key: str) -> str | None:
-        v = self._s.value(key)
-        return str(v) if v not in (None, "") else None
-
-    @property
-    def last_folder(self) -> Path | None:
-        v = self._str("files/last_folder")
-        return Path(v) if v else None
-
-    @last_folder.setter
-    def last_folder(self, folder: str | Path) -> None:
-        self._s.setValue("files/last_folder", str(folder))
-
-    @property
-    def last_export_folder(self) -> Path | None:
-        v = self._str("files/last_export_folder")
-        return Path(v) if v else None
-
-    @last_export_folder.setter
-    def last_export_folder(self, folder: str | Path) -> None:
-        self._s.setValue("files/last_export_folder", str(folder))
-
-    @property
-    def model_path(self) -> Path | None:
-        v = self._str("model/path")
-        return Path(v) if v else None
-
-    @model_path.setter
-    def model_path(self, path: str | Path | None) -> None:
-        self._s.setValue("model/path", str(path) if path else "")
+    last_folder = _path_setting("files/last_folder")
+    last_export_folder = _path_setting("files/last_export_folder")
+    model_path = _path_setting("model/path")
 
     @property
     def opacity(self) -> float:
@@ -91,25 +91,8 @@ class Settings:
         self._s.setValue("files/recent", "[]")
 
     # -- window state (opaque Qt blobs) -------------------------------------------
-    def _bytes(self, key: str) -> QByteArray | None:
-        v = self._s.value(key)
-        return v if isinstance(v, QByteArray) and not v.isEmpty() else None
-
-    @property
-    def geometry(self) -> QByteArray | None:
-        return self._bytes("window/geometry")
-
-    @geometry.setter
-    def geometry(self, blob: QByteArray) -> None:
-        self._s.setValue("window/geometry", blob)
-
-    @property
-    def window_state(self) -> QByteArray | None:
-        return self._bytes("window/state")
-
-    @window_state.setter
-    def window_state(self, blob: QByteArray) -> None:
-        self._s.setValue("window/state", blob)
+    geometry = _Setting("window/geometry", _blob)
+    window_state = _Setting("window/state", _blob)
 
     @property
     def splitter(self) -> list[int] | None:

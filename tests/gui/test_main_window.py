@@ -107,13 +107,19 @@ def test_keyboard_navigation(qtbot, window, image_folder):
     assert shown.args[0] == window.current_path()
 
 
-def test_cancel_mid_batch(qtbot, monkeypatch, window, tmp_path):
-    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+@pytest.fixture
+def forty_pngs(tmp_path):
+    """A folder of 40 small PNGs: a batch long enough to interrupt (with SlowPredictor)."""
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(40):
         write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
-    window.open_inputs([folder])
+    return folder
+
+
+def test_cancel_mid_batch(qtbot, monkeypatch, window, forty_pngs):
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    window.open_inputs([forty_pngs])
     qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
     assert window.cancel_act.isEnabled()
     with qtbot.waitSignal(window.batchFinished, timeout=5000) as finished:
@@ -126,14 +132,10 @@ def test_cancel_mid_batch(qtbot, monkeypatch, window, tmp_path):
     assert "Cancelled" in window.batch_status.label.text()
 
 
-def test_closing_mid_batch_stops_the_worker(qtbot, monkeypatch, make_window, tiny_model_file, tmp_path):
+def test_closing_mid_batch_stops_the_worker(qtbot, monkeypatch, make_window, tiny_model_file, forty_pngs):
     monkeypatch.setattr(worker, "Predictor", SlowPredictor)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(40):
-        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
     w = make_window(tiny_model_file)
-    w.open_inputs([folder])
+    w.open_inputs([forty_pngs])
     qtbot.waitUntil(lambda: w.results_model.count(DONE) >= 1, timeout=10000)
     threads = [t for t, _ in w.runner._retiring.values()]
     assert threads and threads[0].isRunning()
@@ -142,13 +144,9 @@ def test_closing_mid_batch_stops_the_worker(qtbot, monkeypatch, make_window, tin
     assert w.results_model.count(DONE) < 40
 
 
-def test_opening_another_folder_mid_batch(qtbot, monkeypatch, window, tmp_path, image_folder):
+def test_opening_another_folder_mid_batch(qtbot, monkeypatch, window, forty_pngs, image_folder):
     monkeypatch.setattr(worker, "Predictor", SlowPredictor)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(40):
-        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
-    window.open_inputs([folder])
+    window.open_inputs([forty_pngs])
     qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
     with qtbot.waitSignal(window.batchFinished, timeout=20000, check_params_cb=lambda completed: completed):
         window.open_inputs([image_folder])

@@ -38,7 +38,7 @@ def render_model_card(model_path: Path, meta: dict) -> str:
         f"- Input: {meta['input_channels']} channel(s), {meta['input_size'][0]} x {meta['input_size'][1]} px "
         f"(CAM grid {meta['input_size'][0] // 32} x {meta['input_size'][1] // 32}), normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
-        f"- Decision rule: " + (f"`{meta['positive_class']}` when its calibrated probability >= {meta['threshold']:.4f} "
+        "- Decision rule: " + (f"`{meta['positive_class']}` when its calibrated probability >= {meta['threshold']:.4f} "
                                 f"(threshold fitted on validation by the `{tr.get('args', {}).get('threshold_rule', '?')}` rule)"
                                 if meta.get("threshold") is not None else "argmax") + ".",
         f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} (fitted on validation by NLL).",
