@@ -1,0 +1,68 @@
+"""The layering is enforced: import-linter's contracts (pyproject.toml) hold, can fail, and what they
+cannot see statically (lazy imports, matplotlib backends) is checked by importing in a clean interpreter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+
+
+def _lint(package_parent: Path) -> subprocess.CompletedProcess:
+    """Run ``lint-imports`` with the repository's contracts on the ``cxrviewer`` under ``package_parent``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_parent), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", LINT, "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
+                          cwd=package_parent, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_import_contracts_are_kept():
+    proc = _lint(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 kept, 0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize("module, line, contract", [
+    ("core/errors.py", "import PySide6", "cxrviewer.core imports no Qt"),
+    ("core/training/metrics.py", "from superqt import utils", "cxrviewer.core imports no Qt"),
+    ("core/overlay.py", "from ..gui import theme", "cxrviewer.core imports no Qt"),
+    ("cli.py", "from PySide6 import QtCore", "Only cxrviewer.gui imports Qt"),
+    ("gui/theme.py", "from .. import cli", "Layers"),
+])
+def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
+    shutil.copytree(ROOT / "cxrviewer", tmp_path / "cxrviewer", ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp_path / "cxrviewer" / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    proc = _lint(tmp_path)
+    assert proc.returncode != 0
+    broken = [ln for ln in proc.stdout.splitlines() if ln.startswith(contract)]
+    assert broken and "BROKEN" in proc.stdout, proc.stdout
+
+
+QT_OR_GUI = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "superqt", "qtpy", "cxrviewer.gui", "matplotlib.pyplot",
+             "matplotlib.backends.backend_qt", "matplotlib.backends.backend_tk", "matplotlib.backends.backend_gtk",
+             "matplotlib.backends.backend_wx", "matplotlib.backends.backend_macosx")
+
+PROBE = f"""
+import importlib, pkgutil, sys
+import cxrviewer, cxrviewer.cli, cxrviewer.core
+for m in pkgutil.walk_packages(cxrviewer.core.__path__, "cxrviewer.core."):
+    importlib.import_module(m.name)
+print("\\n".join(sorted(m for m in sys.modules if m.startswith({QT_OR_GUI!r}))))
+"""
+
+
+def test_core_and_cli_import_no_qt_gui_or_gui_backend_at_run_time():
+    """Every core module, the package root and the CLI load without Qt, the GUI or an interactive backend:
+    the CLI imports the GUI only inside the function that starts it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("MPLBACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == []
