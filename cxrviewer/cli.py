@@ -15,13 +15,14 @@ import argparse
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
 from .core.errors import CxrError, RadiographError
+from .core.results import FileResult
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1
@@ -114,94 +115,112 @@ def _gui(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from .core.checkpoint import load_model
-    from .core.export import CSV_EXTRAS, CsvWriter, ExportError, check_output_dir
+    from .core.columns import Batch, csv_columns
+    from .core.export import CsvWriter
     from .core.inference import Predictor, pick_device, scan_inputs
-    from .core.overlay import cam_range_from_meta
 
     paths = scan_inputs(args.inputs)
     if not paths:
         return _fail(f"no images found in {', '.join(args.inputs)}")
-    csv_path = Path(args.csv)
-    if csv_path.exists() and not args.overwrite:
-        return _fail(f"{csv_path}: already exists; choose another name or pass --overwrite")
-    if not csv_path.parent.is_dir():
-        return _fail(f"{csv_path.parent}: folder does not exist (for --csv)")
-    out_dir = None
-    if args.overlays:
-        check_output_dir(args.overlays, args.inputs)
-        out_dir = Path(args.overlays)
-    device = pick_device(args.device)
+    csv_path = _csv_target(args)
+    out_dir = _overlay_folder(args)
     model = load_model(args.model, device="cpu")
     if args.cam_class is not None and args.cam_class not in model.class_names:
         return _fail(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
-    scale = args.scale
-    if scale == "auto":
-        scale = "fixed" if "cam_range" in model.meta else "image"
-    model_name = _model_name(model.meta)
-    predictor = Predictor(model, device=device, batch_size=args.batch_size)
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ExportError(f"{args.overlays}: cannot create the folder ({e.strerror or e})") from None
-
-    render = None
-    if out_dir is not None:
-        options = dict(class_name=args.cam_class, scale=scale, cam_range=cam_range_from_meta(model.meta), model_name=model_name)
-        render = lambda result: _write_overlay(result, out_dir, options)  # noqa: E731
-
-    extras = (*CSV_EXTRAS, "overlay") if out_dir is not None else CSV_EXTRAS
-    common = {"threshold": "" if model.threshold is None else model.threshold, "model": model_name}
-    cancel = threading.Event()
-    failed = 0
-    results = predictor.predict(paths, cancel=cancel)
-    writer = CsvWriter(csv_path, model.class_names, extras=extras, overwrite=args.overwrite)
-    bar = _progress_bar(len(paths))
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrviewer-overlay") if render else None
-    inflight: deque[tuple[object, Future | None]] = deque()
-
-    def flush(limit: int) -> None:
-        nonlocal failed
-        while len(inflight) > limit:
-            result, fut = inflight.popleft()
-            row = dict(common, width="", height="", format=result.meta.get("format", ""))
-            if result.image_size:
-                row["width"], row["height"] = result.image_size
-            if fut is not None:
-                written, problem = fut.result()
-                row["overlay"] = str(written) if written else ""
-                if problem and result.error is None:
-                    result.error = f"overlay not written: {problem}"
-            failed += result.error is not None
-            writer.write(result, **row)
-            bar.update(1)
-            if failed:
-                bar.set_postfix(failed=failed, refresh=False)
-
+    predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size)
+    render = _overlay_writer(args, model, out_dir) if out_dir is not None else None
+    batch = Batch.of(model)
     try:
-        for result in results:
-            fut = pool.submit(render, result) if pool is not None and result.ok else None
-            inflight.append((result, fut))
-            flush(4 if pool is not None else 0)
-        flush(0)
-        written = writer.close()
+        with CsvWriter(csv_path, batch, csv_columns(batch, overlays=render is not None), overwrite=args.overwrite) as writer:
+            failed = _classify(predictor, paths, writer, render)
+            written = writer.close()
     except KeyboardInterrupt:
         return _fail("interrupted; no CSV written", EXIT_INTERRUPTED)
-    except OSError as e:
-        return _fail(f"{csv_path.name}: cannot write ({e.strerror or e})")
-    finally:
-        cancel.set()
-        results.close()
-        writer.abort()  # no-op once closed
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-    ok = len(paths) - failed
-    print(f"{PROG}: {len(paths)} file(s): {ok} classified, {failed} failed -> {written}", file=sys.stderr)
+    print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified, {failed} failed -> {written}", file=sys.stderr)
     return 0
 
 
-def _write_overlay(result, out_dir: Path, options: dict) -> tuple[Path | None, str | None]:
+def _csv_target(args: argparse.Namespace) -> Path:
+    """The ``--csv`` path, checked: not an existing file without --overwrite, not a folder, its folder exists."""
+    from .core.export import ExportError
+
+    csv_path = Path(args.csv)
+    if csv_path.is_dir():
+        raise ExportError(f"{csv_path}: is a folder; give a file name for the CSV (e.g. {csv_path / 'results.csv'})")
+    if csv_path.exists() and not args.overwrite:
+        raise ExportError(f"{csv_path}: already exists; choose another name or pass --overwrite")
+    if not csv_path.parent.is_dir():
+        raise ExportError(f"{csv_path.parent}: folder does not exist (for --csv)")
+    return csv_path
+
+
+def _overlay_folder(args: argparse.Namespace) -> Path | None:
+    """The ``--overlays`` folder, checked and created; None without --overlays."""
+    from .core.export import ExportError, check_output_dir
+
+    if not args.overlays:
+        return None
+    check_output_dir(args.overlays, args.inputs)
+    out_dir = Path(args.overlays)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"{args.overlays}: cannot create the folder ({e.strerror or e})") from None
+    return out_dir
+
+
+def _overlay_writer(args: argparse.Namespace, model, out_dir: Path) -> Callable[[FileResult], tuple[Path | None, str | None]]:
+    """``render(result)``: writes the overlay PNG of one result into ``out_dir``."""
+    from .core.overlay import cam_range_from_meta
+
+    scale = args.scale
+    if scale == "auto":
+        scale = "fixed" if "cam_range" in model.meta else "image"
+    options = dict(class_name=args.cam_class, scale=scale, cam_range=cam_range_from_meta(model.meta),
+                   model_name=model.display_name)
+    return lambda result: _write_overlay(result, out_dir, options)
+
+
+def _classify(predictor, paths: list[Path], writer, render) -> int:
+    """Classify ``paths`` into ``writer`` (overlays rendered alongside, two at a time); returns how many failed."""
+    cancel = threading.Event()
+    results = predictor.predict(paths, cancel=cancel)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrviewer-overlay") if render else None
+    inflight: deque[tuple[FileResult, Future | None]] = deque()
+    failed = 0
+    with _progress_bar(len(paths)) as bar:
+        try:
+            for result in results:
+                inflight.append((result, pool.submit(render, result) if pool is not None and result.ok else None))
+                failed += _write_rows(inflight, 4 if pool is not None else 0, writer, bar)
+            failed += _write_rows(inflight, 0, writer, bar)
+        finally:
+            cancel.set()
+            results.close()
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+    return failed
+
+
+def _write_rows(inflight: deque, keep: int, writer, bar) -> int:
+    """Write the CSV rows of the oldest results until ``keep`` remain in flight; returns how many failed."""
+    failed = 0
+    while len(inflight) > keep:
+        result, fut = inflight.popleft()
+        if fut is not None:
+            written, problem = fut.result()
+            result.overlay = written
+            if problem and result.error is None:
+                result.error = f"overlay not written: {problem}"
+        failed += result.error is not None
+        writer.write(result)
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failed=failed, refresh=False)
+    return failed
+
+
+def _write_overlay(result: FileResult, out_dir: Path, options: dict) -> tuple[Path | None, str | None]:
     """Render and save one overlay PNG; returns (path written, None) or (None, reason). Never raises."""
     from .core.export import overlay_path, save_png
     from .core.imaging import load_radiograph
@@ -217,13 +236,6 @@ def _write_overlay(result, out_dir: Path, options: dict) -> tuple[Path | None, s
         return None, str(e)
     except Exception as e:  # noqa: BLE001 - one file's overlay never ends the batch
         return None, f"{type(e).__name__}: {e}"
-
-
-def _model_name(meta: dict) -> str:
-    name = meta.get("name")
-    if not name and meta.get("file"):
-        name = Path(str(meta["file"])).stem
-    return str(name or meta.get("arch", "model"))
 
 
 def _progress_bar(total: int):

@@ -22,16 +22,16 @@ import csv
 import errno
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from .columns import Batch, Column, csv_columns
 from .errors import CxrError
 from .results import FileResult
 
 OVERLAY_SUFFIX = "_cam.png"
-CSV_EXTRAS = ("threshold", "width", "height", "format", "model")
-"""Extra CSV columns written by ``cxrviewer predict`` after ``error`` (plus ``overlay`` with --overlays)."""
 
 
 class ExportError(CxrError):
@@ -150,48 +150,88 @@ def save_png(image: Any, path: str | Path, overwrite: bool = False) -> Path:
 
 
 # -- CSV ---------------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A text cell made safe for spreadsheets (OWASP CSV injection): a leading ``= + - @``, tab or CR gets ``'``
+    in front, unless the cell is a plain number."""
+    if text.startswith(_FORMULA_START) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def csv_path(path: str | os.PathLike) -> str:
+    """The ``path`` cell of a file: its name as text, reversibly.
+
+    ``%`` is written ``%25`` and every byte that is not UTF-8 ``%XX``; a leading
+    formula character is written ``%XX`` too. :func:`path_from_csv` (``urllib.parse.unquote``
+    with ``errors="surrogateescape"``, then ``os.fsencode``) gives back the exact bytes.
+    """
+    raw = os.fsencode(path)
+    text = raw.decode("utf-8", "surrogateescape").replace("%", "%25")
+    text = "".join(f"%{ord(c) - 0xDC00:02X}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text)
+    if text.startswith(_FORMULA_START):
+        text = f"%{ord(text[0]):02X}" + text[1:]
+    return text
+
+
+def path_from_csv(cell: str) -> Path:
+    """The path written by :func:`csv_path`, byte for byte."""
+    return Path(os.fsdecode(os.fsencode(urllib.parse.unquote(cell, errors="surrogateescape"))))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text
+
+
 class CsvWriter:
     """Streams results to a CSV, one row per :meth:`write`; the file appears under its name on :meth:`close`.
 
-    Columns: ``path``, ``label``, ``p_<CLASS>`` per class, ``error`` (empty when
-    fine), then ``extras`` in order (values given to :meth:`write`). Refuses an
-    existing ``path`` unless ``overwrite``. Use as a context manager: leaving it
-    on an exception (or :meth:`abort`) deletes the partial file.
+    The columns are ``columns`` (default: :func:`~cxrviewer.core.columns.csv_columns` of
+    ``batch``), each cell the column's text. File names go through :func:`csv_path`,
+    every other cell through :func:`csv_cell`; the file is UTF-8 (any lone surrogate in a
+    message is written as ``\\udcXX``). Refuses an existing ``path`` unless ``overwrite``.
+    Use as a context manager: leaving it on an exception (or :meth:`abort`) deletes the
+    partial file.
     """
 
-    def __init__(self, path: str | Path, class_names: Sequence[str], extras: Sequence[str] = CSV_EXTRAS,
+    def __init__(self, path: str | Path, batch: Batch, columns: Sequence[Column] | None = None,
                  overwrite: bool = False):
         self.path = Path(path)
+        self.batch = batch
         self.overwrite = overwrite
-        self.class_names = list(class_names)
-        self.columns = ["path", "label", *(f"p_{c}" for c in self.class_names), "error", *extras]
-        if len(set(self.columns)) != len(self.columns):
-            raise ValueError(f"duplicate CSV columns in {self.columns}")
+        self.columns = list(csv_columns(batch) if columns is None else columns)
+        keys = [c.key for c in self.columns]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate CSV columns in {keys}")
         if self.path.is_dir():
             raise ExportError(f"{path}: is a folder; give a file name for the CSV")
         if os.path.lexists(self.path) and not overwrite:
             raise ExportError(f"{path}: already exists; refusing to overwrite it")
         fd, self._tmp = _temp_in(self.path.parent if str(self.path.parent) else Path("."), self.path.name)
-        self._file: IO[str] | None = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="raise")
-        self._writer.writeheader()
+        self._file: IO[str] | None = os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow([csv_cell(k) for k in keys])
         self.rows = 0
 
-    def write(self, result: FileResult, **extras: Any) -> None:
-        """Append the row of ``result``; ``extras`` fill the extra columns (missing ones stay empty)."""
+    def write(self, result: FileResult) -> None:
+        """Append the row of ``result``."""
         if self._file is None:
             raise ValueError("the CSV is closed")
-        row: dict[str, Any] = {"path": str(result.path), "label": result.label or "", "error": result.error or ""}
-        for c in self.class_names:
-            p = result.probs.get(c)
-            row[f"p_{c}"] = "" if p is None else f"{p:.6f}"
-        for k, v in extras.items():
-            if k not in self.columns or k in row:
-                raise ValueError(f"unknown extra column {k!r}")
-            row[k] = "" if v is None else v
-        self._writer.writerow(row)
+        self._writer.writerow([self._cell(c, result) for c in self.columns])
         self._file.flush()
         self.rows += 1
+
+    def _cell(self, column: Column, result: FileResult) -> str:
+        value = column.get(result, self.batch)
+        if isinstance(value, os.PathLike):
+            return csv_path(value)
+        return csv_cell(column.fmt(value))
 
     def close(self) -> Path:
         """Finish the file and move it onto its name; returns the path written."""
@@ -206,19 +246,16 @@ class CsvWriter:
         except OSError as e:
             raise ExportError(f"{self.path.name}: cannot write ({e.strerror or e})") from None
         finally:
-            if not f.closed:
-                f.close()
-            if self._tmp.exists():
-                self._tmp.unlink()
+            _close_quietly(f)
+            _unlink_quietly(self._tmp)
         return self.path
 
     def abort(self) -> None:
-        """Drop the partial file."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._tmp.exists():
-            self._tmp.unlink()
+        """Drop the partial file; never raises (a full disk cannot keep the temporary file alive)."""
+        f, self._file = self._file, None
+        if f is not None:
+            _close_quietly(f)
+        _unlink_quietly(self._tmp)
 
     def __enter__(self) -> CsvWriter:
         return self
@@ -228,3 +265,28 @@ class CsvWriter:
             self.close()
         else:
             self.abort()
+
+
+def write_csv(results: Iterable[FileResult], path: str | Path, batch: Batch, overwrite: bool = False) -> Path:
+    """Write ``results`` as the results CSV (:func:`~cxrviewer.core.columns.csv_columns`); returns the path written."""
+    with CsvWriter(path, batch, overwrite=overwrite) as writer:
+        for result in results:
+            writer.write(result)
+    return writer.path
+
+
+def _close_quietly(f: IO[str]) -> None:
+    try:
+        f.close()
+    except OSError:
+        try:  # the buffer could not be flushed (e.g. disk full): drop it and release the descriptor
+            os.close(f.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -10,6 +10,7 @@ backward pass.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +79,14 @@ class CamClassifier(nn.Module):
     @property
     def class_names(self) -> list[str]:
         return list(self.meta.get("class_names") or [str(i) for i in range(self.classifier.out_features)])
+
+    @property
+    def display_name(self) -> str:
+        """The model's name for people and exports: ``name`` from the file, else the file's stem, else the arch."""
+        name = self.meta.get("name")
+        if not name and self.meta.get("file"):
+            name = Path(str(self.meta["file"])).stem
+        return str(name or self.arch)
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -20,6 +20,9 @@ class FileResult:
     None on error.
     ``image_size``: (W, H) of the original image. ``meta``: the radiograph's meta.
     ``error``: one-line reason when the file failed, else None.
+    ``overlay``: the overlay PNG written for this file, if any.
+
+    The columns that show these fields are declared in :mod:`cxrviewer.core.columns`.
     """
 
     path: Path
@@ -31,6 +34,7 @@ class FileResult:
     image_size: tuple[int, int] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    overlay: Path | None = None
 
     @property
     def ok(self) -> bool:

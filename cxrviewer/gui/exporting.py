@@ -17,7 +17,8 @@ from pathlib import Path
 from PIL import Image
 
 from ..core.errors import CxrError
-from ..core.export import CSV_EXTRAS, CsvWriter, overlay_path, save_png
+from ..core.columns import Batch
+from ..core.export import overlay_path, save_png, write_csv
 from ..core.imaging import Radiograph, load_radiograph
 from ..core.overlay import compose, render_export
 from ..core.results import FileResult
@@ -78,11 +79,7 @@ def export_overlays(results: list[FileResult], options: RenderOptions, folder: P
 
 
 def export_csv(results: list[FileResult], class_names: list[str], path: Path, threshold: float | None,
-               model_name: str) -> Path:
+               model_name: str, positive: str | None = None) -> Path:
     """The results CSV, same columns as ``cxrviewer predict`` (replacing ``path``: the save dialog asked)."""
-    with CsvWriter(path, class_names, extras=CSV_EXTRAS, overwrite=True) as writer:
-        for r in results:
-            width, height = r.image_size or ("", "")
-            writer.write(r, threshold="" if threshold is None else threshold, width=width, height=height,
-                         format=r.meta.get("format", ""), model=model_name)
-    return writer.path
+    batch = Batch(tuple(class_names), positive, threshold, model_name)
+    return write_csv(results, path, batch, overwrite=True)

@@ -1,0 +1,139 @@
+"""The result columns, declared once: the CSV writer, the results table and the details panel read these specs.
+
+A :class:`Column` says how to get one value from a :class:`~cxrviewer.core.results.FileResult`
+(plus the :class:`Batch` every row of a run shares: classes, threshold, model name), how to
+show it as text, how to sort it and how wide it wants to be. A new ``FileResult`` field
+becomes a new column here and nowhere else::
+
+    batch = Batch.of(model)
+    for col in csv_columns(batch):
+        print(col.header, col.text(result, batch))
+
+Qt-free; the table model maps its display and sort roles onto :meth:`Column.text` and
+:meth:`Column.sort_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .results import FileResult
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every row of one run shares: the model's classes, positive class, threshold and display name."""
+
+    class_names: tuple[str, ...] = ()
+    positive: str | None = None
+    threshold: float | None = None
+    model_name: str = ""
+
+    @classmethod
+    def of(cls, model: Any) -> Batch:
+        """The batch facts of a :class:`~cxrviewer.core.model.CamClassifier` (``None``: no model)."""
+        if model is None:
+            return cls()
+        pos = model.positive_index
+        positive = model.class_names[pos] if pos is not None and model.threshold is not None else None
+        return cls(tuple(model.class_names), positive, model.threshold, model.display_name)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _probability(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+def _missing_last(value: Any) -> tuple:
+    """Sort key: present values in their natural order, missing ones (None, "") after them."""
+    return (1, 0) if value is None or value == "" else (0, value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One result column.
+
+    ``key``: stable name (the CSV header); ``header``: what people read (table, details);
+    ``get(result, batch)``: the raw value, ``None`` when there is none; ``fmt``: raw value ->
+    text; ``sort``: raw value -> sort key; ``width``: a width hint in pixels; ``tip``: tooltip.
+    """
+
+    key: str
+    header: str
+    get: Callable[[FileResult, Batch], Any]
+    fmt: Callable[[Any], str] = _text
+    sort: Callable[[Any], Any] = _missing_last
+    width: int = 80
+    tip: str = ""
+
+    def text(self, result: FileResult, batch: Batch) -> str:
+        return self.fmt(self.get(result, batch))
+
+    def sort_key(self, result: FileResult, batch: Batch) -> Any:
+        return self.sort(self.get(result, batch))
+
+
+def shown_probability(result: FileResult, batch: Batch) -> float | None:
+    """The one probability a row shows: the positive class's (thresholded two-class model), else the predicted class's."""
+    if not result.ok or not result.probs:
+        return None
+    if batch.positive and batch.positive in result.probs:
+        return result.probs[batch.positive]
+    return result.probs.get(result.label or "", max(result.probs.values()))
+
+
+def _size(i: int) -> Callable[[FileResult, Batch], int | None]:
+    return lambda r, b: r.image_size[i] if r.image_size else None
+
+
+PATH = Column("path", "Path", lambda r, b: r.path, width=320, tip="The file as it was given or found")
+NAME = Column("name", "File", lambda r, b: r.path.name, sort=lambda v: (v.casefold(), v), width=220)
+LABEL = Column("label", "Class", lambda r, b: r.label if r.ok else None, width=96, tip="The model's decision")
+ERROR = Column("error", "Error", lambda r, b: r.error, width=240, tip="Why the file could not be classified")
+THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, width=80,
+                   tip="Decision threshold on the positive class's probability")
+WIDTH = Column("width", "Width", _size(0), width=62, tip="Width of the original image in pixels")
+HEIGHT = Column("height", "Height", _size(1), width=62, tip="Height of the original image in pixels")
+FORMAT = Column("format", "Format", lambda r, b: r.meta.get("format") or None, width=62)
+MODEL = Column("model", "Model", lambda r, b: b.model_name or None, width=140)
+OVERLAY = Column("overlay", "Overlay", lambda r, b: r.overlay, width=240, tip="The overlay PNG written for this file")
+
+
+def probability_column(class_name: str) -> Column:
+    """``p_<class>``: the calibrated probability of one class (six decimals)."""
+    return Column(f"p_{class_name}", f"P({class_name})", lambda r, b: r.probs.get(class_name) if r.ok else None,
+                  fmt=_probability, width=104, tip=f"Calibrated probability of {class_name}")
+
+
+def shown_probability_column(batch: Batch) -> Column:
+    """The table's probability column: :func:`shown_probability` as a percentage."""
+    header = f"P({batch.positive})" if batch.positive else "Probability"
+    tip = (f"Calibrated probability of {batch.positive}" if batch.positive
+           else "Calibrated probability of the predicted class")
+    return Column("p_shown", header, shown_probability, fmt=_percent, width=104, tip=tip)
+
+
+def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
+    """The CSV's columns: path, label, one ``p_<class>`` per class, error, threshold, width, height, format,
+    model, and ``overlay`` when overlays are written."""
+    return [PATH, LABEL, *map(probability_column, batch.class_names), ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT,
+            MODEL, *((OVERLAY,) if overlays else ())]
+
+
+def table_columns(batch: Batch) -> list[Column]:
+    """The result columns of the viewer's table (the row's status is the table's own)."""
+    return [NAME, LABEL, shown_probability_column(batch)]
+
+
+def detail_columns(batch: Batch) -> list[Column]:
+    """What the details panel lists for one file."""
+    return [PATH, LABEL, *map(probability_column, batch.class_names), THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, ERROR]
