@@ -1,4 +1,5 @@
-"""Training data: ImageFolder scanning, patient-level validation split, cached tensors, augmentation."""
+"""Training data: ImageFolder scanning, patient-level validation split, cached tensors, augmentation,
+and :func:`load_data`, which puts them together into the loaders of a run."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import logging
 import math
 import random
 import re
+import argparse
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from ..imaging import load_radiograph, to_model_input
 from ..inference import IMAGE_SUFFIXES
+from . import TrainingError
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +196,98 @@ class Augment:
             on = (torch.rand(n, generator=generator) < 0.5).to(dev).view(n, 1, 1, 1)
             x = x + on * self.noise * torch.randn(x.shape, generator=generator).to(dev)
         return x.clamp(0, 1)
+
+
+def build_augment(args: argparse.Namespace) -> Augment:
+    """The :class:`Augment` of the run: each field set from the option of the same name, when there is one."""
+    given = {f.name: getattr(args, f.name) for f in fields(Augment) if getattr(args, f.name, None) is not None}
+    if "scale" in given:
+        given["scale"] = tuple(given["scale"])
+    return Augment(**given)
+
+
+def grey_stats(ds: RadiographFolder, n: int = 512) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of the grey values of up to ``n`` evenly spaced images, in [0, 1]."""
+    idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
+    x = torch.stack([ds[int(i)][0] for i in idx]).float() / 255.0
+    return [round(float(x.mean()), 4)], [round(float(x.std()), 4)]
+
+
+@dataclass
+class TrainingData:
+    """The datasets and loaders of a run, with the randomness the training loader draws from."""
+
+    class_names: list[str]
+    train_set: RadiographFolder
+    val_set: RadiographFolder
+    test_set: RadiographFolder | None
+    train_loader: DataLoader
+    val_loader: DataLoader            # this rank's share; :func:`.engine.evaluate` gathers the rest
+    test_loader: DataLoader | None
+    augment: Augment
+    generator: torch.Generator        # augmentation draws of this rank
+    split: dict                       # how validation was chosen (rule, seed, groups, ...)
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and class."""
+        sets = (("train", self.train_set), ("val", self.val_set), ("test", self.test_set))
+        return {s: dict(zip(self.class_names, d.class_counts(len(self.class_names)))) for s, d in sets if d is not None}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Give a distributed sampler its epoch (its shuffle is seeded by seed + epoch)."""
+        if isinstance(self.train_loader.sampler, DistributedSampler):
+            self.train_loader.sampler.set_epoch(epoch)
+
+
+def find_samples(args: argparse.Namespace, warn: bool = True) -> tuple[list[str], dict[str, list[Sample]], dict]:
+    """Class names, the train / val / test samples, and how validation was chosen.
+
+    A ``val/`` folder with at least ``--min-val-size`` images is the validation split;
+    otherwise ``train/`` is split by patient. ``test/`` is optional.
+    """
+    train_dir = args.data / "train"
+    if not train_dir.is_dir():
+        raise TrainingError(f"{args.data}: no train/ folder (expected train/CLASS/*)")
+    class_names = find_classes(train_dir)
+    train = list_samples(train_dir, class_names)
+    val = list_samples(args.data / "val", class_names) if (args.data / "val").is_dir() else []
+    if len(val) >= args.min_val_size:
+        split = {"rule": "val folder", "val_folder": str(args.data / "val")}
+    else:
+        if val and warn:
+            log.warning("val/ has only %d images (< --min-val-size %d): splitting train/ by patient instead",
+                        len(val), args.min_val_size)
+        train, val, split = split_by_patient(train, args.val_fraction, args.seed, args.patient_pattern)
+    test = list_samples(args.data / "test", class_names) if (args.data / "test").is_dir() else []
+    if not train or not val:
+        raise TrainingError(f"{args.data}: need images for training and validation (got {len(train)} and {len(val)})")
+    return class_names, {"train": train, "val": val, "test": test}, split
+
+
+def load_data(args: argparse.Namespace, rt: Runtime) -> TrainingData:
+    """Datasets and loaders: shuffled training batches (sharded by rank), this rank's share of val and test."""
+    class_names, samples, split = find_samples(args, warn=rt.is_main)
+    size = (args.image_size, args.image_size)
+    train_set, val_set = RadiographFolder(samples["train"], size), RadiographFolder(samples["val"], size)
+    test_set = RadiographFolder(samples["test"], size) if samples["test"] else None
+    if rt.distributed:
+        sampler = DistributedSampler(train_set, shuffle=True, seed=args.seed, drop_last=True)
+    else:
+        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(args.seed))
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True,
+                              num_workers=args.workers, persistent_workers=args.workers > 0)
+    if len(train_loader) == 0:
+        raise TrainingError(f"only {len(train_set)} training images: fewer than one batch of {args.batch_size}")
+    val_loader = _eval_loader(val_set, args.batch_size * 2, rt)
+    test_loader = _eval_loader(test_set, args.batch_size * 2, rt) if test_set is not None else None
+    data = TrainingData(class_names, train_set, val_set, test_set, train_loader, val_loader, test_loader,
+                        build_augment(args), torch.Generator().manual_seed(args.seed + rt.rank), split)
+    if rt.is_main:
+        log.info("classes %s; images %s; split %s", class_names, data.counts, split)
+    return data
+
+
+def _eval_loader(ds: RadiographFolder, batch_size: int, rt: Runtime) -> DataLoader:
+    shard = Subset(ds, list(range(rt.rank, len(ds), rt.world_size))) if rt.distributed else ds
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 
@@ -13,38 +12,30 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import Augment
+from .runtime import Runtime, all_gather, autocast
 
 
-def autocast(device: torch.device, enabled: bool):
-    """fp16 autocast on CUDA, bf16 on CPU (when enabled), else a no-op context."""
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype)
+def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Runtime, *, scheduler=None,
+                    scaler=None, augment: Augment | None = None, generator: torch.Generator | None = None) -> float:
+    """Train for one epoch; returns the mean training loss (averaged over all ranks).
 
-
-def is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, args, *, scheduler=None,
-                    scaler=None, augment: Augment | None = None, normalize=None, generator=None) -> float:
-    """Train for one epoch; returns the mean training loss (averaged over all ranks)."""
+    ``model`` may be wrapped in DistributedDataParallel; a frozen trunk (no parameter needs a
+    gradient) stays in eval mode, so its batch-norm statistics do not move.
+    """
     model.train()
-    if getattr(args, "freeze_backbone", False):
-        _unwrap(model).features.eval()
+    net = _unwrap(model)
+    if not any(p.requires_grad for p in net.features.parameters()):
+        net.features.eval()
     total, count = torch.zeros((), dtype=torch.float64), 0
-    bar = tqdm(data_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not is_main_process(),
+    bar = tqdm(data_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not rt.is_main,
                mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True)
     for x, y in bar:
-        x = x.to(device, non_blocking=True).float().div_(255.0)
-        y = y.to(device, non_blocking=True)
+        x = x.to(rt.device, non_blocking=True).float().div_(255.0)
+        y = y.to(rt.device, non_blocking=True)
         if augment is not None:
             x = augment(x, generator)
-        x = normalize(x)
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, args.amp):
+        x = _to_input(net.normalize(x), rt)
+        with autocast(rt.device, rt.amp):
             loss = criterion(model(x).float(), y)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}; lower --lr")
@@ -63,40 +54,41 @@ def train_one_epoch(model, criterion, optimizer, data_loader, device, epoch, arg
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
     bar.close()
     stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
-    if dist.is_available() and dist.is_initialized():
+    if rt.distributed:
         dist.all_reduce(stats)
     return float(stats[0] / max(stats[1], 1.0))
 
 
 @torch.inference_mode()
-def evaluate(model, data_loader, device, args, *, normalize, criterion=None, transform=None) -> dict:
-    """Logits and labels of a whole split (gathered from every rank), and the mean loss.
+def evaluate(model, data_loader, rt: Runtime, *, criterion=None, transform=None) -> dict:
+    """Logits and labels of a whole split (gathered from every rank), and the mean loss with ``criterion``.
 
     ``transform``: applied to each batch in [0, 1] before normalisation (see :mod:`.shift`).
     """
     model.eval()
     logits, labels = [], []
     for x, y in data_loader:
-        x = x.to(device, non_blocking=True).float().div_(255.0)
-        x = normalize(transform(x) if transform is not None else x)
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, args.amp):
+        x = x.to(rt.device, non_blocking=True).float().div_(255.0)
+        x = _to_input(model.normalize(transform(x) if transform is not None else x), rt)
+        with autocast(rt.device, rt.amp):
             out = model(x)
         logits.append(out.float().cpu())
         labels.append(y.cpu())
     logits_np = torch.cat(logits).numpy() if logits else np.zeros((0, 0), np.float32)
     labels_np = torch.cat(labels).numpy() if labels else np.zeros((0,), np.int64)
-    if dist.is_available() and dist.is_initialized():
-        gathered = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, (logits_np, labels_np))
-        logits_np = np.concatenate([g[0] for g in gathered if len(g[1])])
-        labels_np = np.concatenate([g[1] for g in gathered if len(g[1])])
+    if rt.distributed:
+        gathered = [g for g in all_gather(rt, (logits_np, labels_np)) if len(g[1])]
+        logits_np = np.concatenate([g[0] for g in gathered])
+        labels_np = np.concatenate([g[1] for g in gathered])
     out = {"logits": logits_np, "labels": labels_np}
     if criterion is not None and len(labels_np):
         out["loss"] = float(criterion(torch.from_numpy(logits_np), torch.from_numpy(labels_np)))
     return out
 
 
+def _to_input(x: torch.Tensor, rt: Runtime) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if rt.channels_last else x
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

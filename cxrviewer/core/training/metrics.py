@@ -1,17 +1,20 @@
-"""Evaluation metrics for the trainer: AUROC, ROC, calibration, thresholds, summaries.
+"""Evaluation metrics for the trainer: AUROC, ROC, calibration, thresholds, summaries, the best epoch.
 
-numpy (and scipy's bounded scalar minimiser) only. Probabilities are rows of an ``N x K`` array,
-labels are class indices. The two-class decision rule matches ``CamClassifier.decide``: positive
-when ``probs[:, positive_index] >= threshold``, else the other class.
+numpy (and scipy's bounded scalar minimiser). Probabilities are rows of an ``N x K`` array,
+labels are class indices. Class decisions are the model's own rule, :meth:`CamClassifier.decide`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.optimize import minimize_scalar
+
+from ..model import CamClassifier
 
 THRESHOLD_RULES = ("robust", "youden", "f1", "0.5")
 
@@ -223,16 +226,52 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-def predict(probs, threshold: float | None = None, positive_index: int | None = None) -> np.ndarray:
-    """Class index per row: ``probs[:, pos] >= threshold`` for two classes, else argmax.
+@dataclass(frozen=True)
+class _DecisionSettings:
+    """What :meth:`CamClassifier.decide` reads from a model: its positive class and threshold."""
 
-    ``positive_index`` defaults to 1 for two classes, as in ``CamClassifier``.
-    """
+    positive_index: int | None
+    threshold: float | None
+
+
+def predict(probs, threshold: float | None = None, positive_index: int | None = None) -> np.ndarray:
+    """Class index per row by :meth:`CamClassifier.decide`: for two classes ``probs[:, pos] >= threshold``
+    (``pos`` defaults to 1, as in the model), else (or without a threshold) argmax."""
     p = np.asarray(probs, dtype=np.float64)
-    if threshold is None or p.shape[1] != 2:
-        return p.argmax(axis=1)
-    pos = 1 if positive_index is None else int(positive_index)
-    return np.where(p[:, pos] >= threshold, pos, 1 - pos)
+    two = p.ndim == 2 and p.shape[1] == 2 and threshold is not None
+    rule = _DecisionSettings(1 if positive_index is None else int(positive_index), float(threshold)) if two \
+        else _DecisionSettings(None, None)
+    return CamClassifier.decide(rule, torch.from_numpy(p)).numpy().astype(np.int64)
+
+
+def selection_auroc(probs, labels, positive_index: int | None = None) -> float:
+    """The AUROC that chooses the best epoch: the positive class's, or the mean one-vs-rest AUROC of the
+    classes present (NaN when none is defined)."""
+    p, y = np.asarray(probs), np.asarray(labels)
+    if positive_index is not None:
+        return auroc(y == positive_index, p[:, positive_index])
+    values = [auroc(y == k, p[:, k]) for k in range(p.shape[1])]
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def best_epoch(history: list[dict], tol: float = 1e-6) -> int | None:
+    """Index into ``history`` of the best epoch: the highest finite ``val_auroc`` (a gain must exceed
+    ``tol``); within ``tol`` of it, the lower ``val_loss``. None when no epoch has a finite AUROC."""
+    best, best_auc, best_loss = None, -math.inf, math.inf
+    for i, row in enumerate(history):
+        auc, loss = _finite_or(row.get("val_auroc"), math.nan), _finite_or(row.get("val_loss"), math.inf)
+        if math.isfinite(auc) and (auc > best_auc + tol or (abs(auc - best_auc) <= tol and loss < best_loss)):
+            best, best_auc, best_loss = i, auc, loss
+    return best
+
+
+def _finite_or(value, default: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
 
 
 def classification_metrics(probs, labels, class_names, threshold: float | None = None,
@@ -260,39 +299,39 @@ def classification_metrics(probs, labels, class_names, threshold: float | None =
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (y, pred), 1)
     n = int(y.size)
-    support = cm.sum(axis=1)
-    per_class = {}
-    recalls = []
-    for i, name in enumerate(names):
-        tp = cm[i, i]
-        recall = _ratio(tp, support[i])
-        per_class[name] = dict(
-            recall=recall, precision=_ratio(tp, cm[:, i].sum()),
-            f1=_ratio(2 * tp, support[i] + cm[:, i].sum()),
-            auroc=auroc(y == i, p[:, i]), support=int(support[i]))
-        if support[i]:
-            recalls.append(recall)
-    rows = np.arange(n)
+    per_class = _per_class(cm, p, y, names)
+    recalls = [c["recall"] for c in per_class.values() if c["support"]]
     out = dict(
-        n=n, class_names=names, support=[int(s) for s in support],
+        n=n, class_names=names, support=[int(s) for s in cm.sum(axis=1)],
         accuracy=_ratio(np.trace(cm), n),
         balanced_accuracy=float(np.mean(recalls)) if recalls else float("nan"),
         confusion_matrix=cm.tolist(),
         ece=expected_calibration_error(p, y, n_bins) if n else float("nan"),
-        nll=float(-np.log(np.clip(p[rows, y], 1e-12, 1.0)).mean()) if n else float("nan"),
+        nll=float(-np.log(np.clip(p[np.arange(n), y], 1e-12, 1.0)).mean()) if n else float("nan"),
         per_class=per_class,
     )
     if k == 2:
-        neg = 1 - pos
-        tp, fn, fp, tn = cm[pos, pos], cm[pos, neg], cm[neg, pos], cm[neg, neg]
-        out.update(
-            positive_class=names[pos], positive_index=pos,
-            threshold=None if threshold is None else float(threshold),
-            sensitivity=_ratio(tp, tp + fn), specificity=_ratio(tn, tn + fp),
-            precision=_ratio(tp, tp + fp), npv=_ratio(tn, tn + fn),
-            f1=_ratio(2 * tp, 2 * tp + fp + fn), auroc=auroc(y == pos, p[:, pos]))
+        out.update(_binary_summary(cm, pos, names, threshold), auroc=auroc(y == pos, p[:, pos]))
     else:
-        aucs = [v["auroc"] for v in per_class.values() if not math.isnan(v["auroc"])]
-        macro = float(np.mean(aucs)) if aucs else float("nan")
+        macro = selection_auroc(p, y)
         out.update(macro_auroc=macro, auroc=macro)
     return out
+
+
+def _per_class(cm: np.ndarray, p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, dict]:
+    """Recall, precision, F1, one-vs-rest AUROC and support of each class."""
+    out = {}
+    for i, name in enumerate(names):
+        tp, support, called = cm[i, i], cm[i].sum(), cm[:, i].sum()
+        out[name] = dict(recall=_ratio(tp, support), precision=_ratio(tp, called), f1=_ratio(2 * tp, support + called),
+                         auroc=auroc(y == i, p[:, i]), support=int(support))
+    return out
+
+
+def _binary_summary(cm: np.ndarray, pos: int, names: list[str], threshold: float | None) -> dict:
+    """The two-class figures of the positive class ``pos`` from the confusion matrix."""
+    neg = 1 - pos
+    tp, fn, fp, tn = cm[pos, pos], cm[pos, neg], cm[neg, pos], cm[neg, neg]
+    return dict(positive_class=names[pos], positive_index=pos, threshold=None if threshold is None else float(threshold),
+                sensitivity=_ratio(tp, tp + fn), specificity=_ratio(tn, tn + fp), precision=_ratio(tp, tp + fp),
+                npv=_ratio(tn, tn + fn), f1=_ratio(2 * tp, 2 * tp + fp + fn))

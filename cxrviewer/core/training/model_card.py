@@ -9,8 +9,17 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import read_header
+from .report import report_dir
 
 NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."
+
+LIMITATIONS = [
+    "", "## Limitations",
+    "- Trained on one pediatric dataset (Kermany et al., Cell 2018; Guangzhou Women and Children's Medical Center, "
+    "children aged 1-5); adult radiographs, other hospitals and other findings are out of distribution.",
+    "- Inputs are resized to a square without keeping the aspect ratio, as the training images were.",
+    "- A CAM shows where the evidence for a class lies in this model, not a segmentation of disease.", "",
+]
 
 
 def _pct(v) -> str:
@@ -24,39 +33,49 @@ def _f3(v) -> str:
 def render_model_card(model_path: Path, meta: dict) -> str:
     """Markdown text of the card for ``model_path`` with metadata ``meta``."""
     tr = meta.get("training", {})
-    split = tr.get("split", {})
-    images = tr.get("images", {})
-    metrics = meta.get("metrics", {})
-    report = model_path.with_name(model_path.stem + "_report")
-    lines = [
-        f"# Model card: `{model_path.name}`", "",
-        f"> {NOTICE}", "",
+    sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
+                _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _plots(report_dir(model_path)), LIMITATIONS)
+    return "\n".join(line for section in sections for line in section)
+
+
+def _what_it_is(meta: dict, tr: dict) -> list[str]:
+    rule = tr.get("args", {}).get("threshold_rule", "?")
+    h, w = meta["input_size"][:2]
+    return [
         "## What it is",
         f"- Architecture: torchvision `{meta['arch']}` trunk, global average pooling, one linear layer "
         f"(class activation maps exact: their mean plus the bias is the logit); trained from "
         f"{'ImageNet weights' if tr.get('args', {}).get('pretrained') else 'scratch'}.",
-        f"- Input: {meta['input_channels']} channel(s), {meta['input_size'][0]} x {meta['input_size'][1]} px "
-        f"(CAM grid {meta['input_size'][0] // 32} x {meta['input_size'][1] // 32}), normalised with mean {meta['mean']} and std {meta['std']}.",
+        f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // 32} x {w // 32}), "
+        f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
         "- Decision rule: " + (f"`{meta['positive_class']}` when its calibrated probability >= {meta['threshold']:.4f} "
-                                f"(threshold fitted on validation by the `{tr.get('args', {}).get('threshold_rule', '?')}` rule)"
+                                f"(threshold fitted on validation by the `{rule}` rule)"
                                 if meta.get("threshold") is not None else "argmax") + ".",
         f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} (fitted on validation by NLL).",
         f"- Fixed CAM display scale (1st-99th percentile of the class-evidence map values on validation, logit units): {meta.get('cam_range')}.",
+    ]
+
+
+def _data_and_command(tr: dict) -> list[str]:
+    split = tr.get("split", {})
+    patients = (f" ({split.get('val_groups')} of {split.get('groups')} patients, fraction {split.get('val_fraction')}, seed {split.get('seed')},"
+                f" patient id = regex `{split.get('patient_pattern')}`; byte-identical files kept on one side)") if split.get("rule") == "patient" else ""
+    command = str(tr.get("command", "train_model.py"))
+    lines = [
         "", "## Data and split",
-        f"- Data folder: `{tr.get('data', '?')}`; images per split and class: `{images}`.",
-        f"- Validation: {split.get('rule', '?')}-level split"
-        + (f" ({split.get('val_groups')} of {split.get('groups')} patients, fraction {split.get('val_fraction')}, seed {split.get('seed')},"
-           f" patient id = regex `{split.get('patient_pattern')}`; byte-identical files kept on one side)" if split.get("rule") == "patient" else "")
-        + ". The checkpoint is chosen by validation AUROC, never by a test set.",
+        f"- Data folder: `{tr.get('data', '?')}`; images per split and class: `{tr.get('images', {})}`.",
+        f"- Validation: {split.get('rule', '?')}-level split{patients}. The checkpoint is chosen by validation AUROC, never by a test set.",
         "", "## Exact command",
-        "```", f"python {tr.get('command', 'train_model.py')}" if not str(tr.get("command", "")).startswith("python") else tr["command"], "```",
+        "```", command if command.startswith("python") else f"python {command}", "```",
         f"Trained on `{tr.get('device', '?')}` (world size {tr.get('world_size', 1)}) in {tr.get('seconds', 0) / 60:.0f} min, "
         f"{tr.get('date', '?')}; versions `{tr.get('versions', {})}`.",
     ]
-    if tr.get("calibration"):
-        lines.append(f"Calibration note: {tr['calibration']}.")
-    lines += [
+    return lines + ([f"Calibration note: {tr['calibration']}."] if tr.get("calibration") else [])
+
+
+def _metrics(metrics: dict, tr: dict) -> list[str]:
+    lines = [
         "", "## Metrics",
         "Validation metrics are at the shipped threshold, which was fitted on that same validation split (so they are optimistic).",
         "", "| split | n | AUROC | accuracy | sensitivity | specificity | precision | F1 | ECE |",
@@ -75,16 +94,13 @@ def render_model_card(model_path: Path, meta: dict) -> str:
                   for k, v in shifted.items() if isinstance(v, dict)]
     if "best_epoch" in metrics:
         lines.append(f"\nBest epoch: {metrics['best_epoch']} of {tr.get('args', {}).get('epochs', '?')}.")
-    if report.is_dir():
-        lines += ["", "## Plots", ""]
-        for png in sorted(report.glob("*.png")):
-            lines.append(f"![{png.stem}]({report.name}/{png.name})")
-    lines += ["", "## Limitations",
-              "- Trained on one pediatric dataset (Kermany et al., Cell 2018; Guangzhou Women and Children's Medical Center, "
-              "children aged 1-5); adult radiographs, other hospitals and other findings are out of distribution.",
-              "- Inputs are resized to a square without keeping the aspect ratio, as the training images were.",
-              "- A CAM shows where the evidence for a class lies in this model, not a segmentation of disease.", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def _plots(report: Path) -> list[str]:
+    if not report.is_dir():
+        return []
+    return ["", "## Plots", ""] + [f"![{png.stem}]({report.name}/{png.name})" for png in sorted(report.glob("*.png"))]
 
 
 def write_model_card(model_path: str | Path) -> Path:

@@ -22,6 +22,12 @@ from . import metrics as M
 DPI = 120
 
 
+def report_dir(model_path: str | Path) -> Path:
+    """The folder beside a model file that holds its training report and checkpoint: ``<name>_report/``."""
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.stem + "_report")
+
+
 def _figure(width: float, height: float, ncols: int = 1, **kw) -> tuple[Figure, Any]:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -41,17 +47,6 @@ def _num(v) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return v
-
-
-def _best_epoch(history: list[dict], tol: float = 1e-6) -> int | None:
-    """Index into ``history`` of the highest finite ``val_auroc``; ties go to the lower ``val_loss``."""
-    best, best_v, best_loss = None, -math.inf, math.inf
-    for i, row in enumerate(history):
-        v, loss = _num(row.get("val_auroc")), _num(row.get("val_loss"))
-        loss = loss if math.isfinite(loss) else math.inf
-        if math.isfinite(v) and (v > best_v + tol or (abs(v - best_v) <= tol and loss < best_loss)):
-            best, best_v, best_loss = i, v, loss
-    return best
 
 
 def plot_history(history: list[dict], path) -> Path:
@@ -80,7 +75,7 @@ def plot_history(history: list[dict], path) -> Path:
         ax_lr.tick_params(axis="y", colors="grey")
         ax_lr.set_ylim(0, lr.max() * 1.05)
         ax_lr.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
-    best = _best_epoch(history)
+    best = M.best_epoch(history)
     if best is not None:
         e, auc = epochs[best], _num(history[best]["val_auroc"])
         for ax in (ax_loss, ax_auc):
@@ -196,14 +191,14 @@ def plot_reliability(probs, labels, path, title: str = "Reliability", n_bins: in
     return _save(fig, path)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     """Plain-JSON copy of ``obj``: numpy scalars/arrays unwrapped, NaN and inf become None."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)
     if isinstance(obj, (np.integer, int)):
@@ -215,12 +210,12 @@ def _jsonable(obj):
     return obj
 
 
-def _write_json(data, path: Path) -> None:
+def write_json(data, path: Path) -> None:
     """Write ``data`` as strict JSON, atomically (temporary file, then rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_jsonable(data), f, indent=2, allow_nan=False)
+            json.dump(jsonable(data), f, indent=2, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -262,6 +257,6 @@ def write_report(out_dir, history: list[dict], splits: dict[str, dict],
         written.append(plot_reliability(probs, labels, out / f"reliability_{name}.png",
                                         title=f"{label} reliability"))
     data = {"splits": summary, "history": history, **(extra or {})}
-    _write_json(data, out / "metrics.json")
+    write_json(data, out / "metrics.json")
     written.insert(0, out / "metrics.json")
     return written

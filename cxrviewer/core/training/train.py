@@ -1,43 +1,44 @@
 """Train a CamClassifier on an ImageFolder of radiographs and write the model file the app loads.
 
-Shaped like torchvision's classification reference: ``get_args_parser()`` and
-``main(args)``; the same script runs under ``torchrun`` with DistributedDataParallel.
+Shaped like torchvision's classification reference: ``get_args_parser()`` and ``main(args)``, which
+reads top to bottom; each stage is a named step (:func:`.data.load_data`, the ``build_*`` functions here,
+:func:`.engine.train_one_epoch`, :func:`.engine.evaluate`, :func:`.resume.save_checkpoint`,
+:func:`.calibration.calibrate`, :func:`write_outputs`). ``args`` stay as parsed; what is derived from
+them and the environment lives in a :class:`.runtime.Runtime`. The same script runs under ``torchrun``
+with DistributedDataParallel.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import logging
 import math
-import os
 import platform
-import random
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset
-from torch.utils.data.distributed import DistributedSampler
 
-from ..checkpoint import save_model
-from ..errors import CxrError
+from ..checkpoint import FORMAT_VERSION, save_model
 from ..model import ARCHS, CamClassifier
-from . import metrics
-from .data import DEFAULT_PATIENT_PATTERN, Augment, RadiographFolder, find_classes, list_samples, split_by_patient
-from .engine import autocast, evaluate, is_main_process, train_one_epoch
+from . import TrainingError, metrics
+from .calibration import calibrate, score_splits
+from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
+from .engine import evaluate, train_one_epoch
+from .model_card import write_model_card
 from .pretrained import load_backbone_weights
-from .shift import SHIFTS
+from .report import jsonable, report_dir, write_report
+from .resume import Progress, checkpoint_state, load_checkpoint, save_checkpoint
+from .runtime import Runtime, close_runtime, init_runtime, seed_everything
+
+__all__ = ["TrainingError", "get_args_parser", "command_line", "main"]
 
 log = logging.getLogger("cxrviewer.train")
 
-
-class TrainingError(CxrError):
-    """A training run that cannot start (bad data folder, weights unavailable, ...)."""
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -107,279 +108,68 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> Path | None:
-    """Run a whole training; returns the model path on rank 0."""
+    """Train, calibrate, and write the model file with its report and card; returns the model path on rank 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    distributed = _init_distributed(args)
+    started = time.time()
+    rt = init_runtime(args)
     try:
-        return _run(args, distributed)
+        seed_everything(args.seed)
+        data = load_data(args, rt)
+        model = build_model(args, data, rt)
+        criterion = build_criterion(args, data, rt)
+        optimizer = build_optimizer(model, args)
+        scheduler = build_scheduler(optimizer, args, steps_per_epoch=len(data.train_loader))
+        scaler = torch.amp.GradScaler("cuda") if rt.amp and rt.device.type == "cuda" else None
+        learners = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        progress = load_checkpoint(args.resume, learners, data, rt) if args.resume else Progress()
+        train_model = nn.parallel.DistributedDataParallel(model) if rt.distributed else model
+
+        for epoch in range(progress.next_epoch, args.epochs):
+            t0 = time.time()
+            data.set_epoch(epoch)
+            train_loss = train_one_epoch(train_model, criterion, optimizer, data.train_loader, epoch, rt,
+                                         scheduler=scheduler, scaler=scaler, augment=data.augment, generator=data.generator)
+            val = evaluate(model, data.val_loader, rt, criterion=nn.CrossEntropyLoss())
+            row = epoch_row(epoch, train_loss, val, model, optimizer, t0)
+            log_epoch(row, args.epochs, progress.add(row, model), rt)
+            state = checkpoint_state(learners, progress, data, rt, plain_args(args))
+            save_checkpoint(state, report_dir(args.out) / "checkpoint.pt", rt)
+
+        progress.restore_best(model)
+        cal = calibrate(model, data.val_loader, rt, args.threshold_rule)
+        model.meta.update(cal.meta)
+        splits = score_splits(model, cal, data.test_loader, rt)
+        return write_outputs(args, rt, model, data, progress, splits, started) if rt.is_main else None
     finally:
-        if distributed:
-            dist.destroy_process_group()
+        close_runtime(rt)
 
 
-def _init_distributed(args) -> bool:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        args.rank, args.world_size = 0, 1
-        return False
-    want_cuda = torch.cuda.is_available() and (args.device is None or str(args.device).startswith("cuda"))
-    backend = "nccl" if want_cuda else "gloo"
-    if want_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        args.device = f"cuda:{local}"
-    dist.init_process_group(backend=backend)
-    args.rank, args.world_size = dist.get_rank(), dist.get_world_size()
-    return True
-
-
-def _pick_device(name: str | None) -> torch.device:
-    from ..inference import pick_device
-
-    return pick_device(name)
-
-
-def _amp_enabled(mode: str, device: torch.device) -> bool:
-    if mode == "off":
-        return False
-    if device.type == "cuda":
-        return True
-    if device.type == "cpu":
-        supported = bool(getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)())
-        return supported or mode == "on"
-    return mode == "on"
-
-
-def _run(args, distributed: bool) -> Path | None:
-    t_start = time.time()
-    device = _pick_device(args.device)
-    args.amp = _amp_enabled(args.amp if isinstance(args.amp, str) else ("on" if args.amp else "off"), device)
-    args.channels_last = device.type != "mps"
-    if args.input_channels is None:
-        args.input_channels = 3 if args.pretrained else 1
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    main_proc = is_main_process()
-
-    # -- data ---------------------------------------------------------------------
-    train_dir = args.data / "train"
-    if not train_dir.is_dir():
-        raise TrainingError(f"{args.data}: no train/ folder (expected train/CLASS/*)")
-    class_names = find_classes(train_dir)
-    samples = list_samples(train_dir, class_names)
-    val_samples = list_samples(args.data / "val", class_names) if (args.data / "val").is_dir() else []
-    if len(val_samples) >= args.min_val_size:
-        train_samples = samples
-        split = {"rule": "val folder", "val_folder": str(args.data / "val")}
-    else:
-        if val_samples and main_proc:
-            log.warning("val/ has only %d images (< --min-val-size %d): splitting train/ by patient instead",
-                        len(val_samples), args.min_val_size)
-        train_samples, val_samples, split = split_by_patient(samples, args.val_fraction, args.seed, args.patient_pattern)
-    test_samples = list_samples(args.data / "test", class_names) if (args.data / "test").is_dir() else []
-    if not train_samples or not val_samples:
-        raise TrainingError(f"{args.data}: need images for training and validation (got {len(train_samples)} and {len(val_samples)})")
-    size = (args.image_size, args.image_size)
-    train_set = RadiographFolder(train_samples, size)
-    val_set = RadiographFolder(val_samples, size)
-    test_set = RadiographFolder(test_samples, size) if test_samples else None
-    counts = {s: dict(zip(class_names, d.class_counts(len(class_names))))
-              for s, d in (("train", train_set), ("val", val_set), ("test", test_set)) if d is not None}
-    if main_proc:
-        log.info("classes %s; images %s; split %s", class_names, counts, split)
-
-    g = torch.Generator().manual_seed(args.seed + args.rank)
-    if distributed:
-        sampler = DistributedSampler(train_set, shuffle=True, seed=args.seed, drop_last=True)
-    else:
-        sampler = torch.utils.data.RandomSampler(train_set, generator=torch.Generator().manual_seed(args.seed))
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                              num_workers=args.workers, persistent_workers=args.workers > 0)
-
-    def eval_loader(ds):
-        shard = Subset(ds, list(range(args.rank, len(ds), args.world_size))) if distributed else ds
-        return DataLoader(shard, batch_size=args.batch_size * 2, shuffle=False, num_workers=0)
-
-    val_loader = eval_loader(val_set)
-    if len(train_loader) == 0:
-        raise TrainingError(f"only {len(train_set)} training images: fewer than one batch of {args.batch_size}")
-
-    # -- model --------------------------------------------------------------------
+def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> CamClassifier:
+    """The CAM classifier for ``data``'s classes with its metadata (input, normalisation, positive class),
+    optionally from ImageNet weights with a frozen trunk, on ``rt.device``."""
+    channels = args.input_channels or (3 if args.pretrained else 1)
     if args.pretrained:
-        mean = [0.485, 0.456, 0.406] if args.input_channels == 3 else [0.449]
-        std = [0.229, 0.224, 0.225] if args.input_channels == 3 else [0.226]
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ([0.449], [0.226])
     else:
-        mean, std = _grey_stats(train_set)
-    meta = {"format_version": 1, "arch": args.arch, "class_names": class_names, "input_size": list(size),
-            "input_channels": args.input_channels, "mean": mean, "std": std}
-    if len(class_names) == 2:
-        meta["positive_class"] = _positive_class(class_names)
-    model = CamClassifier(args.arch, len(class_names), args.input_channels, meta=meta)
+        mean, std = grey_stats(data.train_set)
+    meta = {"format_version": FORMAT_VERSION, "arch": args.arch, "class_names": data.class_names,
+            "input_size": [args.image_size, args.image_size], "input_channels": channels, "mean": mean, "std": std}
+    if len(data.class_names) == 2:
+        meta["positive_class"] = positive_class(data.class_names)
+    model = CamClassifier(args.arch, len(data.class_names), channels, meta=meta)
     if args.pretrained:
         try:
             load_backbone_weights(model, args.backbone_weights)
         except (OSError, ValueError, RuntimeError) as e:
             raise TrainingError(str(e)) from None
     if args.freeze_backbone:
-        for p in model.features.parameters():
-            p.requires_grad_(False)
-    model.to(device)
-    if args.channels_last:
-        model.to(memory_format=torch.channels_last)
-    ddp_model = nn.parallel.DistributedDataParallel(model) if distributed else model
-    normalize = model.normalize
-
-    weights = None
-    if args.class_weights:
-        c = torch.tensor(train_set.class_counts(len(class_names)), dtype=torch.float32).clamp_min(1)
-        weights = (c.sum() / (len(c) * c)).to(device)
-    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=args.label_smoothing)
-    eval_criterion = nn.CrossEntropyLoss()
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    steps = args.epochs * len(train_loader)
-    warm = max(1, int(args.warmup_epochs * len(train_loader)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
-    scaler = torch.amp.GradScaler("cuda") if (args.amp and device.type == "cuda") else None
-    augment = Augment(rotate=args.rotate, translate=args.translate, scale=tuple(args.scale),
-                      brightness=args.brightness, contrast=args.contrast, hflip=args.hflip)
-
-    report_dir = args.out.with_name(args.out.stem + "_report")
-    ckpt_path = report_dir / "checkpoint.pt"
-    history: list[dict] = []
-    best = {"auroc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
-    start_epoch = 0
-    if args.resume:
-        ck = torch.load(args.resume, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        if scaler is not None and ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        history = json.loads(ck["history"])
-        start_epoch = int(ck["epoch"]) + 1
-        best.update(auroc=float(ck["best_auroc"]), loss=float(ck["best_loss"]), epoch=int(ck["best_epoch"]),
-                    state=ck["best_state"])
-        g = torch.Generator().manual_seed(args.seed + args.rank + 1000 * start_epoch)
-        if main_proc:
-            log.info("resumed from %s at epoch %d", args.resume, start_epoch)
-
-    # -- loop ---------------------------------------------------------------------
-    for epoch in range(start_epoch, args.epochs):
-        t0 = time.time()
-        if distributed:
-            sampler.set_epoch(epoch)
-        train_loss = train_one_epoch(ddp_model, criterion, optimizer, train_loader, device, epoch, args,
-                                     scheduler=scheduler, scaler=scaler, augment=augment, normalize=normalize, generator=g)
-        ev = evaluate(model, val_loader, device, args, normalize=normalize, criterion=eval_criterion)
-        probs = _softmax(ev["logits"])
-        val_auroc = _auroc(probs, ev["labels"], meta.get("positive_class"), class_names)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": ev["loss"], "val_auroc": val_auroc,
-               "val_accuracy": float((probs.argmax(1) == ev["labels"]).mean()),
-               "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
-        history.append(row)
-        improved = val_auroc > best["auroc"] + 1e-6 or (abs(val_auroc - best["auroc"]) <= 1e-6 and ev["loss"] < best["loss"])
-        if improved:
-            best.update(auroc=val_auroc, loss=ev["loss"], epoch=epoch,
-                        state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        if main_proc:
-            log.info("epoch %d/%d  train loss %.4f  val loss %.4f  val AUROC %.4f  val acc@argmax %.3f  lr %.2e  %.0fs%s",
-                     epoch + 1, args.epochs, train_loss, ev["loss"], val_auroc, row["val_accuracy"], row["lr"],
-                     row["seconds"], "  *best*" if improved else "")
-            report_dir.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-                        "epoch": epoch, "history": json.dumps(history), "best_auroc": best["auroc"],
-                        "best_loss": best["loss"], "best_epoch": best["epoch"], "best_state": best["state"],
-                        "args": json.dumps(_plain(vars(args)))}, tmp)
-            os.replace(tmp, ckpt_path)
-
-    # -- calibrate, evaluate, write ------------------------------------------------
-    model.load_state_dict(best["state"])
-    splits = calibrate(model, val_loader, device, args, meta,
-                       test_loader=eval_loader(test_set) if test_set is not None else None)
-    temperature, threshold = meta["temperature"], meta.get("threshold")
-    if not main_proc:
-        return None
-
-    from .report import _jsonable  # NaN (e.g. AUROC of a one-class split) -> null: strict JSON in the header
-
-    meta["metrics"] = _jsonable({name: {k: v for k, v in s["metrics"].items() if k != "class_names"} for name, s in splits.items()})
-    if "shifted" in splits["validation"]:
-        meta["metrics"]["validation_shifted"] = splits["validation"]["shifted"]
-    meta["metrics"]["best_epoch"] = best["epoch"] + 1
-    meta["training"] = {
-        "command": command_line(args),
-        "args": _plain(vars(args)),
-        "data": str(args.data),
-        "images": counts,
-        "split": split,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - t_start),
-        "device": str(device), "world_size": args.world_size,
-        "versions": _versions(),
-    }
-    out = save_model(model.cpu().to(memory_format=torch.contiguous_format), args.out, meta=meta, half=args.half)
-    from .model_card import write_model_card
-    from .report import write_report
-
-    write_report(report_dir, history, splits,
-                 extra={"validation_shifted": meta["metrics"]["validation_shifted"]} if "validation_shifted" in meta["metrics"] else None)
-    write_model_card(out)
-    (report_dir / "metrics.json").exists() and _annotate_metrics(report_dir / "metrics.json", meta)
-    log.info("wrote %s (best epoch %d, val AUROC %.4f, threshold %s, temperature %.3f) and %s/",
-             out, best["epoch"] + 1, best["auroc"], f"{threshold:.4f}" if threshold is not None else "argmax",
-             temperature, report_dir)
-    return out
+        model.features.requires_grad_(False)
+    model.to(rt.device)
+    return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 
-def calibrate(model, val_loader, device, args, meta: dict, test_loader=None) -> dict:
-    """Fit the temperature, decision threshold and CAM display range on validation (into ``meta``);
-    returns the per-split reports (``validation``, and ``test`` with ``test_loader``).
-
-    With ``--threshold-rule robust`` the validation split is also scored under the
-    acquisition shifts of :mod:`.shift`; their sensitivity and specificity at the chosen
-    threshold are reported under ``splits["validation"]["shifted"]``. Runs in float32 (no autocast).
-    """
-    class_names = meta["class_names"]
-    normalize = model.normalize
-    args = argparse.Namespace(**{**vars(args), "amp": False})  # float32, as the viewer and `predict` run the model
-    ev = evaluate(model, val_loader, device, args, normalize=normalize)
-    temperature = metrics.fit_temperature(ev["logits"], ev["labels"])
-    meta["temperature"] = float(temperature)
-    pos = class_names.index(meta["positive_class"]) if "positive_class" in meta else None
-    val_probs = _softmax(ev["logits"] / temperature)
-    threshold, shifted = None, {}
-    if pos is not None:
-        y = (ev["labels"] == pos).astype(int)
-        if args.threshold_rule == "robust":
-            for name, fn in SHIFTS.items():
-                es = evaluate(model, val_loader, device, args, normalize=normalize, transform=fn)
-                shifted[name] = _softmax(es["logits"] / temperature)[:, pos]
-        threshold = float(metrics.choose_threshold(y, val_probs[:, pos], args.threshold_rule, views=list(shifted.values())))
-        meta["threshold"] = threshold
-    meta["cam_range"] = _cam_range(model, val_loader, device, args, normalize)
-    splits = {"validation": _split_report(val_probs, ev["labels"], class_names, pos, threshold)}
-    if shifted:
-        splits["validation"]["shifted"] = {name: _shift_summary(y, p, threshold) for name, p in shifted.items()}
-    if test_loader is not None:
-        et = evaluate(model, test_loader, device, args, normalize=normalize)
-        splits["test"] = _split_report(_softmax(et["logits"] / temperature), et["labels"], class_names, pos, threshold)
-    return splits
-
-
-def _shift_summary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    pred = p >= threshold
-    return {"auroc": round(float(metrics.auroc(y, p)), 4),
-            "sensitivity": round(float(pred[y == 1].mean()), 4), "specificity": round(float((~pred[y == 0]).mean()), 4)}
-
-
-def _positive_class(class_names: list[str]) -> str:
+def positive_class(class_names: list[str]) -> str:
+    """The class a two-class model's threshold applies to: the finding (PNEUMONIA, ...), not the normal class."""
     for name in class_names:
         if name.upper() in {"PNEUMONIA", "POSITIVE", "ABNORMAL", "DISEASE"}:
             return name
@@ -387,75 +177,88 @@ def _positive_class(class_names: list[str]) -> str:
     return next(n for n in class_names if n not in normal) if normal else class_names[1]
 
 
-def _grey_stats(ds: RadiographFolder, n: int = 512) -> tuple[list[float], list[float]]:
-    idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
-    x = torch.stack([ds[int(i)][0] for i in idx]).float() / 255.0
-    return [round(float(x.mean()), 4)], [round(float(x.std()), 4)]
+def build_criterion(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> nn.Module:
+    """Cross-entropy with inverse-frequency class weights (unless ``--no-class-weights``) and label smoothing."""
+    weights = None
+    if args.class_weights:
+        c = torch.tensor(data.train_set.class_counts(len(data.class_names)), dtype=torch.float32).clamp_min(1)
+        weights = (c.sum() / (len(c) * c)).to(rt.device)
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=args.label_smoothing)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def build_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; no weight decay on biases and normalisation weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
 
 
-def _auroc(probs, labels, positive_class, class_names) -> float:
-    if positive_class is not None:
-        pos = class_names.index(positive_class)
-        return float(metrics.auroc((labels == pos).astype(int), probs[:, pos]))
-    vals = [metrics.auroc((labels == k).astype(int), probs[:, k]) for k in range(probs.shape[1])]
-    return float(np.nanmean(vals))
+def build_scheduler(optimizer, args: argparse.Namespace, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step schedule: linear warm-up over ``--warmup-epochs``, then cosine decay to zero."""
+    steps = args.epochs * steps_per_epoch
+    warm = max(1, int(args.warmup_epochs * steps_per_epoch))
+
+    def factor(s: int) -> float:
+        return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-@torch.inference_mode()
-def _cam_range(model, loader, device, args, normalize) -> list[float]:
-    """1st and 99th percentiles of the class-evidence maps on validation: the shared 'fixed' display scale.
-
-    Uses :func:`cxrviewer.core.overlay.class_evidence`, the map the viewer and exports draw.
-    """
-    from ..overlay import class_evidence
-
-    model.eval()
-    values = []
-    for x, _ in loader:
-        x = normalize(x.to(device).float().div_(255.0))
-        with autocast(device, args.amp):
-            logits, cams = model.logits_and_cams(x)
-        for lg, cm in zip(logits.float().cpu().numpy(), cams.float().cpu().numpy()):
-            values += [class_evidence(cm, lg, k).ravel() for k in range(len(lg))]
-    v = np.concatenate(values)
-    if dist.is_available() and dist.is_initialized():
-        gathered = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, v)
-        v = np.concatenate(gathered)
-    lo, hi = np.percentile(v, [1, 99])
-    return [round(float(lo), 3), round(float(hi), 3)]
+def epoch_row(epoch: int, train_loss: float, val: dict, model: CamClassifier, optimizer, t0: float) -> dict:
+    """The history row of an epoch (1-based ``epoch``): losses, validation AUROC and accuracy, lr, seconds."""
+    probs = metrics.softmax(val["logits"])
+    return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"],
+            "val_auroc": metrics.selection_auroc(probs, val["labels"], model.positive_index),
+            "val_accuracy": float((probs.argmax(1) == val["labels"]).mean()),
+            "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
 
 
-def _split_report(probs, labels, class_names, pos, threshold) -> dict:
-    return {"probs": probs, "labels": labels, "class_names": class_names, "positive_index": pos, "threshold": threshold,
-            "metrics": metrics.classification_metrics(probs, labels, class_names, threshold, pos)}
+def log_epoch(row: dict, epochs: int, improved: bool, rt: Runtime) -> None:
+    if rt.is_main:
+        log.info("epoch %d/%d  train loss %.4f  val loss %.4f  val AUROC %.4f  val acc@argmax %.3f  lr %.2e  %.0fs%s",
+                 row["epoch"], epochs, row["train_loss"], row["val_loss"], row["val_auroc"], row["val_accuracy"],
+                 row["lr"], row["seconds"], "  *best*" if improved else "")
 
 
-def _annotate_metrics(path: Path, meta: dict) -> None:
-    """Add the model's calibration and provenance to ``metrics.json`` (strict JSON, written atomically)."""
-    from .report import _write_json
+def write_outputs(args: argparse.Namespace, rt: Runtime, model: CamClassifier, data: TrainingData,
+                  progress: Progress, splits: dict, started: float) -> Path:
+    """Rank 0's files: the model file (metrics and provenance in its header), ``<out>_report/`` and the card."""
+    model.meta["metrics"] = jsonable({name: {k: v for k, v in s["metrics"].items() if k != "class_names"}
+                                      for name, s in splits.items()})
+    shifted = {"validation_shifted": splits["validation"]["shifted"]} if "shifted" in splits["validation"] else {}
+    model.meta["metrics"].update(shifted, best_epoch=progress.chosen_epoch + 1)
+    model.meta["training"] = describe_training(args, rt, data, started)
+    out = save_model(model.cpu().to(memory_format=torch.contiguous_format), args.out, half=args.half)
+    fitted = {k: model.meta[k] for k in ("arch", "input_size", "threshold", "temperature", "cam_range") if k in model.meta}
+    write_report(report_dir(out), progress.history, splits,
+                 extra={**shifted, "model": fitted, "training": model.meta["training"]})
+    write_model_card(out)
+    best = progress.history[progress.chosen_epoch]
+    log.info("wrote %s (best epoch %d, val AUROC %.4f, threshold %s, temperature %.3f) and %s/", out, best["epoch"],
+             best["val_auroc"], "argmax" if model.threshold is None else f"{model.threshold:.4f}",
+             model.temperature, report_dir(out))
+    return out
 
-    data = json.loads(path.read_text())
-    data["model"] = {k: meta[k] for k in ("arch", "input_size", "threshold", "temperature", "cam_range") if k in meta}
-    data["training"] = meta["training"]
-    _write_json(data, path)
 
-
-def _plain(d: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-
-def _versions() -> dict:
+def describe_training(args: argparse.Namespace, rt: Runtime, data: TrainingData, started: float) -> dict:
+    """Provenance for the model file: command, arguments, data and split, date, duration, device, versions."""
     import PIL
     import torchvision
 
     from ... import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "pillow": PIL.__version__, "cxrviewer": __version__}
+    return {
+        "command": command_line(args), "args": plain_args(args), "data": str(args.data),
+        "images": data.counts, "split": data.split,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started), "device": str(rt.device), "world_size": rt.world_size, "amp": rt.amp,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "numpy": np.__version__, "pillow": PIL.__version__, "cxrviewer": __version__},
+    }
+
+
+def plain_args(args: argparse.Namespace) -> dict:
+    """``vars(args)`` as plain JSON data (paths as strings, tuples as lists)."""
+    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}

@@ -10,7 +10,7 @@ import pytest
 
 from cxrviewer.core.training.metrics import (
     auroc, choose_threshold, classification_metrics, expected_calibration_error, fit_temperature,
-    nll, predict, reliability_bins, roc_curve, softmax)
+    best_epoch, nll, predict, reliability_bins, roc_curve, selection_auroc, softmax)
 
 
 def brute_auroc(y, s):
@@ -245,3 +245,40 @@ def test_metrics_reject_bad_input():
         classification_metrics(probs, [0, 2], ["a", "b"], None, None)
     with pytest.raises(ValueError, match="positive_index"):
         classification_metrics(probs, [0, 1], ["a", "b"], 0.5, 2)
+
+
+def test_best_epoch_is_highest_auroc_then_lowest_loss():
+    rows = [dict(epoch=1, val_auroc=0.9, val_loss=0.5), dict(epoch=2, val_auroc=float("nan")),
+            dict(epoch=3, val_auroc=0.9, val_loss=0.4), dict(epoch=4, val_auroc=0.85, val_loss=0.1), {},
+            dict(epoch=6, val_auroc=0.9 + 1e-7, val_loss=0.45)]  # a gain within the tolerance is a tie
+    assert best_epoch(rows) == 2
+    assert best_epoch(rows[:2]) == 0
+    assert best_epoch([dict(epoch=1, train_loss=1.0)]) is None
+
+
+def test_predict_is_the_models_decision_rule(monkeypatch):
+    import torch
+
+    from cxrviewer.core.model import CamClassifier
+
+    model = CamClassifier("resnet18", 2, meta={"class_names": ["PNEUMONIA", "NORMAL"], "positive_class": "PNEUMONIA",
+                                              "threshold": 0.3})
+    p1 = np.random.default_rng(0).uniform(0, 1, 200)
+    probs = np.stack([p1, 1 - p1], axis=1)
+    expected = model.decide(torch.from_numpy(probs)).numpy()
+    assert np.array_equal(predict(probs, model.threshold, model.positive_index), expected)
+    assert set(expected) == {0, 1}
+    # One home: metrics calls the model's rule rather than a copy of it.
+    monkeypatch.setattr(CamClassifier, "decide", lambda self, p: torch.full((len(p),), 7))
+    assert set(predict(probs, 0.3, 0)) == {7}
+
+
+def test_selection_auroc_two_and_three_classes():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])
+    assert selection_auroc(probs, labels, 1) == auroc(labels == 1, probs[:, 1]) == 1.0
+    three = np.array([[.7, .2, .1], [.3, .6, .1], [.1, .8, .1], [.1, .1, .8]])
+    y3 = np.array([0, 1, 1, 2])
+    expected = np.mean([auroc(y3 == k, three[:, k]) for k in range(3)])
+    assert selection_auroc(three, y3) == pytest.approx(expected)
+    assert math.isnan(selection_auroc(probs, np.zeros(4, int), 1))

@@ -102,11 +102,3 @@ def test_plots_cope_with_sparse_input(tmp_path):
         with Image.open(tmp_path / name) as im:
             assert im.size[0] >= 500
 
-
-def test_best_epoch_is_highest_auroc_then_lowest_loss():
-    from cxrviewer.core.training.report import _best_epoch
-
-    rows = [dict(epoch=0, val_auroc=0.9, val_loss=0.5), dict(epoch=1, val_auroc=float("nan")),
-            dict(epoch=2, val_auroc=0.9, val_loss=0.4), dict(epoch=3, val_auroc=0.85, val_loss=0.1), {}]
-    assert _best_epoch(rows) == 2
-    assert _best_epoch([dict(epoch=0, train_loss=1.0)]) is None

@@ -123,17 +123,43 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     assert cams.shape == (1, 2, 2, 2) and torch.isfinite(logits).all()
 
 
-def test_resume_continues_from_the_checkpoint(tiny_data, tmp_path):
-    out = tmp_path / "r.safetensors"
-    main(_args(tiny_data, out))
-    ckpt = out.with_name("r_report") / "checkpoint.pt"
-    assert ckpt.is_file()
-    out2 = tmp_path / "r2.safetensors"
-    args = _args(tiny_data, out2, "--resume", str(ckpt))
-    args.epochs = 2
-    main(args)
-    hist = json.loads(torch.load(out2.with_name("r2_report") / "checkpoint.pt", weights_only=True)["history"])
-    assert [h["epoch"] for h in hist] == [1, 2]  # 1-based, as in the log and the model card
+class _Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_the_interrupted_run_exactly(tiny_data, tmp_path, monkeypatch):
+    """Weights, optimiser, scheduler and random streams come back: a run stopped after epoch 1 and resumed
+    has the same loss curve, learning rates and final weights as the run that was never stopped."""
+    import cxrviewer.core.training.train as train
+
+    extra = ("--epochs", "3", "--image-size", "32", "--threshold-rule", "youden", "--no-half")
+    monkeypatch.setattr(train, "write_report", lambda *a, **k: [])  # plots are tested elsewhere; keep this fast
+    whole = tmp_path / "whole.safetensors"
+    main(_args(tiny_data, whole, *extra))
+
+    save = train.save_checkpoint
+
+    def save_then_stop(state, path, rt):
+        save(state, path, rt)
+        if state["epoch"] == 0:
+            raise _Interrupted
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_stop)
+    cut = tmp_path / "cut.safetensors"
+    with pytest.raises(_Interrupted):
+        main(_args(tiny_data, cut, *extra))
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    resumed = tmp_path / "resumed.safetensors"
+    main(_args(tiny_data, resumed, *extra, "--resume", str(cut.with_name("cut_report") / "checkpoint.pt")))
+
+    def curve(out):
+        ck = torch.load(out.with_name(out.stem + "_report") / "checkpoint.pt", weights_only=True)
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in json.loads(ck["history"])]
+
+    assert [row["epoch"] for row in curve(resumed)] == [1, 2, 3]  # 1-based, as in the log and the model card
+    assert curve(resumed) == curve(whole)
+    a, b = load_model(whole).state_dict(), load_model(resumed).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_missing_train_folder_is_a_clear_error(tmp_path):
