@@ -1,0 +1,127 @@
+"""The explanation audit of a model on validation images: what the trainer stores and the card shows.
+
+:func:`run_forward` scores the images once; :func:`audit` adds the per-verdict
+checks on all of them (fitting the evidence-location threshold), deletion and
+insertion on a subset stratified by predicted class (the evidence map, Grad-CAM
+as a peer, a random smooth map and a centred prior as floors), and cascading
+randomization on a smaller subset. Everything is seeded and returns plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..model import CamClassifier
+from . import checks
+from .faithfulness import STEPS, centred_prior_maps, faithfulness_scores, random_smooth_maps
+from .methods import EvidenceMap, GradCAM, eval_mode, evidence_maps
+from .sanity import cascading_randomization
+
+FAITHFULNESS_MAPS = ("evidence", "gradcam", "random", "prior")
+
+
+def run_forward(model: CamClassifier, images: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """``logits``, ``cams``, ``labels`` (decision rule) and ``evidence`` maps of the predicted class."""
+    outs = []
+    with eval_mode(model), torch.inference_mode():
+        for i in range(0, images.shape[0], batch_size):
+            outs.append(model.logits_and_cams(model.normalize(images[i:i + batch_size])))
+    logits = torch.cat([o[0] for o in outs]).float()
+    cams = torch.cat([o[1] for o in outs]).float()
+    labels = model.decide(model.probabilities(logits))
+    return {"logits": logits, "cams": cams, "labels": labels, "evidence": evidence_maps(logits, cams, labels)}
+
+
+def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Up to ``n`` indices, as equal a share per predicted class as the classes allow, seeded."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(set(labels.tolist()))
+    pools = {c: list(rng.permutation(np.flatnonzero(labels.numpy() == c))) for c in classes}
+    picked: list[int] = []
+    while len(picked) < n and any(pools.values()):
+        for c in classes:
+            if pools[c] and len(picked) < n:
+                picked.append(int(pools[c].pop()))
+    return torch.tensor(sorted(picked), dtype=torch.long)
+
+
+def faithfulness_maps(model: CamClassifier, images: torch.Tensor, labels: torch.Tensor,
+                      seed: int = 0) -> dict[str, torch.Tensor]:
+    """The maps deletion and insertion compare: evidence map, Grad-CAM (peer), random and prior (floors)."""
+    x = model.normalize(images)
+    with eval_mode(model):
+        ev = EvidenceMap()(model, x, labels)
+        gc = GradCAM()(model, x, labels)
+    n, grid = images.shape[0], tuple(ev.shape[-2:])
+    return {"evidence": ev, "gradcam": gc, "random": random_smooth_maps(n, grid, seed),
+            "prior": centred_prior_maps(n, grid)}
+
+
+def _summary(per_image: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    return {m: {k: round(float(np.mean(v)), 4) for k, v in row.items()} for m, row in per_image.items()}
+
+
+def _margins(per_image: dict[str, dict[str, list[float]]], of: str = "evidence") -> dict:
+    """Paired margin of ``of`` over each floor, per metric: ``[mean, 95% half-width]``, signed so > 0 = ``of`` better."""
+    out = {}
+    for floor in ("random", "prior"):
+        if floor not in per_image or of not in per_image:
+            continue
+        row = {}
+        for k, v in per_image[of].items():
+            d = np.asarray(per_image[floor][k]) - np.asarray(v)
+            d = -d if k.startswith("insertion") else d
+            half = 1.96 * d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
+            row[k] = [round(float(d.mean()), 4), round(float(half), 4)]
+        out[floor] = row
+    return out
+
+
+def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 64, n_sanity: int = 32,
+          steps: int = STEPS, seed: int = 0, log: Callable[[str], None] | None = None) -> dict:
+    """Audit the model's explanations on ``images`` (``N x 1 x H x W`` grey in [0, 1], validation).
+
+    Returns plain data for the model file's metrics: ``checks`` (threshold and
+    rates), ``faithfulness`` (mean AUCs per map and fill, ``n``, per predicted class),
+    ``sanity`` (per-step correlations and pass/fail).
+    """
+    say = log or (lambda _msg: None)
+    fwd = run_forward(model, images)
+    labels = fwd["labels"]
+    say(f"verdict checks on {images.shape[0]} images")
+    vc = checks.verdict_checks(model, images, fwd["logits"], fwd["cams"], labels, threshold=1.0)
+    threshold = checks.fit_outside_threshold(vc["outside_share"][~vc["no_positive_evidence"]].tolist())
+    flag = (torch.nan_to_num(vc["outside_share"], nan=0.0) > threshold) & ~vc["no_positive_evidence"]
+    result = {"checks": {
+        "n": int(images.shape[0]),
+        "evidence_outside_threshold": round(threshold, 4),
+        "evidence_flag_rate": round(float(flag.float().mean()), 4),
+        "no_positive_evidence_rate": round(float(vc["no_positive_evidence"].float().mean()), 4),
+        "unstable_rate": round(float(vc["unstable"].float().mean()), 4),
+        "flip_rate": {p: round(float(vc["flipped"][:, i].float().mean()), 4) for i, p in enumerate(checks.PERTURBATIONS)},
+    }}
+
+    sub = stratified_subset(labels, n_faithfulness, seed)
+    say(f"deletion and insertion on {len(sub)} images")
+    maps = faithfulness_maps(model, images[sub], labels[sub], seed)
+    per_image = faithfulness_scores(model, images[sub], maps, labels[sub], steps=steps)
+    names = model.class_names
+    result["faithfulness"] = {
+        "n": len(sub), "steps": steps, "target": "calibrated probability of the predicted class",
+        "mean": _summary(per_image),
+        "by_predicted_class": {
+            names[c]: {"n": int((labels[sub] == c).sum()),
+                       **_summary({m: {k: [v[i] for i in range(len(sub)) if int(labels[sub][i]) == c]
+                                       for k, v in row.items()} for m, row in per_image.items()})}
+            for c in sorted(set(labels[sub].tolist()))},
+    }
+    result["faithfulness"]["margins"] = _margins(per_image)
+    ssub = stratified_subset(labels, n_sanity, seed)
+    say(f"cascading randomization on {len(ssub)} images")
+    result["sanity"] = cascading_randomization(model, model.normalize(images[ssub]), labels[ssub],
+                                               {"evidence": EvidenceMap(), "gradcam": GradCAM()}, seed=seed)
+    result["sanity"]["n"] = len(ssub)
+    return result

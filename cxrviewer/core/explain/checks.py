@@ -1,0 +1,159 @@
+"""Per-verdict checks that cost at most two extra forward passes per image.
+
+- **Evidence location**: the share of the positive evidence for the predicted
+  class that lies outside the thorax (a band along the edges, the four corners
+  where markers are burned in, and any black frame). A verdict whose evidence
+  sits there was reached for a reason a reader should check ("evidence outside
+  the chest: check the framing"). The threshold is fitted on validation
+  (:func:`fit_outside_threshold`) and stored in the model file.
+- **No positive evidence**: when the positive part of the map is tiny, a
+  per-image stretch would paint noise in bright colours; say so instead.
+- **Stability**: the image is re-scored with a 10% black border and with a
+  Gaussian blur of sigma 2 px (at the model's input size), in one batch. The
+  verdict is unstable when either copy changes the label or moves the log-odds
+  of the predicted class by more than :data:`MAX_LOG_ODDS_SHIFT`.
+
+All functions are batched and take the model input as grey values in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..model import CamClassifier
+from .methods import eval_mode, evidence_maps
+from .perturb import add_border, gaussian_blur
+
+BAND = 0.06
+"""Width of the edge band, as a fraction of the side."""
+CORNER = 0.15
+"""Side of the corner squares (markers), as a fraction of the side."""
+DARK = 0.04
+"""Grey level below which an edge row or column counts as a black frame."""
+MIN_POSITIVE_MASS = 0.05
+"""Mean positive evidence (logit units) below which a map is 'no positive evidence'."""
+DEFAULT_OUTSIDE_THRESHOLD = 0.5
+"""Flag threshold for models whose file has none (``meta["evidence_outside_threshold"]``)."""
+MAX_LOG_ODDS_SHIFT = 1.0
+BORDER_FRACTION = 0.10
+BLUR_SIGMA = 2.0
+PERTURBATIONS = ("border", "blur")
+
+
+def black_frame(images: torch.Tensor, dark: float = DARK, min_fraction: float = 0.95) -> torch.Tensor:
+    """``N x H x W`` mask of the rows and columns that form a black frame, scanned in from each edge.
+
+    A row (column) belongs to the frame while at least ``min_fraction`` of its
+    pixels are darker than ``dark`` and every row (column) between it and the edge does too.
+    """
+    g = images[:, 0]
+    n, H, W = g.shape
+    row_dark = (g < dark).float().mean(dim=2) >= min_fraction  # N x H
+    col_dark = (g < dark).float().mean(dim=1) >= min_fraction  # N x W
+
+    def from_edges(d: torch.Tensor) -> torch.Tensor:
+        head = d.int().cumprod(dim=1).bool()
+        tail = d.flip(1).int().cumprod(dim=1).bool().flip(1)
+        return head | tail
+
+    rows, cols = from_edges(row_dark), from_edges(col_dark)
+    return rows[:, :, None] | cols[:, None, :]
+
+
+def outside_mask(images: torch.Tensor, band: float = BAND, corner: float = CORNER) -> torch.Tensor:
+    """``N x H x W`` boolean mask of 'outside the thorax': edge band, corner squares and black frame."""
+    n, _, H, W = images.shape
+    ys = torch.arange(H, device=images.device).view(-1, 1).float() + 0.5
+    xs = torch.arange(W, device=images.device).view(1, -1).float() + 0.5
+    dy, dx = torch.minimum(ys, H - ys) / H, torch.minimum(xs, W - xs) / W
+    fixed = (dy < band) | (dx < band) | ((dy < corner) & (dx < corner))
+    return fixed.expand(n, H, W) | black_frame(images)
+
+
+def positive_mass(evidence: torch.Tensor) -> torch.Tensor:
+    """Mean of the positive part of each ``N x h x w`` evidence map (logit units)."""
+    return F.relu(evidence).mean(dim=(1, 2))
+
+
+def outside_share(evidence: torch.Tensor, images: torch.Tensor, **mask_options) -> torch.Tensor:
+    """Share (0..1) of each map's positive evidence that falls in :func:`outside_mask`.
+
+    ``evidence``: ``N x h x w`` maps of the predicted class, bilinearly upsampled to
+    the images' size. NaN where the map has no positive part at all.
+    """
+    H, W = images.shape[-2:]
+    pos = F.relu(F.interpolate(evidence[:, None].float(), size=(H, W), mode="bilinear", align_corners=False)[:, 0])
+    total = pos.sum(dim=(1, 2))
+    out = (pos * outside_mask(images, **mask_options)).sum(dim=(1, 2))
+    return torch.where(total > 0, out / total.clamp_min(1e-12), torch.full_like(total, float("nan")))
+
+
+def fit_outside_threshold(shares: Sequence[float], quantile: float = 0.975) -> float:
+    """The flag threshold: the ``quantile`` of validation shares (NaN ignored), so ~2.5% of clean images flag."""
+    v = np.asarray(shares, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("no finite evidence shares to fit a threshold on")
+    return float(np.quantile(v, quantile))
+
+
+def perturbed_copies(images: torch.Tensor) -> torch.Tensor:
+    """``2N`` images: each with a 10% black border, then each blurred with sigma 2 px (that order)."""
+    return torch.cat([add_border(images, BORDER_FRACTION), gaussian_blur(images, BLUR_SIGMA)])
+
+
+def log_odds(model: CamClassifier, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Calibrated log-odds ``log(p / (1 - p))`` of class ``index`` per row, computed from the logits (no saturation)."""
+    z = logits.float() / model.temperature
+    own = z.gather(1, index.view(-1, 1)).squeeze(1)
+    rest = z.scatter(1, index.view(-1, 1), float("-inf")).logsumexp(dim=1)
+    return own - rest
+
+
+def stability(model: CamClassifier, images: torch.Tensor, logits: torch.Tensor,
+              labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Re-score :func:`perturbed_copies` of ``images`` in one batch.
+
+    ``logits`` (``N x K``) and ``labels`` (``N``): the clean verdicts. Returns
+    ``{"flipped": N x 2 bool, "shift": N x 2 change of the clean label's calibrated
+    log-odds, "unstable": N bool}``; columns follow :data:`PERTURBATIONS`.
+    """
+    n = images.shape[0]
+    with eval_mode(model), torch.inference_mode():
+        new_logits = model(model.normalize(perturbed_copies(images))).float()
+        new_labels = model.decide(model.probabilities(new_logits)).view(2, n).T
+    labels = labels.to(new_logits.device)
+    base = log_odds(model, logits.to(new_logits.device), labels)
+    moved = log_odds(model, new_logits, labels.repeat(2)).view(2, n).T - base[:, None]
+    flipped = new_labels != labels[:, None]
+    unstable = flipped.any(dim=1) | (moved.abs() > MAX_LOG_ODDS_SHIFT).any(dim=1)
+    return {"flipped": flipped.cpu(), "shift": moved.cpu(), "unstable": unstable.cpu()}
+
+
+def outside_threshold(model: CamClassifier) -> float:
+    """The model's fitted flag threshold (``meta["evidence_outside_threshold"]``), else the default."""
+    t = model.meta.get("evidence_outside_threshold")
+    return float(t) if isinstance(t, (int, float)) and 0.0 < t <= 1.0 else DEFAULT_OUTSIDE_THRESHOLD
+
+
+def verdict_checks(model: CamClassifier, images: torch.Tensor, logits: torch.Tensor, cams: torch.Tensor,
+                   labels: torch.Tensor, threshold: float | None = None) -> dict[str, torch.Tensor]:
+    """Every per-verdict check for a batch, from the forward pass already run plus :func:`stability`.
+
+    Returns ``N``-long tensors: ``outside_share`` (NaN without positive evidence),
+    ``positive_mass``, ``no_positive_evidence``, ``evidence_flag`` (share above
+    ``threshold``, default :func:`outside_threshold`; never with no positive
+    evidence), and :func:`stability`'s ``flipped``, ``shift`` (``N x 2``), ``unstable``.
+    """
+    ev = evidence_maps(logits.float(), cams.float(), labels)
+    mass = positive_mass(ev).cpu()
+    share = outside_share(ev, images).cpu()
+    limit = outside_threshold(model) if threshold is None else float(threshold)
+    none = mass < MIN_POSITIVE_MASS
+    flag = torch.nan_to_num(share, nan=0.0) > limit
+    return {"outside_share": share, "positive_mass": mass, "no_positive_evidence": none,
+            "evidence_flag": flag & ~none, **stability(model, images, logits, labels)}
