@@ -35,6 +35,15 @@ def run_forward(model: CamClassifier, images: torch.Tensor, batch_size: int = 64
     return {"logits": logits, "cams": cams, "labels": labels, "evidence": evidence_maps(logits, cams, labels)}
 
 
+def batched_checks(model: CamClassifier, images: torch.Tensor, fwd: dict[str, torch.Tensor],
+                   threshold: float | None = None, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """:func:`checks.verdict_checks` over ``images`` in batches (the stability passes hold 2 copies each)."""
+    parts = [checks.verdict_checks(model, images[i:i + batch_size], fwd["logits"][i:i + batch_size],
+                                   fwd["cams"][i:i + batch_size], fwd["labels"][i:i + batch_size], threshold)
+             for i in range(0, images.shape[0], batch_size)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """Up to ``n`` indices, as equal a share per predicted class as the classes allow, seeded."""
     rng = np.random.default_rng(seed)
@@ -92,7 +101,7 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 64, 
     fwd = run_forward(model, images)
     labels = fwd["labels"]
     say(f"verdict checks on {images.shape[0]} images")
-    vc = checks.verdict_checks(model, images, fwd["logits"], fwd["cams"], labels, threshold=1.0)
+    vc = batched_checks(model, images, fwd, threshold=1.0)
     threshold = checks.fit_outside_threshold(vc["outside_share"][~vc["no_positive_evidence"]].tolist())
     flag = (torch.nan_to_num(vc["outside_share"], nan=0.0) > threshold) & ~vc["no_positive_evidence"]
     result = {"checks": {
