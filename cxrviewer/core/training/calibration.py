@@ -100,6 +100,5 @@ def _split_report(model: CamClassifier, probs, labels, threshold) -> dict:
 
 
 def _shift_summary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    pred = p >= threshold
-    return {"auroc": round(float(metrics.auroc(y, p)), 4),
-            "sensitivity": round(float(pred[y == 1].mean()), 4), "specificity": round(float((~pred[y == 0]).mean()), 4)}
+    sensitivity, specificity = metrics.sensitivity_specificity(y, p, threshold)
+    return {"auroc": round(metrics.auroc(y, p), 4), "sensitivity": round(sensitivity, 4), "specificity": round(specificity, 4)}

@@ -244,6 +244,14 @@ def predict(probs, threshold: float | None = None, positive_index: int | None = 
     return CamClassifier.decide(rule, torch.from_numpy(p)).numpy().astype(np.int64)
 
 
+def sensitivity_specificity(y_pos, p_pos, threshold: float) -> tuple[float, float]:
+    """Sensitivity and specificity of the decision rule at ``threshold`` on the positive-class probability
+    ``p_pos`` (binary labels ``y_pos``); NaN where a class is absent."""
+    y, p = _binary_inputs(y_pos, p_pos)
+    called = predict(np.stack([1 - p, p], axis=1), threshold, positive_index=1) == 1
+    return _ratio(np.sum(called & y), np.sum(y)), _ratio(np.sum(~called & ~y), np.sum(~y))
+
+
 def selection_auroc(probs, labels, positive_index: int | None = None) -> float:
     """The AUROC that chooses the best epoch: the positive class's, or the mean one-vs-rest AUROC of the
     classes present (NaN when none is defined)."""

@@ -97,15 +97,6 @@ def plot_history(history: list[dict], path) -> Path:
     return _save(fig, path)
 
 
-def _operating_point(y, p, threshold) -> tuple[float, float]:
-    """(fpr, tpr) of the rule ``p >= threshold``."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(p) >= threshold
-    tpr = pred[y].mean() if y.any() else float("nan")
-    fpr = pred[~y].mean() if (~y).any() else float("nan")
-    return float(fpr), float(tpr)
-
-
 def _roc_axes(ax, title: str) -> None:
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal", title=title,
@@ -121,9 +112,9 @@ def plot_roc(y_pos, p_pos, path, threshold: float | None = None, title: str = "R
     auc = M.auroc(y_pos, p_pos)
     ax.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC (AUROC {auc:.4f})")
     if threshold is not None:
-        x, y = _operating_point(y_pos, p_pos, threshold)
-        ax.plot([x], [y], "o", ms=8, color="tab:red",
-                label=f"p >= {threshold:.3f}: sens {y:.3f}, spec {1 - x:.3f}")
+        sens, spec = M.sensitivity_specificity(y_pos, p_pos, threshold)
+        ax.plot([1 - spec], [sens], "o", ms=8, color="tab:red",
+                label=f"p >= {threshold:.3f}: sens {sens:.3f}, spec {spec:.3f}")
     _roc_axes(ax, title)
     return _save(fig, path)
 

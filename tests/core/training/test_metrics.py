@@ -10,7 +10,7 @@ import pytest
 
 from cxrviewer.core.training.metrics import (
     auroc, choose_threshold, classification_metrics, expected_calibration_error, fit_temperature,
-    best_epoch, nll, predict, reliability_bins, roc_curve, selection_auroc, softmax)
+    best_epoch, nll, predict, reliability_bins, roc_curve, selection_auroc, sensitivity_specificity, softmax)
 
 
 def brute_auroc(y, s):
@@ -282,3 +282,11 @@ def test_selection_auroc_two_and_three_classes():
     expected = np.mean([auroc(y3 == k, three[:, k]) for k in range(3)])
     assert selection_auroc(three, y3) == pytest.approx(expected)
     assert math.isnan(selection_auroc(probs, np.zeros(4, int), 1))
+
+
+def test_sensitivity_specificity_at_a_threshold():
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.5, 0.2, 0.5, 0.4, 0.1, 0.0])
+    assert sensitivity_specificity(y, p, 0.5) == (pytest.approx(2 / 3), pytest.approx(3 / 4))  # p >= t is positive
+    sens, spec = sensitivity_specificity(np.ones(3, int), [0.1, 0.6, 0.7], 0.5)
+    assert sens == pytest.approx(2 / 3) and math.isnan(spec)
