@@ -1,35 +1,43 @@
-"""Benchmark of the batch engine (what ``cxrviewer predict`` does, minus the CSV).
+"""Benchmark of batch classification: the article's per-image loop against ``cxrviewer predict``.
 
-Measures, on a folder of 1,200-2,000 px JPEGs (generated from the training
-images, upscaled with a slightly random size, unless ``--data-dir`` holds some):
+On JPEGs of 1,200-2,000 px (generated from the training images next to the checkout,
+``../shared/data/chest_xray/train``, upscaled to a slightly random size; synthetic
+images if that folder is missing), with the shipped model unless ``--model``:
 
-1. ``Predictor`` end to end: decode (draft mode) + batched forward + CAMs, images/s;
-2. the model's pure forward pass (``logits_and_cams``) on preloaded tensors, images/s;
-3. a per-image loop in the style of the seed article: full decode, resize, one
-   forward with autograd on and a forward hook appending features to a list,
-   ``np.dot`` CAM, ``scipy.ndimage.zoom`` to the image size; images/s;
-4. peak resident memory (``ru_maxrss`` of a fresh subprocess) of ``Predictor``
-   over 150 and 1,500 images (the large run cycles through the generated files
-   unless ``--distinct``), holding every result as the viewer does.
+- the seed article's per-image pipeline: PIL opens the full file, ``Resize((224, 224))``,
+  ``ToTensor``, ``Normalize``, one forward pass with autograd on (a forward hook keeps
+  the features), softmax, the 7 x 7 map of the top class zoomed x32 to 224 x 224 with
+  ``scipy.ndimage.zoom``; and, as its own row, the same with the map zoomed to the full
+  image size (that row mostly times scipy);
+- decode only (the engine's decoder on 1 and 2 threads) and forward only (per precision,
+  on 1 and 2 torch threads, on preloaded inputs): the two limits of the pipeline;
+- ``Predictor`` in this process, end to end, per precision;
+- whole ``cxrviewer predict`` processes on ``--small`` and ``--large`` images: the marginal
+  rate (large - small images / time difference) removes start-up; best of two alternated runs;
+- peak RSS of a fresh process classifying 150 and 1,500 images while holding every result.
 
-Prints a markdown table and checks the targets: (1) >= 2x (3); total time of
-(1) within 1.3x of (2); peak memory at 1,500 within 300 MB of that at 150.
+Prints markdown tables and the issue-9 target checks, and writes them to ``--out``.
+Run it on an otherwise idle machine: the 1- and 5-minute load averages are printed
+before and after.
 
-    python benchmarks/bench_predict.py                    # N=200, default model if installed
-    python benchmarks/bench_predict.py --n 40 --seed-n 5 --skip-large   # a quick check
+    python benchmarks/bench_predict.py                                  # full run (~6 min on 2 cores)
+    python benchmarks/bench_predict.py --n 60 --small 20 --large 60 --seed-n 20 --skip-memory --out -
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,40 +48,42 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cxrviewer.core import precision as prec  # noqa: E402
 from cxrviewer.core.checkpoint import default_model_path, load_model, save_model  # noqa: E402
 from cxrviewer.core.imaging import load_radiograph, to_model_input  # noqa: E402
 from cxrviewer.core.inference import Predictor  # noqa: E402
 from cxrviewer.core.model import CamClassifier  # noqa: E402
 
-SOURCE = Path("/work/shared/data/chest_xray/train")
+SOURCE = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
+OUT = ROOT / "benchmarks" / "results.md"
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=add_help,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=200, help="JPEGs to generate / use (default: 200)")
-    p.add_argument("--data-dir", type=Path, help="folder of JPEGs to use; generated into it if it has fewer than --n "
+    p.add_argument("--n", type=int, default=300, help="JPEGs for the in-process rows (default: 300)")
+    p.add_argument("--small", type=int, default=60, help="images of the small `predict` run (default: 60)")
+    p.add_argument("--large", type=int, default=300, help="images of the large `predict` run (default: 300)")
+    p.add_argument("--seed-n", type=int, default=60, help="images for the article loop (default: 60; the "
+                   "full-size-zoom variant takes a third of them)")
+    p.add_argument("--data-dir", type=Path, help="folder of JPEGs to use; generated into it if it has fewer "
                    "(default: a temporary folder, deleted afterwards)")
-    p.add_argument("--source", type=Path, default=SOURCE, help=f"images to upscale (default: {SOURCE}; "
-                   "synthetic images if missing)")
-    p.add_argument("--model", type=Path, help="model file (default: the installed default model, "
-                   "else a random resnet18 at 224 x 224 with 1 input channel)")
-    p.add_argument("--batch-size", type=int, default=16, help="Predictor and pure-forward batch size (default: 16)")
-    p.add_argument("--device", default="cpu", help="device (default: cpu)")
-    p.add_argument("--seed-n", type=int, default=30, help="images for the slow seed-style loop (default: 30)")
+    p.add_argument("--source", type=Path, default=SOURCE, help="images to upscale (default: ../shared/data/"
+                   "chest_xray/train next to the checkout; synthetic images if missing)")
+    p.add_argument("--model", type=Path, help="model file (default: the shipped model, else a random resnet18)")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size (default: 16, as `predict`)")
+    p.add_argument("--precisions", default="", help="comma-separated precisions to time (default: float32, the "
+                   "reduced precisions this CPU runs natively, and auto)")
     p.add_argument("--mem-small", type=int, default=150, help="images in the small memory run (default: 150)")
     p.add_argument("--mem-large", type=int, default=1500, help="images in the large memory run (default: 1500)")
-    p.add_argument("--skip-large", action="store_true", help="skip the large memory run")
-    p.add_argument("--skip-memory", action="store_true", help="skip both memory runs")
-    p.add_argument("--distinct", action="store_true", help="generate --mem-large distinct files for the memory runs "
-                   "instead of cycling through --n files")
-    p.add_argument("--bf16", action="store_true", help="also time Predictor with bfloat16 autocast")
-    p.add_argument("--out", type=Path, help="also write the markdown table to this file")
+    p.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
+    p.add_argument("--out", default=str(OUT), help="markdown file to write ('-': none; default: "
+                   "benchmarks/results.md)")
     p.add_argument("--mem-child", type=int, help=argparse.SUPPRESS)
     return p
 
 
-# -- data ----------------------------------------------------------------------------------
+# -- data and model -------------------------------------------------------------------------
 def make_jpegs(folder: Path, n: int, source: Path, seed: int = 0) -> list[Path]:
     """Make sure ``folder`` holds at least ``n`` JPEGs of 1,200-2,000 px; return ``n`` of them, sorted."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,10 +120,99 @@ def get_model(path: Path | None, tmp: Path) -> tuple[CamClassifier, Path, str]:
     return model, file, "random resnet18 (224 px, 1 channel; no default model installed)"
 
 
-# -- measurements -------------------------------------------------------------------------
-def time_predictor(model: CamClassifier, paths: list[Path], batch_size: int, device: str, precision: str = "float32") -> float:
-    predictor = Predictor(model, device=device, batch_size=batch_size, precision=precision)
-    list(predictor.predict(paths[:batch_size]))  # warm-up
+def precisions_to_time(arg: str) -> list[str]:
+    if arg:
+        return [prec.check_policy(p) for p in arg.split(",") if p.strip()]
+    return ["float32", *prec.native_precisions(torch.device("cpu")), "auto"]
+
+
+# -- the article's loop ------------------------------------------------------------------------
+def time_article_loop(model: CamClassifier, paths: list[Path], full_size_zoom: bool = False) -> float:
+    """The seed article's per-image pipeline, as it runs it (see the module docstring)."""
+    from torchvision import transforms
+
+    model = model.cpu().eval()
+    mean, std = model.meta.get("mean", [0.5]), model.meta.get("std", [0.25])
+    preprocess = transforms.Compose([transforms.Resize(model.input_size), transforms.ToTensor(),
+                                     transforms.Normalize(mean, std)])
+    mode = "L" if model.input_channels == 1 else "RGB"
+    features_blobs: list[np.ndarray] = []  # as in the article: one entry per image, never cleared
+
+    def hook_feature(module, inputs, output):
+        features_blobs.append(output.data.cpu().numpy())
+
+    handle = model.features.register_forward_hook(hook_feature)
+    weight_softmax = np.squeeze(model.classifier.weight.data.numpy())
+    try:
+        t0 = time.perf_counter()
+        for p in paths:
+            img_pil = Image.open(p)
+            if img_pil.mode != mode:
+                img_pil = img_pil.convert(mode)
+            img_variable = preprocess(img_pil).unsqueeze(0)
+            logit = model(img_variable)  # autograd on
+            h_x = torch.nn.functional.softmax(logit, dim=1).data.squeeze()
+            _, idx = h_x.sort(0, True)
+            feature_conv = features_blobs[-1]
+            _, nc, h, w = feature_conv.shape
+            cam = weight_softmax[int(idx[0])].dot(feature_conv.reshape((nc, h * w))).reshape(h, w)
+            cam = cam - np.min(cam)
+            cam_img = np.uint8(255 * (cam / max(float(np.max(cam)), 1e-12)))
+            out_h, out_w = (img_pil.height, img_pil.width) if full_size_zoom else model.input_size
+            ndimage.zoom(cam_img, (out_h / h, out_w / w))
+        return time.perf_counter() - t0
+    finally:
+        handle.remove()
+
+
+# -- the engine's parts ------------------------------------------------------------------------
+def decode_for_model(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """What the engine's decoding threads do for one file."""
+    try:
+        from cxrviewer.core.inference import _decode
+
+        item = _decode(0, path, size)
+        if item.error:
+            raise RuntimeError(f"{path}: {item.error}")
+        return item.array
+    except ImportError:  # pragma: no cover - older engine
+        return to_model_input(load_radiograph(path, target_size=size).pixels, size)
+
+
+def time_decode(paths: list[Path], size: tuple[int, int], threads: int) -> float:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda p: decode_for_model(p, size), paths[:threads * 2]))  # warm-up
+        t0 = time.perf_counter()
+        for _ in pool.map(lambda p: decode_for_model(p, size), paths):
+            pass
+        return time.perf_counter() - t0
+
+
+def time_forward(model: CamClassifier, inputs: torch.Tensor, batch_size: int, precision: str, threads: int) -> float:
+    """Forward passes with every class's CAM on preloaded inputs, as the engine runs them."""
+    clone = prec.prepare_model(model, precision, "cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            for _ in range(2):  # warm-up: oneDNN builds its kernels on the first calls
+                clone.logits_and_cams(clone.normalize(inputs[:batch_size]))
+            t0 = time.perf_counter()
+            for i in range(0, len(inputs), batch_size):
+                logits, cams = clone.logits_and_cams(clone.normalize(inputs[i:i + batch_size]))
+                clone.decide(clone.probabilities(logits))
+                cams.numpy().copy()
+            return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(before)
+
+
+def time_predictor(model: CamClassifier, paths: list[Path], batch_size: int, precision: str) -> float | None:
+    try:
+        predictor = Predictor(model, device="cpu", batch_size=batch_size, precision=precision)
+    except ValueError:
+        return None  # this engine does not offer that precision
+    list(predictor.predict(paths[:batch_size * 2]))  # warm-up
     t0 = time.perf_counter()
     n = sum(1 for r in predictor.predict(paths) if r.ok)
     elapsed = time.perf_counter() - t0
@@ -121,134 +220,178 @@ def time_predictor(model: CamClassifier, paths: list[Path], batch_size: int, dev
     return elapsed
 
 
-def time_forward(model: CamClassifier, paths: list[Path], batch_size: int, device: str) -> float:
-    size = model.input_size
-    x = torch.from_numpy(np.stack([to_model_input(load_radiograph(p, target_size=size).pixels, size) for p in paths]))[:, None]
-    model = model.to(device).eval()
-    x = x.to(device)
-    with torch.inference_mode():
-        model.logits_and_cams(model.normalize(x[:batch_size]))  # warm-up
-        t0 = time.perf_counter()
-        for i in range(0, len(x), batch_size):
-            logits, cams = model.logits_and_cams(model.normalize(x[i:i + batch_size]))
-            model.probabilities(logits)
-            cams.cpu()
-        return time.perf_counter() - t0
+# -- whole processes ------------------------------------------------------------------------------
+def predict_precisions(precisions: list[str]) -> list[str | None]:
+    """The --precision values to run `predict` with (None: the CLI's default, when it has no such option)."""
+    out = subprocess.run([sys.executable, "-m", "cxrviewer", "predict", "--help"], capture_output=True, text=True,
+                         env=_env(), check=False).stdout
+    return [p for p in precisions] if "--precision" in out else [None]
 
 
-def time_seed_loop(model: CamClassifier, paths: list[Path]) -> float:
-    """The seed article's way: per image, full decode, resize, autograd forward with a hook, np.dot CAM, zoom."""
-    model = model.cpu().eval()
-    h, w = model.input_size
-    mean = float(model.meta.get("mean", [0.5])[0])
-    std = float(model.meta.get("std", [0.25])[0])
-    features_blobs: list[np.ndarray] = []  # as in the article: grows with every image
-
-    def hook_feature(module, inputs, output):
-        features_blobs.append(output.data.cpu().numpy())
-
-    handle = model.features.register_forward_hook(hook_feature)
-    weight = model.classifier.weight.detach().numpy()
-    try:
-        t0 = time.perf_counter()
-        for p in paths:
-            img = Image.open(p).convert("L")
-            full_w, full_h = img.size
-            x = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-            x = (torch.from_numpy(x)[None, None] - mean) / std
-            logit = model(x)  # autograd on
-            probs = torch.softmax(logit, dim=1).data.squeeze()
-            idx = int(probs.argmax())
-            feats = features_blobs[-1][0]
-            nc, fh, fw = feats.shape
-            cam = np.dot(weight[idx], feats.reshape(nc, fh * fw)).reshape(fh, fw)
-            cam = (cam - cam.min()) / max(float(cam.max() - cam.min()), 1e-12)
-            ndimage.zoom(cam, (full_h / fh, full_w / fw))
-        return time.perf_counter() - t0
-    finally:
-        handle.remove()
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+def time_predict_process(paths: list[Path], model_file: Path, csv: Path, precision: str | None,
+                         batch_size: int) -> float:
+    cmd = [sys.executable, "-m", "cxrviewer", "predict", *map(str, paths), "--csv", str(csv), "--overwrite",
+           "--model", str(model_file), "--device", "cpu", "--batch-size", str(batch_size)]
+    if precision is not None:
+        cmd += ["--precision", precision]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"`cxrviewer predict` failed:\n{proc.stderr}")
+    return elapsed
+
+
+def predict_marginal(paths: list[Path], small: int, model_file: Path, tmp: Path, precision: str | None,
+                     batch_size: int) -> tuple[float, float, float]:
+    """(best seconds on ``small`` images, best seconds on all, marginal images/s); best of two alternated runs."""
+    times: dict[int, list[float]] = {small: [], len(paths): []}
+    for _ in range(2):
+        for n in times:
+            times[n].append(time_predict_process(paths[:n], model_file, tmp / "bench.csv", precision, batch_size))
+    t_small, t_large = min(times[small]), min(times[len(paths)])
+    return t_small, t_large, (len(paths) - small) / max(t_large - t_small, 1e-9)
+
+
+# -- memory ----------------------------------------------------------------------------------------
 def peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
 
 
 def mem_child(args: argparse.Namespace) -> None:
-    """Subprocess body: Predictor over ``--mem-child`` images (cycling the folder), holding every result."""
+    """Subprocess body: Predictor (default precision) over ``--mem-child`` images (cycling the folder), holding every result."""
     paths = sorted(args.data_dir.glob("*.jp*g"))
     paths = [paths[i % len(paths)] for i in range(args.mem_child)]
     model = load_model(args.model)
-    base = peak_rss_mb()
     t0 = time.perf_counter()
-    results = list(Predictor(model, device=args.device, batch_size=args.batch_size).predict(paths))
+    results = list(Predictor(model, device="cpu", batch_size=args.batch_size).predict(paths))
     print(json.dumps({"n": len(results), "ok": sum(r.ok for r in results), "seconds": time.perf_counter() - t0,
-                      "peak_mb": peak_rss_mb(), "before_mb": base}))
+                      "peak_mb": peak_rss_mb()}))
 
 
 def run_mem_child(n: int, data_dir: Path, model_file: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--mem-child", str(n), "--data-dir", str(data_dir), "--model", str(model_file),
-           "--batch-size", str(args.batch_size), "--device", args.device]
+           "--batch-size", str(args.batch_size)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"memory run failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# -- main -----------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------
+def load_text() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} / {five:.2f}"
+
+
+def check(text: str, ok: bool) -> str:
+    return f"- {text}: {'PASS' if ok else 'FAIL'}"
+
+
 def main(args: argparse.Namespace) -> int:
     if args.mem_child:
         mem_child(args)
         return 0
+    load_before = load_text()
     with tempfile.TemporaryDirectory(prefix="cxr-bench-") as tmp:
         tmp = Path(tmp)
         data_dir = args.data_dir or tmp / "jpegs"
-        t0 = time.perf_counter()
-        paths = make_jpegs(data_dir, args.n, args.source)
-        gen = time.perf_counter() - t0
+        n_files = max(args.n, args.large)
+        paths = make_jpegs(data_dir, n_files, args.source)
         model, model_file, model_desc = get_model(args.model, tmp)
-        sizes = [Image.open(p).size for p in paths]
-        print(f"{len(paths)} JPEGs in {data_dir} ({min(min(s) for s in sizes)}-{max(max(s) for s in sizes)} px; "
-              f"ready in {gen:.0f} s); model: {model_desc}; torch threads: {torch.get_num_threads()}", file=sys.stderr)
+        size = model.input_size
+        precisions = precisions_to_time(args.precisions)
+        auto = prec.resolve_precision("auto", "cpu", model.meta.get(prec.PARITY_KEY))
+        print(f"{len(paths)} JPEGs in {data_dir}; model {model_desc}; auto -> {auto.name} ({auto.reason}); "
+              f"load {load_before}", file=sys.stderr)
+        bench = paths[:args.n]
+        rows: list[tuple[str, str, int, float]] = []  # (measurement, threads, images, seconds)
 
-        rows = []
-        t_pred = time_predictor(model, paths, args.batch_size, args.device)
-        rows.append(("Predictor end to end (decode + forward + CAMs)", len(paths), t_pred))
-        if args.bf16:
-            t_bf = time_predictor(model, paths, args.batch_size, args.device, precision="bfloat16")
-            rows.append(("Predictor, bfloat16 autocast (opt-in)", len(paths), t_bf))
-        t_fwd = time_forward(model, paths, args.batch_size, args.device)
-        rows.append(("Pure forward pass on preloaded tensors", len(paths), t_fwd))
-        seed_paths = paths[:max(1, min(args.seed_n, len(paths)))]
-        t_seed = time_seed_loop(model, seed_paths)
-        rows.append(("Seed-article loop (full decode, autograd, hook, zoom)", len(seed_paths), t_seed))
+        def add(name: str, threads: str, n: int, seconds: float) -> float:
+            rows.append((name, threads, n, seconds))
+            print(f"  {name} [{threads}]: {n / seconds:.1f} images/s", file=sys.stderr)
+            return n / seconds
 
-        lines = [f"Model: {model_desc}; {len(paths)} JPEGs of 1,200-2,000 px; batch size {args.batch_size}; "
-                 f"device {args.device}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs.", "",
-                 "| Measurement | Images | Seconds | Images/s |", "|---|---:|---:|---:|"]
-        lines += [f"| {name} | {n} | {s:.1f} | {n / s:.2f} |" for name, n, s in rows]
-        ips_pred, ips_seed = len(paths) / t_pred, len(seed_paths) / t_seed
-        checks = [f"Predictor vs seed loop: {ips_pred / ips_seed:.1f}x (target >= 2x) "
-                  f"{'PASS' if ips_pred >= 2 * ips_seed else 'FAIL'}",
-                  f"Predictor total / pure forward: {t_pred / t_fwd:.2f} (target <= 1.3) "
-                  f"{'PASS' if t_pred <= 1.3 * t_fwd else 'FAIL'}"]
-
+        seed_paths = bench[:max(1, args.seed_n)]
+        article = add("Article loop (full open, Resize, autograd forward, CAM zoom x32 to 224)",
+                      str(torch.get_num_threads()), len(seed_paths), time_article_loop(model, seed_paths))
+        few = seed_paths[:max(1, len(seed_paths) // 3)]
+        add("Article loop variant: CAM zoomed to the full image size (times scipy)", str(torch.get_num_threads()),
+            len(few), time_article_loop(model, few, full_size_zoom=True))
+        decode = {t: add("Decode only (engine decoder)", f"{t} decode", len(bench), time_decode(bench, size, t))
+                  for t in (1, 2)}
+        inputs = torch.from_numpy(np.stack([decode_for_model(p, size) for p in bench]))[:, None]
+        forward: dict[str, float] = {}
+        for p in [p for p in precisions if p != "auto"]:
+            for t in (1, 2):
+                rate = add(f"Forward only, {p} (logits + every CAM)", f"{t} torch", len(inputs),
+                           time_forward(model, inputs, args.batch_size, p, t))
+                forward[p] = max(forward.get(p, 0.0), rate)
+        engine: dict[str, float] = {}
+        for p in precisions:
+            seconds = time_predictor(model, bench, args.batch_size, p)
+            if seconds is not None:
+                engine[p] = add(f"`Predictor` end to end, {p}", "default", len(bench), seconds)
+        marginal: dict[str, float] = {}
+        for p in predict_precisions(precisions):
+            large = paths[:args.large]
+            t_small, t_large, rate = predict_marginal(large, args.small, model_file, tmp, p, args.batch_size)
+            label = p or "default"
+            marginal[label] = rate
+            rows.append((f"`cxrviewer predict` --precision {label}: marginal rate ({args.large} - {args.small} "
+                         f"images) / ({t_large:.1f} s - {t_small:.1f} s)", "default", args.large - args.small,
+                         t_large - t_small))
+            print(f"  predict {label}: {rate:.1f} images/s marginal", file=sys.stderr)
+        mem = {}
         if not args.skip_memory:
-            sizes_n = [args.mem_small] + ([] if args.skip_large else [args.mem_large])
-            if args.distinct:
-                make_jpegs(data_dir, max(sizes_n), args.source)
-            mem = {n: run_mem_child(n, data_dir, model_file, args) for n in sizes_n}
-            lines += ["", "| Peak memory (fresh process) | Images | Peak RSS MB | Seconds |", "|---|---:|---:|---:|"]
-            lines += [f"| Predictor, all results held | {m['n']} | {m['peak_mb']:.0f} | {m['seconds']:.1f} |" for m in mem.values()]
-            if not args.skip_large:
-                delta = mem[args.mem_large]["peak_mb"] - mem[args.mem_small]["peak_mb"]
-                checks.append(f"Peak memory {args.mem_large} - {args.mem_small} images: {delta:+.0f} MB (target <= 300 MB) "
-                              f"{'PASS' if delta <= 300 else 'FAIL'}")
-        lines += [""] + [f"- {c}" for c in checks]
-        text = "\n".join(lines)
-        print(text)
-        if args.out:
-            args.out.write_text(text + "\n")
+            make_jpegs(data_dir, min(args.mem_large, 300), args.source)
+            mem = {n: run_mem_child(n, data_dir, model_file, args) for n in (args.mem_small, args.mem_large)}
+        load_after = load_text()
+
+    lines = [f"Command: `python benchmarks/bench_predict.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}` "
+             f"({datetime.date.today().isoformat()})", "",
+             f"Model {model_desc}; {len(bench)} JPEGs of 1,200-2,000 px; batch {args.batch_size}; "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+             f"({torch.get_num_threads()} threads); `auto` = {auto.name} ({auto.reason}); "
+             f"load average (1 / 5 min) {load_before} before, {load_after} after.", "",
+             "| Measurement | Threads | Images | Seconds | Images/s |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {name} | {threads} | {n} | {s:.1f} | {n / s:.1f} |" for name, threads, n, s in rows]
+    if mem:
+        lines += ["", "| Peak memory (fresh process, every result held) | Images | Peak RSS MB | Seconds |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| `Predictor`, default precision | {m['n']} | {m['peak_mb']:.0f} | {m['seconds']:.1f} |"
+                  for m in mem.values()]
+    lines += ["", "Targets (issue 9):"]
+    default = marginal.get("auto", marginal.get("default", 0.0))
+    lines.append(check(f"`predict` marginal rate {default:.1f} images/s = {default / article:.2f}x the article loop "
+                       f"({article:.1f}; target >= 3x)", default >= 3 * article))
+    if auto.name in forward:
+        limit = min(max(decode.values()), forward[auto.name])
+        in_process = engine.get("auto", engine.get(auto.name, 0.0))
+        lines.append(check(f"end to end ({auto.name}) `predict` {default:.1f}, `Predictor` "
+                           f"{in_process:.1f} images/s vs 0.8 x min(decode {max(decode.values()):.1f}, "
+                           f"forward {forward[auto.name]:.1f}) = {0.8 * limit:.1f}", default >= 0.8 * limit))
+    if mem:
+        delta = mem[args.mem_large]["peak_mb"] - mem[args.mem_small]["peak_mb"]
+        lines.append(check(f"peak memory {args.mem_large} vs {args.mem_small} images: {delta:+.0f} MB "
+                           "(target <= 100 MB)", delta <= 100))
+    record = (model.meta.get(prec.PARITY_KEY) or {}).get(auto.name)
+    if auto.name != "float32":
+        lines.append(check(f"labels under auto ({auto.name}) agree with float32 on {100 * record['agreement']:.2f}% "
+                           f"of {record['n']} {record.get('split', 'validation')} images, largest probability "
+                           f"difference {record['max_prob_diff']:.4f} (target >= 99.5%)",
+                           record["agreement"] >= prec.MIN_AGREEMENT))
+    else:
+        lines.append(f"- `auto` runs float32 here ({auto.reason}): labels identical by construction")
+    text = "\n".join(lines)
+    print(text)
+    if args.out != "-":
+        Path(args.out).write_text("# Batch-classification benchmark\n\n" + text + "\n")
     return 0
 
 
