@@ -105,6 +105,8 @@ WIDTH = Column("width", "Width", _size(0), width=62, tip="Width of the original 
 HEIGHT = Column("height", "Height", _size(1), width=62, tip="Height of the original image in pixels")
 FORMAT = Column("format", "Format", lambda r, b: r.meta.get("format") or None, width=62)
 MODEL = Column("model", "Model", lambda r, b: b.model_name or None, width=140)
+PRECISION = Column("precision", "Precision", lambda r, b: r.precision if r.ok else None, width=80,
+                   tip="Floating-point type the model ran in (float32, bfloat16, float16)")
 OVERLAY = Column("overlay", "Overlay", lambda r, b: r.overlay, width=240, tip="The overlay PNG written for this file")
 
 
@@ -124,9 +126,9 @@ def shown_probability_column(batch: Batch) -> Column:
 
 def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
     """The CSV's columns: path, label, one ``p_<class>`` per class, error, threshold, width, height, format,
-    model, and ``overlay`` when overlays are written."""
+    model, precision, and ``overlay`` when overlays are written."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT,
-            MODEL, *((OVERLAY,) if overlays else ())]
+            MODEL, PRECISION, *((OVERLAY,) if overlays else ())]
 
 
 def table_columns(batch: Batch) -> list[Column]:
@@ -136,4 +138,4 @@ def table_columns(batch: Batch) -> list[Column]:
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, ERROR]
+    return [PATH, LABEL, *map(probability_column, batch.class_names), THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

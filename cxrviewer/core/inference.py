@@ -11,7 +11,10 @@ Decoding runs on a small thread pool a bounded number of files ahead of the
 model (so memory stays flat however many files), JPEGs decode at reduced scale
 (``load_radiograph(path, target_size=model.input_size)``), and each batch goes
 through one forward pass under ``torch.inference_mode()`` that gives the
-logits and the CAMs of every class.
+logits and the CAMs of every class. The forward pass runs on a private copy of
+the model in the precision the policy picks (:mod:`.precision`: ``auto`` =
+bfloat16 on CPUs with native bf16 when the model file records parity, else
+float32), channels_last; the caller's model is never changed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch
 from .errors import CxrError, RadiographError
 from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_model_input
 from .model import CamClassifier
+from .precision import PARITY_KEY, prepare_model, resolve_precision
 from .results import FileResult
 
 __all__ = ["IMAGE_SUFFIXES", "DeviceError", "InputError", "Predictor", "pick_device", "scan_inputs"]
@@ -201,29 +205,29 @@ def _one_line(e: BaseException) -> str:
 class Predictor:
     """Runs a :class:`CamClassifier` over files in batches and streams one :class:`FileResult` per file.
 
-    ``device``: as for :func:`pick_device` (``None`` = best available). The model
-    is moved there (in place). ``batch_size``: files per forward pass.
-    ``workers``: decoding threads (default: 2-4 by core count). ``prefetch``:
-    how many batches are decoded ahead of the one the model is running.
-    ``first_batch``: size of the first batch only (small, so the first result
-    shows quickly in the viewer). ``precision``: "float32" (default, exact) or
-    "bfloat16" (autocast; much faster on CPUs with bf16 units, but probabilities
-    move by ~1e-2, so a file near the threshold can change class: opt-in only).
+    ``device``: as for :func:`pick_device` (``None`` = best available).
+    ``batch_size``: files per forward pass. ``workers``: decoding threads
+    (default: 2-4 by core count). ``prefetch``: how many batches are decoded
+    ahead of the one the model is running. ``first_batch``: size of the first
+    batch only (small, so the first result shows quickly in the viewer).
+    ``precision``: "auto" (default), "float32", "bfloat16" or "float16"; see
+    :func:`~cxrviewer.core.precision.resolve_precision`. ``self.precision`` is
+    the one in use, ``self.precision_reason`` says why. The forward pass runs on
+    ``self.model``, a private copy in that precision: ``model`` is not moved or changed.
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
-                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "float32"):
+                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "auto"):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
-        self.model = model.to(self.device)
+        choice = resolve_precision(precision, self.device, model.meta.get(PARITY_KEY))
+        self.precision, self.precision_reason = choice.name, choice.reason
+        self.model = prepare_model(model, self.precision, self.device)
         self.batch_size = int(batch_size)
         self.workers = int(workers) if workers else min(4, max(2, (os.cpu_count() or 2) // 2))
         self.prefetch = max(0, int(prefetch))
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError("precision must be 'float32' or 'bfloat16'")
-        self.precision = precision
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -246,8 +250,6 @@ class Predictor:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cxrviewer-decode")
         pending: deque[Future[_Decoded]] = deque()
         submitted = 0
-        was_training = self.model.training
-        self.model.eval()
 
         def fill() -> None:
             nonlocal submitted
@@ -280,8 +282,6 @@ class Predictor:
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-            if was_training:
-                self.model.train()
 
     @staticmethod
     def _wait(fut: Future[_Decoded], cancel: threading.Event) -> _Decoded | None:
@@ -311,6 +311,7 @@ class Predictor:
             r.cams = np.array(cm, dtype=np.float32, copy=True)
             r.probs = {n: float(v) for n, v in zip(names, pr)}
             r.label = names[int(lb)]
+            r.precision = self.precision
         return results
 
     def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -321,8 +322,7 @@ class Predictor:
         model = self.model
         x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None]
         x = x.to(self.device, non_blocking=True)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode():
             logits, cams = model.logits_and_cams(model.normalize(x))
             probs = model.probabilities(logits)
             labels = model.decide(probs)

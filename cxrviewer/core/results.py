@@ -21,6 +21,7 @@ class FileResult:
     ``image_size``: (W, H) of the original image. ``meta``: the radiograph's meta.
     ``error``: one-line reason when the file failed, else None.
     ``overlay``: the overlay PNG written for this file, if any.
+    ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
 
     The columns that show these fields are declared in :mod:`cxrviewer.core.columns`.
     """
@@ -35,6 +36,7 @@ class FileResult:
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     overlay: Path | None = None
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:

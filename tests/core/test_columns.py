@@ -36,7 +36,7 @@ def test_values_text_and_sort_keys():
     assert columns.probability_column("NORMAL").text(ok, batch) == "0.800000"
     keys = [c.key for c in csv_columns(batch)]
     assert keys == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "error", "threshold", "width", "height", "format",
-                    "model"]
+                    "model", "precision"]
     assert "overlay" in [c.key for c in csv_columns(batch, overlays=True)]
     assert {c.key for c in detail_columns(batch)} <= {c.key for c in csv_columns(batch)}
     assert all(c.width > 0 and c.header for c in csv_columns(batch, overlays=True) + table_columns(batch))

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,42 @@ def test_native_bf16_detection_reads_cpu_flags(monkeypatch):
         assert P.cpu_has_native_bf16() is False
     finally:
         P.cpu_has_native_bf16.cache_clear()
+
+
+def test_predictor_runs_a_private_copy_in_the_chosen_precision(tmp_path):
+    from PIL import Image
+
+    from cxrviewer.core.inference import Predictor
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"x{i}.png")
+        Image.fromarray((torch.rand(80, 70, generator=torch.Generator().manual_seed(i)) * 255).byte().numpy()).save(paths[-1])
+    model = make_tiny_model(threshold=0.5)
+    exact = Predictor(model, device="cpu", precision="float32")
+    fast = Predictor(model, device="cpu", precision="bfloat16")
+    assert exact.model is not model and fast.model is not model
+    assert {p.dtype for p in model.parameters()} == {torch.float32} and not model.meta.get("precision")
+    a, b = list(exact.predict(paths)), list(fast.predict(paths))
+    assert [r.precision for r in a] == ["float32"] * 3 and [r.precision for r in b] == ["bfloat16"] * 3
+    for ra, rb in zip(a, b):
+        assert abs(ra.probs["PNEUMONIA"] - rb.probs["PNEUMONIA"]) < 0.05
+        assert rb.cams.dtype == np.float32
+    with pytest.raises(ValueError, match="unknown precision"):
+        Predictor(model, device="cpu", precision="int8")
+
+
+def test_predict_writes_the_precision_column(tmp_path, tiny_model_file):
+    import csv
+
+    from PIL import Image
+
+    from cxrviewer.cli import main
+
+    Image.fromarray(np.zeros((70, 90), np.uint8)).save(tmp_path / "a.png")
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"{precision}.csv"
+        assert main(["predict", str(tmp_path / "a.png"), "--csv", str(out), "--model", str(tiny_model_file),
+                     "--precision", precision]) == 0
+        assert [r["precision"] for r in csv.DictReader(out.open())] == [precision]
+    assert main(["predict", str(tmp_path / "a.png"), "--csv", str(tmp_path / "x.csv"), "--precision", "half"]) == 2

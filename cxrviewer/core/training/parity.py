@@ -1,0 +1,147 @@
+"""Reduced-precision parity of a trained model, measured on its validation split and kept in its file.
+
+The trainer calls :func:`parity_record` on the validation loader it already has. For a
+model file trained earlier, ``python -m cxrviewer.core.training.parity MODEL --data DIR``
+rebuilds the validation split its metadata records (the same patient split, or the
+``val/`` folder), measures parity and rewrites only the metadata: the weight bytes are
+copied verbatim (checked). ``auto`` precision reads the record (:mod:`..precision`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import load_model, read_header
+from ..errors import CxrError, ModelFileError
+from ..model import CamClassifier
+from ..precision import PARITY_KEY, REDUCED, measure_parity
+
+
+def parity_record(model: CamClassifier, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu",
+                  split: str = "validation") -> dict[str, dict[str, Any]]:
+    """:data:`PARITY_KEY` metadata: float32 vs each reduced precision on ``batches`` (uint8 or [0, 1] images).
+
+    Measured on a private CPU/``device`` copy of the trained model; ``model`` is not changed.
+    """
+    return measure_parity(model, batches, precisions=REDUCED, device=device, split=split)
+
+
+def validation_samples(meta: dict[str, Any], data: Path) -> list:
+    """The validation samples of a model trained on ``data``, rebuilt from its recorded split."""
+    from .data import find_classes, list_samples, split_by_patient
+
+    training = meta.get("training") or {}
+    split = training.get("split") or {}
+    train_dir = data / "train"
+    if not train_dir.is_dir():
+        raise CxrError(f"{data}: no train/ folder (expected the data the model was trained on)")
+    class_names = find_classes(train_dir)
+    if class_names != list(meta["class_names"]):
+        raise CxrError(f"{data}: classes {class_names} are not the model's {meta['class_names']}")
+    if split.get("rule") == "val folder":
+        return list_samples(data / "val", class_names)
+    if split.get("rule") != "patient":
+        raise CxrError("the model file does not record how its validation split was made")
+    samples = list_samples(train_dir, class_names)
+    _, val, _ = split_by_patient(samples, float(split["val_fraction"]), int(split["seed"]), split.get("patient_pattern"))
+    expected = sum((training.get("images") or {}).get("val", {}).values())
+    if expected and len(val) != expected:
+        raise CxrError(f"{data}: the rebuilt validation split has {len(val)} images, the model file records {expected}")
+    return val
+
+
+def _batches(samples: list, size: tuple[int, int], batch_size: int = 64) -> Iterable[torch.Tensor]:
+    from .data import RadiographFolder
+
+    folder = RadiographFolder(samples, size, cache=False)
+    for start in range(0, len(folder), batch_size):
+        yield torch.stack([folder[i][0] for i in range(start, min(start + batch_size, len(folder)))])
+
+
+def weights_digest(path: str | Path) -> str:
+    """SHA-256 of a model file's tensor bytes (everything after the safetensors header)."""
+    with Path(path).open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + n)
+        h = hashlib.sha256()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def rewrite_metadata(path: str | Path, updates: dict[str, Any]) -> Path:
+    """Replace ``path`` atomically by the same tensors (bytes verbatim) with its metadata updated by ``updates``."""
+    path = Path(path)
+    meta = read_header(path)  # checks the file first
+    with path.open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    meta.pop("file", None)
+    meta.update(updates)
+    header["__metadata__"] = {k: json.dumps(v) for k, v in meta.items()}
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
+    before = weights_digest(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as dst, path.open("rb") as src:
+            dst.write(struct.pack("<Q", len(raw)) + raw)
+            (n,) = struct.unpack("<Q", src.read(8))
+            src.seek(8 + n)
+            for block in iter(lambda: src.read(1 << 20), b""):
+                dst.write(block)
+        if weights_digest(tmp) != before:
+            raise ModelFileError(f"{path.name}: the rewritten weights differ; file left unchanged")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Measure a model file's reduced-precision parity on its validation "
+                                "split and record it in the file's metadata (weights unchanged).", add_help=add_help)
+    p.add_argument("model", type=Path, help="model file (.safetensors), rewritten in place (metadata only)")
+    p.add_argument("--data", type=Path, help="the data folder it was trained on (default: the one its metadata records)")
+    p.add_argument("--device", default="cpu", help="device to measure on (default: cpu)")
+    p.add_argument("--dry-run", action="store_true", help="print the record, do not write it")
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
+    meta = read_header(args.model)
+    data = args.data or Path((meta.get("training") or {}).get("data", ""))
+    samples = validation_samples(meta, data)
+    model = load_model(args.model)
+    record = parity_record(model, _batches(samples, model.input_size), device=args.device)
+    print(json.dumps(record, indent=1))
+    if not args.dry_run:
+        rewrite_metadata(args.model, {PARITY_KEY: record})
+        print(f"recorded in {args.model} (weights digest {weights_digest(args.model)[:16]} unchanged)", file=sys.stderr)
+    return record
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    try:
+        main(get_args_parser().parse_args(argv))
+    except CxrError as e:
+        print(f"parity: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
