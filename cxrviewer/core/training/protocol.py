@@ -1,0 +1,326 @@
+"""Score model files on the selection protocol (``docs/selection-protocol.md``).
+
+``python -m cxrviewer.core.training.protocol --model M.safetensors [--cross-batch A.safetensors B.safetensors]
+--data ../shared/data/chest_xray --out DIR`` rebuilds each model's validation split from the data folder,
+scores the model on clean validation, on the 85 views of the corruption suite (:data:`.shift.SUITE`) and,
+for a model trained with ``--holdout-normal-batch``, on the held-out NORMAL batch; it writes
+``DIR/NAME.json`` and ``DIR/NAME.md`` (a row of the study table and per-family tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_model
+from ..errors import CxrError
+from ..model import CamClassifier
+from . import metrics
+from .crossbatch import hold_out_normal_batch
+from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_classes, list_samples, split_by_patient
+from .shift import SUITE, Transform, suite_views
+
+log = logging.getLogger("cxrviewer.protocol")
+
+SENSITIVITY = 0.95
+#: Multiply-accumulates of a ResNet-18 forward pass at 224 px, by input channels (the cost reference).
+_REFERENCE = ("resnet18", 224)
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+def threshold_at_sensitivity(p_positive: np.ndarray, target: float = SENSITIVITY) -> float:
+    """The highest threshold whose rule ``p >= t`` keeps ``target`` of the positives: the
+    ``ceil((1 - target) n)``-th lowest positive score."""
+    p = np.sort(np.asarray(p_positive, dtype=np.float64))
+    if p.size == 0:
+        return float("nan")
+    k = max(1, math.ceil((1 - target) * p.size - 1e-9))
+    return float(p[k - 1])
+
+
+def view_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None, t95: float) -> dict:
+    """Metrics of one view: ``y`` 1 = positive, ``p`` calibrated positive-class probability."""
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    m = metrics.classification_metrics(np.stack([1 - p, p], 1), y, ["negative", "positive"], threshold, 1)
+    neg, pos = p[y == 0], p[y == 1]
+    t_view = threshold_at_sensitivity(pos)
+    spec95 = float((neg < t95).mean()) if neg.size else float("nan")
+    sens95 = float((pos >= t95).mean()) if pos.size else float("nan")
+    return {"n": int(y.size), "auroc": m["auroc"], "spec_at_sens95": float((neg < t_view).mean()) if neg.size else float("nan"),
+            "nll": m["nll"], "ece": m["ece"], "sensitivity": m["sensitivity"], "specificity": m["specificity"],
+            "spec95": spec95, "sens95": sens95, "bal95": (spec95 + sens95) / 2}
+
+
+def protocol_threshold(groups: list[list[tuple[np.ndarray, np.ndarray]]]) -> float:
+    """Rule ``protocol``: the threshold maximising the mean over ``groups`` of the mean Youden's J of
+    each group's ``(labels, probabilities)`` views; the middle one among equally good thresholds."""
+    groups = [[(np.asarray(y).astype(bool), np.asarray(p, dtype=np.float64)) for y, p in g] for g in groups]
+    u = np.unique(np.concatenate([p for g in groups for _, p in g]))
+    cand = np.clip(np.r_[u[0] / 2, (u[1:] + u[:-1]) / 2, (u[-1] + 1) / 2], 1e-6, 1 - 1e-6)
+    score = np.zeros_like(cand)
+    for g in groups:
+        for y, p in g:
+            pos, neg = np.sort(p[y]), np.sort(p[~y])
+            sens = (pos.size - np.searchsorted(pos, cand, side="left")) / pos.size
+            spec = np.searchsorted(neg, cand, side="left") / neg.size
+            score += (sens + spec - 1) / len(g) / len(groups)
+    best = np.flatnonzero(score >= score.max() - 1e-12)
+    middle = (cand[best[0]] + cand[best[-1]]) / 2
+    return float(cand[best[np.argmin(np.abs(cand[best] - middle))]])
+
+
+def _at(y: np.ndarray, p: np.ndarray, t: float) -> dict:
+    pred = p >= t
+    return {"sensitivity": float(pred[y == 1].mean()), "specificity": float((~pred[y == 0]).mean())}
+
+
+def summarize(views: list[dict]) -> dict:
+    """Mean and worst view of each metric, per-family means, ``M`` (mean bal95) and ``W`` (worst family)."""
+    higher_better = ("auroc", "spec_at_sens95", "sensitivity", "specificity", "spec95", "sens95", "bal95")
+    out = {}
+    for k in higher_better + ("nll", "ece"):
+        v = np.array([r[k] for r in views], dtype=np.float64)
+        out[k] = {"mean": float(np.nanmean(v)), "worst": float(np.nanmin(v) if k in higher_better else np.nanmax(v))}
+    families: dict[str, dict] = {}
+    for fam in dict.fromkeys(r["family"] for r in views):
+        rows = [r for r in views if r["family"] == fam]
+        families[fam] = {k: float(np.mean([r[k] for r in rows])) for k in ("bal95", "spec95", "sens95", "auroc",
+                                                                           "specificity", "sensitivity")}
+        families[fam]["worst_specificity"] = float(min(r["specificity"] for r in rows))
+    worst = min(families, key=lambda f: families[f]["bal95"])
+    out.update(M=out["bal95"]["mean"], W=families[worst]["bal95"], worst_family=worst, families=families)
+    return out
+
+
+def study_score(full: dict | None, cross_batch: list[dict]) -> dict:
+    """``Score = (XB + M + W) / 3`` (protocol section 4); parts that were not scored are None."""
+    xb = float(np.mean([c["held_out"]["spec95"] for c in cross_batch])) if len(cross_batch) == 2 else None
+    s = full.get("summary") if full else None
+    m, w = (s["M"], s["W"]) if s else (None, None)
+    return {"XB": xb, "M": m, "W": w, "score": (xb + m + w) / 3 if None not in (xb, m, w) else None}
+
+
+# -- model, data ------------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def positive_probs(model: CamClassifier, images: torch.Tensor, transform: Transform | None = None,
+                   batch_size: int = 64) -> np.ndarray:
+    """Calibrated positive-class probabilities of ``images`` (N x 1 x H x W uint8), in float32 as the viewer runs."""
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(dev).float().div_(255.0)
+        x = model.normalize(transform(x) if transform is not None else x)
+        out.append(model.probabilities(model(x.contiguous(memory_format=torch.channels_last)))[:, model.positive_index])
+    return torch.cat(out).cpu().numpy().astype(np.float64)
+
+
+def load_images(samples: list[Sample], size: tuple[int, int]) -> torch.Tensor:
+    ds = RadiographFolder(samples, size, cache=False)
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+def protocol_split(model: CamClassifier, data: Path) -> tuple[list[Sample], list[Sample] | None, str | None]:
+    """The model's validation samples rebuilt from ``data`` as its training made them, and the held-out
+    NORMAL batch (``None`` unless it was trained with ``--holdout-normal-batch``)."""
+    training = model.meta.get("training") or {}
+    split, targs = training.get("split") or {}, training.get("args") or {}
+    class_names = model.class_names
+    found = find_classes(data / "train")
+    if found != class_names:
+        raise CxrError(f"{data}/train holds classes {found}, the model has {class_names}")
+    if split.get("rule") == "val folder":
+        train, val = list_samples(data / "train", class_names), list_samples(data / "val", class_names)
+    else:
+        pattern = split.get("patient_pattern", DEFAULT_PATIENT_PATTERN) if split.get("rule") != "image" else None
+        train, val, _ = split_by_patient(list_samples(data / "train", class_names), float(split.get("val_fraction", 0.15)),
+                                         int(split.get("seed", targs.get("seed", 0))), pattern)
+    batch = targs.get("holdout_normal_batch")
+    if not batch:
+        return val, None, None
+    _, val, held = hold_out_normal_batch(train, val, batch, class_names)
+    return val, held, batch
+
+
+def suite_subset(labels: np.ndarray) -> np.ndarray:
+    """Indices of every negative and of as many positives, evenly spaced (protocol section 1)."""
+    neg, pos = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    pick = pos[np.round(np.linspace(0, pos.size - 1, min(neg.size, pos.size))).astype(int)] if pos.size else pos
+    return np.sort(np.r_[neg, pick])
+
+
+def macs(model: CamClassifier, size: tuple[int, int] | None = None) -> int:
+    """Multiply-accumulates of the convolutions and linear layers of one forward pass at ``size``."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            total += out[0].numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            total += mod.in_features * mod.out_features
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    try:
+        h, w = size or model.input_size
+        with torch.inference_mode():
+            model(torch.zeros(1, model.input_channels, h, w, device=next(model.parameters()).device))
+    finally:
+        for hd in handles:
+            hd.remove()
+    return total
+
+
+@functools.cache
+def _reference_macs(input_channels: int) -> int:
+    return macs(CamClassifier(_REFERENCE[0], 2, input_channels).eval(), (_REFERENCE[1], _REFERENCE[1]))
+
+
+def constraints(model: CamClassifier, path: Path) -> dict:
+    """Protocol section 7: file size, inference cost against ResNet-18 at 224 px, recorded training time."""
+    ratio = macs(model) / _reference_macs(model.input_channels)
+    seconds = (model.meta.get("training") or {}).get("seconds")
+    mb = os.path.getsize(path) / 1e6
+    return {"file_mb": round(mb, 1), "macs_g": round(macs(model) / 1e9, 3), "cost_vs_resnet18_224": round(ratio, 2),
+            "train_minutes": round(seconds / 60, 1) if seconds is not None else None,
+            "ok": mb <= 50 and ratio <= 1.5 and (seconds is None or seconds <= 75 * 60)}
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+
+def score_model(path: Path, data: Path, suite: bool = True, families: list[str] | None = None,
+                device: str = "cpu", batch_size: int = 64) -> dict:
+    """Score one model file: clean validation, the held-out batch if any, and the corruption suite."""
+    model = load_model(path, device).to(memory_format=torch.channels_last)
+    if model.positive_index is None:
+        raise CxrError(f"{path.name}: the protocol scores two-class models only")
+    training = model.meta.get("training") or {}
+    val, held, batch = protocol_split(model, data)
+    pos = model.positive_index
+    y_val = np.array([int(s.label == pos) for s in val])
+    images = load_images(val, model.input_size)
+    p_val = positive_probs(model, images, batch_size=batch_size)
+    t95, thr = threshold_at_sensitivity(p_val[y_val == 1]), model.threshold
+    out = {"model": str(path), "command": training.get("command"), "threshold": thr, "temperature": model.temperature,
+           "t95": t95, "constraints": constraints(model, path), "clean": view_metrics(y_val, p_val, thr, t95)}
+    log.info("%s: clean AUROC %.4f, t95 %.4f", path.name, out["clean"]["auroc"], t95)
+    if held is not None:
+        y_h = np.array([int(s.label == pos) for s in held])
+        p_h = positive_probs(model, load_images(held, model.input_size), batch_size=batch_size)
+        out["held_out"] = {"batch": batch, "normal_images": int((y_h == 0).sum()), **view_metrics(y_h, p_h, thr, t95)}
+        log.info("%s: held-out %s NORMAL spec95 %.4f", path.name, batch, out["held_out"]["spec95"])
+    if suite:
+        idx = suite_subset(y_val)
+        y_s, sub = y_val[idx], images[torch.from_numpy(idx)]
+        views, probs = [], {}
+        for fam, level, fn in suite_views(families):
+            p = positive_probs(model, sub, fn, batch_size)
+            probs.setdefault(fam, []).append((y_s, p))
+            views.append({"family": fam, "level": level, **view_metrics(y_s, p, thr, t95)})
+            log.info("%s: %s %d  spec@thr %.3f  bal95 %.3f", path.name, fam, level, views[-1]["specificity"], views[-1]["bal95"])
+        t_p = protocol_threshold([[(y_val, p_val)]] + list(probs.values()))
+        for v, (y, p) in zip(views, [yp for g in probs.values() for yp in g]):
+            v["at_protocol_threshold"] = _at(y, p, t_p)
+        out.update(views=views, summary=summarize(views), protocol_threshold=t_p,
+                   clean_at_protocol_threshold=_at(y_val, p_val, t_p))
+    return out
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+ROW_HEADER = ("| run | Score | XB (IM, NORMAL2) | M | W (family) | clean AUROC | clean spec@sens95 | NORMAL spec @thr: "
+              "clean / suite mean / worst | NLL clean / suite | ECE clean / suite | cost x | MB | train min |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _f(v, nd=3) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
+
+
+def table_row(name: str, result: dict) -> str:
+    """One row of the study table (``ROW_HEADER``) from :func:`main`'s result."""
+    full, sc = result.get("full") or {}, result["score"]
+    xb = {c["held_out"]["batch"]: c["held_out"]["spec95"] for c in result.get("cross_batch", [])}
+    s, c, k = full.get("summary"), full.get("clean", {}), full.get("constraints", {})
+    cells = [name, _f(sc["score"]), f"{_f(sc['XB'])} ({_f(xb.get('IM'))}, {_f(xb.get('NORMAL2'))})", _f(sc["M"]),
+             f"{_f(sc['W'])} ({s['worst_family']})" if s else "–", _f(c.get("auroc"), 4), _f(c.get("spec_at_sens95")),
+             f"{_f(c.get('specificity'))} / {_f(s['specificity']['mean'])} / {_f(s['specificity']['worst'])}" if s else "–",
+             f"{_f(c.get('nll'))} / {_f(s['nll']['mean'])}" if s else _f(c.get("nll")),
+             f"{_f(c.get('ece'))} / {_f(s['ece']['mean'])}" if s else _f(c.get("ece")),
+             _f(k.get("cost_vs_resnet18_224"), 2), _f(k.get("file_mb"), 1), _f(k.get("train_minutes"), 1)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(name: str, result: dict) -> str:
+    lines = [f"# Protocol scores: {name}", "", ROW_HEADER, table_row(name, result), ""]
+    for part in [result.get("full")] + result.get("cross_batch", []):
+        if part:
+            lines += [f"- `{part['model']}`: `{part.get('command')}`"]
+    full = result.get("full") or {}
+    if full.get("summary"):
+        t = full["protocol_threshold"]
+        lines += ["", f"Per family (mean over levels 1-5); model threshold {_f(full['threshold'], 4)}, t95 {_f(full['t95'], 4)}, "
+                  f"protocol-rule threshold {_f(t, 4)} (clean sens/spec at it: {_f(full['clean_at_protocol_threshold']['sensitivity'])}"
+                  f" / {_f(full['clean_at_protocol_threshold']['specificity'])}).", "",
+                  "| family | bal95 | spec95 | sens95 | AUROC | sens @thr | spec @thr (mean) | spec @thr (worst level) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for fam, f in full["summary"]["families"].items():
+            lines.append(f"| {fam} | {_f(f['bal95'])} | {_f(f['spec95'])} | {_f(f['sens95'])} | {_f(f['auroc'])} | "
+                         f"{_f(f['sensitivity'])} | {_f(f['specificity'])} | {_f(f['worst_specificity'])} |")
+    for cb in result.get("cross_batch", []):
+        h = cb["held_out"]
+        lines.append(f"\nCross-batch, {h['batch']} NORMAL held out ({h['normal_images']} images): AUROC {_f(h['auroc'])}, "
+                     f"spec95 {_f(h['spec95'])}, spec@sens95 {_f(h['spec_at_sens95'])}, specificity at its threshold "
+                     f"{_f(h['specificity'])}, sensitivity {_f(h['sensitivity'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Score model files on the selection protocol (docs/selection-protocol.md).",
+                                add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", type=Path, default=None, help="model trained on all the data: clean + corruption suite")
+    p.add_argument("--cross-batch", type=Path, nargs="+", default=[], metavar="MODEL",
+                   help="models of the same recipe trained with --holdout-normal-batch IM and NORMAL2")
+    p.add_argument("--data", type=Path, required=True, help="the data folder the models were trained on (train/CLASS/*)")
+    p.add_argument("--out", type=Path, required=True, help="folder for NAME.json and NAME.md")
+    p.add_argument("--name", default=None, help="row name (default: the --model file's stem)")
+    p.add_argument("--families", nargs="+", default=None, choices=list(SUITE), help="score only these suite families (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    return p
+
+
+def main(args: argparse.Namespace) -> dict:
+    from .report import _write_json
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.model is None and not args.cross_batch:
+        raise CxrError("nothing to score: give --model and/or --cross-batch")
+    full = score_model(args.model, args.data, families=args.families, device=args.device,
+                       batch_size=args.batch_size) if args.model else None
+    cross = [score_model(m, args.data, suite=False, device=args.device, batch_size=args.batch_size) for m in args.cross_batch]
+    if any("held_out" not in c for c in cross):
+        raise CxrError("a --cross-batch model was not trained with --holdout-normal-batch")
+    result = {"full": full, "cross_batch": cross, "score": study_score(full, cross)}
+    name = args.name or (args.model or args.cross_batch[0]).stem
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_json(result, args.out / f"{name}.json")
+    (args.out / f"{name}.md").write_text(markdown(name, result), encoding="utf-8")
+    log.info("%s", table_row(name, result))
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main(get_args_parser().parse_args())
+    except CxrError as e:
+        sys.exit(f"protocol: error: {e}")

@@ -1,0 +1,119 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cxrviewer.core.checkpoint import save_model
+from cxrviewer.core.errors import CxrError
+from cxrviewer.core.model import CamClassifier
+from cxrviewer.core.training import protocol
+from cxrviewer.core.training.crossbatch import hold_out_normal_batch, in_batch
+from cxrviewer.core.training.data import DEFAULT_PATIENT_PATTERN, Sample
+
+
+def test_threshold_at_sensitivity_keeps_that_share_of_positives():
+    p = np.linspace(0.1, 1.0, 10)
+    assert protocol.threshold_at_sensitivity(p, 0.95) == pytest.approx(0.1)
+    assert protocol.threshold_at_sensitivity(p, 0.8) == pytest.approx(0.2)
+    assert protocol.threshold_at_sensitivity(p[::-1], 0.7) == pytest.approx(0.3)
+    assert (p >= protocol.threshold_at_sensitivity(p, 0.75)).mean() >= 0.75
+
+
+def test_view_metrics_use_the_clean_t95_for_spec95_and_their_own_for_spec_at_sens95():
+    y = np.r_[np.zeros(4), np.ones(20)]
+    p = np.r_[[0.1, 0.2, 0.6, 0.9], np.linspace(0.5, 1.0, 20)]
+    m = protocol.view_metrics(y, p, threshold=0.7, t95=0.51)
+    assert m["spec95"] == pytest.approx(0.5)                 # 0.1 and 0.2 below 0.51
+    assert m["sens95"] == pytest.approx(19 / 20)             # 0.5 is below
+    assert m["bal95"] == pytest.approx((0.5 + 0.95) / 2)
+    assert m["spec_at_sens95"] == pytest.approx(0.5)         # its own t95 is 0.5: 0.1 and 0.2 below
+    assert m["specificity"] == pytest.approx(0.75) and m["n"] == 24
+    assert 0 < m["nll"] < 2 and 0 <= m["ece"] <= 1
+
+
+def test_protocol_threshold_weighs_groups_equally_and_picks_the_middle():
+    y = np.array([0, 0, 1, 1])
+    clean = (y, np.array([0.1, 0.2, 0.8, 0.9]))
+    shifted = (y, np.array([0.3, 0.6, 0.8, 0.9]))    # NORMAL scores pushed up
+    t = protocol.protocol_threshold([[clean], [shifted]])
+    assert 0.6 < t <= 0.8                              # the only cut that is perfect for both groups
+    assert protocol.protocol_threshold([[clean]]) == pytest.approx(0.5)  # middle of the clean plateau (0.2, 0.8)
+
+
+def test_summarize_finds_the_worst_family_and_the_score_combines_three_parts():
+    def view(fam, level, bal):
+        return {"family": fam, "level": level, "bal95": bal, "spec95": bal, "sens95": bal, "auroc": 0.9,
+                "spec_at_sens95": 0.8, "sensitivity": 0.9, "specificity": bal, "nll": 0.3, "ece": 0.05}
+    views = [view("blur", 1, 0.9), view("blur", 2, 0.7), view("crop", 1, 0.95), view("crop", 2, 0.85)]
+    s = protocol.summarize(views)
+    assert s["worst_family"] == "blur" and s["W"] == pytest.approx(0.8) and s["M"] == pytest.approx(0.85)
+    assert s["specificity"]["worst"] == pytest.approx(0.7) and s["families"]["blur"]["worst_specificity"] == pytest.approx(0.7)
+    xb = [{"held_out": {"spec95": 0.6}}, {"held_out": {"spec95": 0.8}}]
+    sc = protocol.study_score({"summary": s}, xb)
+    assert sc["XB"] == pytest.approx(0.7) and sc["score"] == pytest.approx((0.7 + 0.85 + 0.8) / 3)
+    assert protocol.study_score({"summary": s}, [])["score"] is None
+
+
+def test_hold_out_normal_batch_removes_one_batch_everywhere_and_keeps_the_other_class_split():
+    names = ["NORMAL", "PNEUMONIA"]
+    s = lambda name, label: Sample(Path(name), label)  # noqa: E731
+    train = [s("IM-0001-0001.jpeg", 0), s("NORMAL2-IM-0002-0001.jpeg", 0), s("person1_virus_1.jpeg", 1)]
+    val = [s("IM-0003-0001.jpeg", 0), s("NORMAL2-IM-0004-0001.jpeg", 0), s("person2_virus_2.jpeg", 1)]
+    tr, va, held = hold_out_normal_batch(train, val, "IM", names)
+    assert [x.path.name for x in tr] == ["NORMAL2-IM-0002-0001.jpeg", "person1_virus_1.jpeg"]
+    assert [x.path.name for x in va] == ["NORMAL2-IM-0004-0001.jpeg", "person2_virus_2.jpeg"]
+    assert [x.path.name for x in held] == ["IM-0001-0001.jpeg", "IM-0003-0001.jpeg", "person2_virus_2.jpeg"]
+    assert not in_batch(s("NORMAL2-IM-0002-0001.jpeg", 0), "IM", 0) and in_batch(train[1], "NORMAL2", 0)
+    with pytest.raises(ValueError, match="unknown NORMAL batch"):
+        hold_out_normal_batch(train, val, "XX", names)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A Kermany-named folder: 10 + 10 NORMAL images of the two batches, 20 PNEUMONIA, 32 px, all distinct."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data" / "train"
+    names = [("NORMAL", f"IM-{i:04d}-0001.png") for i in range(10)] + \
+            [("NORMAL", f"NORMAL2-IM-{i:04d}-0001.png") for i in range(10)] + \
+            [("PNEUMONIA", f"person{i}_bacteria_{i}.png") for i in range(20)]
+    for cls, name in names:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(root / cls / name)
+    return root.parent
+
+
+def _model_file(path, holdout=None):
+    torch.manual_seed(0)
+    meta = {"format_version": 1, "arch": "resnet18", "class_names": ["NORMAL", "PNEUMONIA"], "input_size": [32, 32],
+            "input_channels": 1, "mean": [0.5], "std": [0.25], "positive_class": "PNEUMONIA", "threshold": 0.5,
+            "training": {"command": "python train_model.py ...", "seconds": 60,
+                         "split": {"rule": "patient", "patient_pattern": DEFAULT_PATIENT_PATTERN, "val_fraction": 0.3, "seed": 0},
+                         "args": {"holdout_normal_batch": holdout}}}
+    return save_model(CamClassifier("resnet18", 2, 1, meta=meta), path, half=True)
+
+
+def test_scorer_writes_json_and_a_table_row_for_a_recipe(tiny_data, tmp_path):
+    full = _model_file(tmp_path / "m.safetensors")
+    xa, xb = _model_file(tmp_path / "xa.safetensors", "IM"), _model_file(tmp_path / "xb.safetensors", "NORMAL2")
+    args = protocol.get_args_parser().parse_args(
+        ["--model", str(full), "--cross-batch", str(xa), str(xb), "--data", str(tiny_data), "--out", str(tmp_path / "out"),
+         "--name", "tiny", "--families", "blur", "crop", "--batch-size", "8"])
+    result = protocol.main(args)
+    saved = json.loads((tmp_path / "out" / "tiny.json").read_text())
+    assert saved["score"]["score"] == pytest.approx(result["score"]["score"])
+    f = saved["full"]
+    assert [v["family"] for v in f["views"]] == ["blur"] * 5 + ["crop"] * 5
+    assert f["clean"]["n"] == 12 and {v["n"] for v in f["views"]} == {12}  # 6 NORMAL and 6 PNEUMONIA patients; balanced
+    assert f["constraints"]["cost_vs_resnet18_224"] < 0.1 and f["constraints"]["train_minutes"] == 1.0
+    held = {c["held_out"]["batch"]: c["held_out"] for c in saved["cross_batch"]}
+    assert held["IM"]["normal_images"] == 10 and held["NORMAL2"]["normal_images"] == 10
+    assert held["IM"]["n"] == 10 + 6
+    assert saved["score"]["XB"] == pytest.approx((held["IM"]["spec95"] + held["NORMAL2"]["spec95"]) / 2)
+    md = (tmp_path / "out" / "tiny.md").read_text()
+    assert protocol.ROW_HEADER.splitlines()[0] in md and "| tiny |" in md and "| blur |" in md and "IM NORMAL held out" in md
+    with pytest.raises(CxrError, match="not trained with --holdout"):
+        protocol.main(protocol.get_args_parser().parse_args(
+            ["--cross-batch", str(full), "--data", str(tiny_data), "--out", str(tmp_path / "o2")]))
