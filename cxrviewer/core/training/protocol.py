@@ -300,7 +300,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from .report import _write_json
+    from .report import write_json
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.model is None and not args.cross_batch:
@@ -313,7 +313,7 @@ def main(args: argparse.Namespace) -> dict:
     result = {"full": full, "cross_batch": cross, "score": study_score(full, cross)}
     name = args.name or (args.model or args.cross_batch[0]).stem
     args.out.mkdir(parents=True, exist_ok=True)
-    _write_json(result, args.out / f"{name}.json")
+    write_json(result, args.out / f"{name}.json")
     (args.out / f"{name}.md").write_text(markdown(name, result), encoding="utf-8")
     log.info("%s", table_row(name, result))
     return result
