@@ -169,13 +169,15 @@ def _outputs(model: CamClassifier, x: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def measure_parity(model: CamClassifier, batches: Iterable[torch.Tensor], precisions: Iterable[str] = REDUCED,
-                   device: torch.device | str = "cpu", split: str = "validation") -> dict[str, dict[str, Any]]:
+                   device: torch.device | str = "cpu", split: str = "validation",
+                   allow_empty: bool = False) -> dict[str, dict[str, Any]]:
     """Compare each reduced precision with float32 on ``batches`` of ``N x 1 x H x W`` grey images.
 
     Images are float in [0, 1] or uint8 (divided by 255). Returns, per precision,
     ``agreement`` (fraction of images whose label is the same as in float32, by the
     model's decision rule), ``max_prob_diff`` (largest absolute difference of any
     class probability), ``n`` and ``split``: the record :func:`resolve_precision` reads.
+    No images raise :class:`ValueError` unless ``allow_empty`` (a rank with an empty shard).
     """
     device = torch.device(device)
     names = [check_policy(p) for p in precisions]
@@ -193,7 +195,7 @@ def measure_parity(model: CamClassifier, batches: Iterable[torch.Tensor], precis
             same[name] += int((lab == labels).sum())
             worst[name] = max(worst[name], float((p - probs).abs().max()))
         n += len(x)
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ValueError("no images to measure parity on")
-    return {name: {"agreement": same[name] / n, "max_prob_diff": round(worst[name], 6), "n": n, "split": split}
+    return {name: {"agreement": same[name] / max(n, 1), "max_prob_diff": round(worst[name], 6), "n": n, "split": split}
             for name in names}

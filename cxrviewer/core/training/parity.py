@@ -10,6 +10,7 @@ copied verbatim (checked). ``auto`` precision reads the record (:mod:`..precisio
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -28,13 +29,39 @@ from ..model import CamClassifier
 from ..precision import PARITY_KEY, REDUCED, measure_parity
 
 
-def parity_record(model: CamClassifier, batches: Iterable[torch.Tensor], device: torch.device | str = "cpu",
-                  split: str = "validation") -> dict[str, dict[str, Any]]:
-    """:data:`PARITY_KEY` metadata: float32 vs each reduced precision on ``batches`` (uint8 or [0, 1] images).
+def parity_record(model: CamClassifier, batches: Iterable[Any], device: torch.device | str = "cpu",
+                  half_weights: bool = False, split: str = "validation") -> dict[str, dict[str, Any]]:
+    """:data:`PARITY_KEY` metadata: float32 vs each reduced precision on ``batches``.
 
-    Measured on a private CPU/``device`` copy of the trained model; ``model`` is not changed.
+    ``batches``: ``N x 1 x H x W`` images (uint8 or [0, 1]) or ``(images, labels)`` pairs, as
+    a training loader gives. ``half_weights``: measure the model as a file saved with
+    float16 weights loads (weights rounded through float16). Under ``torch.distributed``
+    each rank measures its shard and the records are combined. ``model`` is not changed.
     """
-    return measure_parity(model, batches, precisions=REDUCED, device=device, split=split)
+    if half_weights:
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            for t in model.state_dict().values():
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
+    images = (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    record = measure_parity(model, images, precisions=REDUCED, device=device, split=split, allow_empty=True)
+    return _combine_ranks(record)
+
+
+def _combine_ranks(record: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return record
+    for name, r in record.items():
+        totals = torch.tensor([r["agreement"] * r["n"], float(r["n"])], dtype=torch.float64)
+        worst = torch.tensor([r["max_prob_diff"]], dtype=torch.float64)
+        dist.all_reduce(totals)
+        dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+        n = int(totals[1])
+        r.update(agreement=float(totals[0] / max(n, 1)), max_prob_diff=float(worst[0]), n=n)
+    return record
 
 
 def validation_samples(meta: dict[str, Any], data: Path) -> list:

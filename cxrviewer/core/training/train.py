@@ -24,11 +24,13 @@ from torch import nn
 
 from ..checkpoint import FORMAT_VERSION, save_model
 from ..model import ARCHS, CamClassifier
+from ..precision import PARITY_KEY
 from . import TrainingError, metrics
 from .calibration import calibrate, score_splits
 from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
 from .engine import evaluate, train_one_epoch
 from .model_card import write_model_card
+from .parity import parity_record
 from .pretrained import load_backbone_weights
 from .report import jsonable, report_dir, write_report
 from .resume import Progress, checkpoint_state, load_checkpoint, save_checkpoint
@@ -138,6 +140,7 @@ def main(args: argparse.Namespace) -> Path | None:
         progress.restore_best(model)
         cal = calibrate(model, data.val_loader, rt, args.threshold_rule)
         model.meta.update(cal.meta)
+        model.meta[PARITY_KEY] = parity_record(model, data.val_loader, rt.device, half_weights=args.half)
         splits = score_splits(model, cal, data.test_loader, rt)
         return write_outputs(args, rt, model, data, progress, splits, started) if rt.is_main else None
     finally:

@@ -103,6 +103,10 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     assert meta["training"]["images"]["test"] == {"NORMAL": 4, "PNEUMONIA": 4}
     assert {"validation", "test"} <= set(meta["metrics"])
     assert meta["training"]["args"]["threshold_rule"] == "robust"  # the default
+    parity = meta["precision_parity"]  # reduced precision measured against float32 on validation
+    assert set(parity) == {"bfloat16", "float16"}
+    assert all(0 <= r["agreement"] <= 1 and r["max_prob_diff"] >= 0 and r["n"] == sum(meta["training"]["images"]["val"].values())
+               for r in parity.values())
     shifted = meta["metrics"]["validation_shifted"]
     assert len(shifted) == 8 and all(0 <= v["sensitivity"] <= 1 and 0 <= v["specificity"] <= 1 for v in shifted.values())
     report = out.with_name("m_report")
@@ -202,4 +206,5 @@ def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = load_model(out)
     assert model.meta["training"]["world_size"] == 2
+    assert model.meta["precision_parity"]["bfloat16"]["n"] == sum(model.meta["training"]["images"]["val"].values())
     assert list(tmp_path.glob("*.safetensors")) == [out]  # only rank 0 wrote
