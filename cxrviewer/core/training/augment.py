@@ -8,11 +8,15 @@ image, using the primitives of :mod:`.framing` that the protocol's corruption su
 
 from __future__ import annotations
 
+import argparse
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import framing
 from .shift import blur as _blur, down_up as _down_up
@@ -114,3 +118,42 @@ def _beta(alpha: float, generator: torch.Generator | None) -> float:
         a, b = u ** (1 / alpha), v ** (1 / alpha)
         if 0 < a + b <= 1:
             return a / (a + b)
+
+
+@dataclass
+class Pipeline:
+    """Batch augmentations applied in order, each called as ``step(x, generator)``."""
+
+    steps: list
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, generator)
+        return x
+
+
+def build_pipeline(args: argparse.Namespace, base: Callable) -> Callable:
+    """``base`` (the geometric and photometric :class:`.data.Augment`) preceded by the framing and
+    detail augmentations that ``--framing``, ``--markers`` and ``--detail`` switch on."""
+    steps = []
+    if getattr(args, "framing", 0) > 0 or getattr(args, "markers", 0) > 0:
+        steps.append(FramingAugment(getattr(args, "framing", 0.0), getattr(args, "framing_max", 0.15), getattr(args, "markers", 0.0)))
+    if getattr(args, "detail", 0) > 0:
+        steps.append(DetailAugment(args.detail, getattr(args, "detail_max_sigma", 3.0)))
+    return Pipeline(steps + [base]) if steps else base
+
+
+def build_mix(args: argparse.Namespace, num_classes: int) -> Callable | None:
+    """``mix(x, y, generator=g) -> (x, soft targets)`` for ``--mixup`` / ``--cutmix``, or None when both are 0."""
+    mixup, cutmix = getattr(args, "mixup", 0.0), getattr(args, "cutmix", 0.0)
+    if mixup <= 0 and cutmix <= 0:
+        return None
+    return functools.partial(mix_batch, num_classes=num_classes, mixup=mixup, cutmix=cutmix)
+
+
+def build_ema(model: torch.nn.Module, args: argparse.Namespace) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers for ``--ema DECAY`` (None when 0)."""
+    decay = getattr(args, "ema", 0.0)
+    if decay <= 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -9,8 +9,10 @@ class keeps its patient split, so its validation patients are never trained on.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from .data import Sample
+if TYPE_CHECKING:
+    from .data import Sample
 
 #: Batch name -> file-name pattern of that batch's NORMAL images.
 NORMAL_BATCHES = {"IM": re.compile(r"^IM-\d"), "NORMAL2": re.compile(r"^NORMAL2-IM-\d")}

@@ -10,6 +10,7 @@ import random
 import re
 import argparse
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from ..imaging import load_radiograph, to_model_input
 from ..inference import IMAGE_SUFFIXES
 from . import TrainingError
+from .augment import build_pipeline
+from .crossbatch import hold_out_normal_batch, negative_label
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -224,7 +227,7 @@ class TrainingData:
     train_loader: DataLoader
     val_loader: DataLoader            # this rank's share; :func:`.engine.evaluate` gathers the rest
     test_loader: DataLoader | None
-    augment: Augment
+    augment: Callable                 # Augment, or a Pipeline ending in one (see :mod:`.augment`)
     generator: torch.Generator        # augmentation draws of this rank
     split: dict                       # how validation was chosen (rule, seed, groups, ...)
 
@@ -241,10 +244,11 @@ class TrainingData:
 
 
 def find_samples(args: argparse.Namespace, warn: bool = True) -> tuple[list[str], dict[str, list[Sample]], dict]:
-    """Class names, the train / val / test samples, and how validation was chosen.
+    """Class names, the train / val / test / held_out samples, and how validation was chosen.
 
     A ``val/`` folder with at least ``--min-val-size`` images is the validation split;
-    otherwise ``train/`` is split by patient. ``test/`` is optional.
+    otherwise ``train/`` is split by patient. ``test/`` is optional. With ``--holdout-normal-batch``
+    that NORMAL batch leaves train and val for ``held_out`` (see :mod:`.crossbatch`).
     """
     train_dir = args.data / "train"
     if not train_dir.is_dir():
@@ -259,10 +263,18 @@ def find_samples(args: argparse.Namespace, warn: bool = True) -> tuple[list[str]
             log.warning("val/ has only %d images (< --min-val-size %d): splitting train/ by patient instead",
                         len(val), args.min_val_size)
         train, val, split = split_by_patient(train, args.val_fraction, args.seed, args.patient_pattern)
+    held = []
+    if getattr(args, "holdout_normal_batch", None):
+        try:
+            train, val, held = hold_out_normal_batch(train, val, args.holdout_normal_batch, class_names)
+        except ValueError as e:
+            raise TrainingError(f"--holdout-normal-batch: {e}") from None
+        split = {**split, "holdout_normal_batch": args.holdout_normal_batch,
+                 "held_out_normal_images": sum(s.label == negative_label(class_names) for s in held)}
     test = list_samples(args.data / "test", class_names) if (args.data / "test").is_dir() else []
     if not train or not val:
         raise TrainingError(f"{args.data}: need images for training and validation (got {len(train)} and {len(val)})")
-    return class_names, {"train": train, "val": val, "test": test}, split
+    return class_names, {"train": train, "val": val, "test": test, "held_out": held}, split
 
 
 def load_data(args: argparse.Namespace, rt: Runtime) -> TrainingData:
@@ -282,7 +294,7 @@ def load_data(args: argparse.Namespace, rt: Runtime) -> TrainingData:
     val_loader = _eval_loader(val_set, args.batch_size * 2, rt)
     test_loader = _eval_loader(test_set, args.batch_size * 2, rt) if test_set is not None else None
     data = TrainingData(class_names, train_set, val_set, test_set, train_loader, val_loader, test_loader,
-                        build_augment(args), torch.Generator().manual_seed(args.seed + rt.rank), split)
+                        build_pipeline(args, build_augment(args)), torch.Generator().manual_seed(args.seed + rt.rank), split)
     if rt.is_main:
         log.info("classes %s; images %s; split %s", class_names, data.counts, split)
     return data

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from .data import Augment
 from .runtime import Runtime, all_gather, autocast
 
 
 def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Runtime, *, scheduler=None,
-                    scaler=None, augment: Augment | None = None, generator: torch.Generator | None = None) -> float:
+                    scaler=None, augment: Callable | None = None, generator: torch.Generator | None = None,
+                    mix: Callable | None = None, ema: AveragedModel | None = None) -> float:
     """Train for one epoch; returns the mean training loss (averaged over all ranks).
 
     ``model`` may be wrapped in DistributedDataParallel; a frozen trunk (no parameter needs a
-    gradient) stays in eval mode, so its batch-norm statistics do not move.
+    gradient) stays in eval mode, so its batch-norm statistics do not move. ``augment(x, generator)``
+    transforms each batch in [0, 1]; ``mix(x, y, generator=...)`` returns mixed images and soft targets
+    (mixup, cutmix); ``ema`` is updated after every optimiser step.
     """
     model.train()
     net = _unwrap(model)
@@ -34,6 +38,8 @@ def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Ru
         y = y.to(rt.device, non_blocking=True)
         if augment is not None:
             x = augment(x, generator)
+        if mix is not None:
+            x, y = mix(x, y, generator=generator)
         x = _to_input(net.normalize(x), rt)
         with autocast(rt.device, rt.amp):
             loss = criterion(model(x).float(), y)
@@ -49,6 +55,8 @@ def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Ru
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update_parameters(net)
         total += loss.detach().double().cpu() * len(y)
         count += len(y)
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)

@@ -24,8 +24,7 @@ from ..checkpoint import load_model
 from ..errors import CxrError
 from ..model import CamClassifier
 from . import metrics
-from .crossbatch import hold_out_normal_batch
-from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_classes, list_samples, split_by_patient
+from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_samples
 from .shift import SUITE, Transform, suite_views
 
 log = logging.getLogger("cxrviewer.protocol")
@@ -131,25 +130,17 @@ def load_images(samples: list[Sample], size: tuple[int, int]) -> torch.Tensor:
 
 
 def protocol_split(model: CamClassifier, data: Path) -> tuple[list[Sample], list[Sample] | None, str | None]:
-    """The model's validation samples rebuilt from ``data`` as its training made them, and the held-out
-    NORMAL batch (``None`` unless it was trained with ``--holdout-normal-batch``)."""
-    training = model.meta.get("training") or {}
-    split, targs = training.get("split") or {}, training.get("args") or {}
-    class_names = model.class_names
-    found = find_classes(data / "train")
-    if found != class_names:
-        raise CxrError(f"{data}/train holds classes {found}, the model has {class_names}")
-    if split.get("rule") == "val folder":
-        train, val = list_samples(data / "train", class_names), list_samples(data / "val", class_names)
-    else:
-        pattern = split.get("patient_pattern", DEFAULT_PATIENT_PATTERN) if split.get("rule") != "image" else None
-        train, val, _ = split_by_patient(list_samples(data / "train", class_names), float(split.get("val_fraction", 0.15)),
-                                         int(split.get("seed", targs.get("seed", 0))), pattern)
-    batch = targs.get("holdout_normal_batch")
-    if not batch:
-        return val, None, None
-    _, val, held = hold_out_normal_batch(train, val, batch, class_names)
-    return val, held, batch
+    """The model's validation samples, found in ``data`` as its training found them (:func:`.data.find_samples`
+    with the arguments recorded in the model file), and the held-out NORMAL batch with its name (``None``
+    unless it was trained with ``--holdout-normal-batch``)."""
+    recorded = (model.meta.get("training") or {}).get("args") or {}
+    defaults = {"min_val_size": 100, "val_fraction": 0.15, "seed": 0, "patient_pattern": DEFAULT_PATIENT_PATTERN}
+    args = argparse.Namespace(**{**defaults, **recorded, "data": Path(data)})
+    class_names, samples, _ = find_samples(args, warn=False)
+    if class_names != model.class_names:
+        raise CxrError(f"{data}/train holds classes {class_names}, the model has {model.class_names}")
+    batch = getattr(args, "holdout_normal_batch", None)
+    return samples["val"], (samples["held_out"] if batch else None), batch
 
 
 def suite_subset(labels: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..checkpoint import FORMAT_VERSION, save_model
 from ..model import ARCHS, CamClassifier
 from ..precision import PARITY_KEY
 from . import TrainingError, metrics
+from .augment import build_ema, build_mix
 from .calibration import calibrate, score_splits
 from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
 from .engine import evaluate, train_one_epoch
@@ -67,6 +68,24 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--brightness", default=0.1, type=float, help="augmentation: max additive brightness change")
     p.add_argument("--contrast", default=0.2, type=float, help="augmentation: max relative contrast change")
     p.add_argument("--hflip", default=0.0, type=float, help="augmentation: probability of a horizontal flip (never vertical)")
+    p.add_argument("--framing", default=0.0, type=float,
+                   help="augmentation: probability of a random framing change per image (black/grey borders, crop, "
+                        "edge masks, collimation, off-centre shift; see docs/selection-protocol.md)")
+    p.add_argument("--framing-max", default=0.15, type=float, help="augmentation: largest framing change, fraction of the side")
+    p.add_argument("--markers", default=0.0, type=float,
+                   help="augmentation: probability of a burned-in marker added or an edge patch erased, per image")
+    p.add_argument("--detail", default=0.0, type=float,
+                   help="augmentation: probability of detail loss per image (Gaussian blur or down-then-up resampling)")
+    p.add_argument("--detail-max-sigma", default=3.0, type=float, help="augmentation: largest blur sigma, px at 224 px")
+    p.add_argument("--noise", default=0.02, type=float, help="augmentation: std of Gaussian noise added to half of the images")
+    p.add_argument("--mixup", default=0.0, type=float, help="mixup alpha (0 = off)")
+    p.add_argument("--cutmix", default=0.0, type=float, help="cutmix alpha (0 = off; with --mixup each batch uses one)")
+    p.add_argument("--ema", default=0.0, type=float,
+                   help="decay of an exponential moving average of the weights, updated every step; validation, the "
+                        "best epoch and the model file use the averaged weights (0 = off; e.g. 0.998)")
+    p.add_argument("--holdout-normal-batch", default=None, choices=("IM", "NORMAL2"),
+                   help="cross-batch hold-out: leave this acquisition batch's NORMAL images (IM-* or NORMAL2-IM-*) out "
+                        "of training and validation, to score them afterwards (docs/selection-protocol.md)")
     p.add_argument("--val-fraction", default=0.15, type=float, help="share of patients held out when there is no usable val/")
     p.add_argument("--min-val-size", default=100, type=int, help="a val/ folder with fewer images is ignored (split from train/)")
     p.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN,
@@ -122,18 +141,22 @@ def main(args: argparse.Namespace) -> Path | None:
         optimizer = build_optimizer(model, args)
         scheduler = build_scheduler(optimizer, args, steps_per_epoch=len(data.train_loader))
         scaler = torch.amp.GradScaler("cuda") if rt.amp and rt.device.type == "cuda" else None
-        learners = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        ema = build_ema(model, args)
+        learners = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "ema": ema}
         progress = load_checkpoint(args.resume, learners, data, rt) if args.resume else Progress()
         train_model = nn.parallel.DistributedDataParallel(model) if rt.distributed else model
+        scored = ema.module if ema is not None else model   # the weights validated, chosen and written
+        mix = build_mix(args, len(data.class_names))
 
         for epoch in range(progress.next_epoch, args.epochs):
             t0 = time.time()
             data.set_epoch(epoch)
             train_loss = train_one_epoch(train_model, criterion, optimizer, data.train_loader, epoch, rt,
-                                         scheduler=scheduler, scaler=scaler, augment=data.augment, generator=data.generator)
-            val = evaluate(model, data.val_loader, rt, criterion=nn.CrossEntropyLoss())
-            row = epoch_row(epoch, train_loss, val, model, optimizer, t0)
-            log_epoch(row, args.epochs, progress.add(row, model), rt)
+                                         scheduler=scheduler, scaler=scaler, augment=data.augment, generator=data.generator,
+                                         mix=mix, ema=ema)
+            val = evaluate(scored, data.val_loader, rt, criterion=nn.CrossEntropyLoss())
+            row = epoch_row(epoch, train_loss, val, scored, optimizer, t0)
+            log_epoch(row, args.epochs, progress.add(row, scored), rt)
             state = checkpoint_state(learners, progress, data, rt, plain_args(args))
             save_checkpoint(state, report_dir(args.out) / "checkpoint.pt", rt)
 

@@ -91,7 +91,7 @@ def _model_file(path, holdout=None):
             "input_channels": 1, "mean": [0.5], "std": [0.25], "positive_class": "PNEUMONIA", "threshold": 0.5,
             "training": {"command": "python train_model.py ...", "seconds": 60,
                          "split": {"rule": "patient", "patient_pattern": DEFAULT_PATIENT_PATTERN, "val_fraction": 0.3, "seed": 0},
-                         "args": {"holdout_normal_batch": holdout}}}
+                         "args": {"val_fraction": 0.3, "seed": 0, "holdout_normal_batch": holdout}}}
     return save_model(CamClassifier("resnet18", 2, 1, meta=meta), path, half=True)
 
 
@@ -117,3 +117,23 @@ def test_scorer_writes_json_and_a_table_row_for_a_recipe(tiny_data, tmp_path):
     with pytest.raises(CxrError, match="not trained with --holdout"):
         protocol.main(protocol.get_args_parser().parse_args(
             ["--cross-batch", str(full), "--data", str(tiny_data), "--out", str(tmp_path / "o2")]))
+
+
+def test_trainer_holds_out_a_normal_batch_from_train_and_val(tiny_data):
+    from cxrviewer.core.training.data import find_samples
+    from cxrviewer.core.training.train import TrainingError, get_args_parser
+
+    args = get_args_parser().parse_args(["--data", str(tiny_data), "--val-fraction", "0.3", "--holdout-normal-batch", "NORMAL2"])
+    _, samples, split = find_samples(args)
+    assert not any(s.path.name.startswith("NORMAL2-") for s in samples["train"] + samples["val"])
+    assert {s.label for s in samples["train"]} == {0, 1} and {s.label for s in samples["val"]} == {0, 1}
+    normals = [s.path.name for s in samples["held_out"] if s.label == 0]
+    assert len(normals) == 10 and all(n.startswith("NORMAL2-IM-") for n in normals)
+    assert split["holdout_normal_batch"] == "NORMAL2" and split["held_out_normal_images"] == 10
+    plain = find_samples(get_args_parser().parse_args(["--data", str(tiny_data), "--val-fraction", "0.3"]))[1]
+    pneumonia_val = [s.path for s in plain["val"] if s.label == 1]
+    assert [s.path for s in samples["val"] if s.label == 1] == pneumonia_val  # the PNEUMONIA split is unchanged
+    for p in (tiny_data / "train" / "NORMAL").glob("NORMAL2-*"):
+        p.unlink()
+    with pytest.raises(TrainingError, match="no NORMAL image of batch NORMAL2"):
+        find_samples(args)

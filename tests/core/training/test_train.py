@@ -208,3 +208,34 @@ def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
     assert model.meta["training"]["world_size"] == 2
     assert model.meta["precision_parity"]["bfloat16"]["n"] == sum(model.meta["training"]["images"]["val"].values())
     assert list(tmp_path.glob("*.safetensors")) == [out]  # only rank 0 wrote
+
+
+def test_recipe_options_train_record_their_flags_and_write_the_ema_weights(tiny_data, tmp_path, monkeypatch):
+    import cxrviewer.core.training.train as train_module
+
+    made, original = [], train_module.build_ema
+    monkeypatch.setattr(train_module, "build_ema", lambda model, args: made.append(original(model, args)) or made[-1])
+    out = tmp_path / "r.safetensors"
+    flags = ["--framing", "0.5", "--markers", "0.3", "--detail", "0.3", "--mixup", "0.2", "--cutmix", "0.2",
+             "--ema", "0.9", "--no-half"]
+    main(_args(tiny_data, out, *flags))
+    meta = load_model(out).meta
+    for flag in ("--framing 0.5", "--markers 0.3", "--detail 0.3", "--mixup 0.2", "--cutmix 0.2", "--ema 0.9"):
+        assert flag in meta["training"]["command"]
+    ema_state = made[0].module.state_dict()
+    written = load_model(out).state_dict()
+    assert all(torch.equal(written[k], ema_state[k].cpu()) for k in written)  # one epoch: the best is the last EMA
+
+
+def test_ema_averages_weights_with_its_decay():
+    from cxrviewer.core.training.augment import build_ema
+
+    net = torch.nn.Linear(2, 1)
+    ema = build_ema(net, get_args_parser().parse_args(["--data", ".", "--ema", "0.9"]))
+    assert build_ema(net, get_args_parser().parse_args(["--data", "."])) is None
+    ema.update_parameters(net)                    # the first update copies
+    old = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight += 1.0
+    ema.update_parameters(net)
+    assert torch.allclose(ema.module.weight, 0.9 * old + 0.1 * net.weight)
