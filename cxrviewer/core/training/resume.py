@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import metrics
+from . import TrainingError, metrics
 from .data import TrainingData
 from .runtime import Runtime, all_gather
 
@@ -103,10 +104,18 @@ def save_checkpoint(state: dict, path: Path, rt: Runtime) -> None:
 def load_checkpoint(path: Path, learners: dict, data: TrainingData, rt: Runtime) -> Progress:
     """Restore ``learners`` (name -> object with ``load_state_dict``) and the random streams from ``path``;
     returns the progress so far. A checkpoint without this rank's random streams restarts them from ``--seed``."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    for name, obj in learners.items():
-        if obj is not None and ck.get(name):
-            obj.load_state_dict(ck[name])
+    if not Path(path).is_file():
+        raise TrainingError(f"--resume {path}: file not found")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        for name, obj in learners.items():
+            if obj is not None and ck.get(name):
+                obj.load_state_dict(ck[name])
+    except pickle.UnpicklingError:
+        raise TrainingError(f"--resume {path}: not a training checkpoint (only plain tensors and data are loaded)") from None
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise TrainingError(f"--resume {path}: not a checkpoint of this run ({detail})") from None
     rng = ck.get("rng") or []
     if len(rng) == rt.world_size:
         set_rng_state(data, rng[rt.rank])

@@ -166,6 +166,14 @@ def test_resume_continues_the_interrupted_run_exactly(tiny_data, tmp_path, monke
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_from_something_else_is_a_clear_error(tiny_data, tmp_path):
+    image = next((tiny_data / "train" / "NORMAL").iterdir())
+    with pytest.raises(TrainingError, match="file not found"):
+        main(_args(tiny_data, tmp_path / "x.safetensors", "--resume", str(tmp_path / "none.pt")))
+    with pytest.raises(TrainingError, match="not a training checkpoint"):
+        main(_args(tiny_data, tmp_path / "x.safetensors", "--resume", str(image)))
+
+
 def test_missing_train_folder_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingError, match="no train/ folder"):
         main(_args(tmp_path, tmp_path / "x.safetensors"))
