@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import logging
 import math
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +109,8 @@ def study_score(full: dict | None, cross_batch: list[dict]) -> dict:
     xb = float(np.mean([c["held_out"]["spec95"] for c in cross_batch])) if len(cross_batch) == 2 else None
     s = full.get("summary") if full else None
     m, w = (s["M"], s["W"]) if s else (None, None)
-    return {"XB": xb, "M": m, "W": w, "score": (xb + m + w) / 3 if None not in (xb, m, w) else None}
+    complete = bool(full and full.get("complete", True))
+    return {"XB": xb, "M": m, "W": w, "score": (xb + m + w) / 3 if complete and None not in (xb, m, w) else None}
 
 
 # -- model, data ------------------------------------------------------------------------------------
@@ -188,33 +192,73 @@ def constraints(model: CamClassifier, path: Path) -> dict:
 
 # -- scoring ------------------------------------------------------------------------------------------
 
-def score_model(path: Path, data: Path, suite: bool = True, families: list[str] | None = None,
-                device: str = "cpu", batch_size: int = 64) -> dict:
-    """Score one model file: clean validation, the held-out batch if any, and the corruption suite."""
+#: Order in which the suite's families are scored, so that an interrupted run has the framing first.
+PRIORITY = ("border-black", "crop", "blur", "border-grey", "mask-black", "shift", "collimation", "marker-erase",
+            "marker-move", "marker-add", "down-up", "rotate", "noise", "jpeg", "contrast", "gamma-bright", "gamma-dark")
+
+
+class ViewCache:
+    """Positive-class probabilities per view in a folder, valid for one model file (by its SHA-256):
+    an interrupted scoring run continues where it stopped."""
+
+    def __init__(self, folder: Path | None, model_path: Path):
+        self.folder = folder
+        if folder is None:
+            return
+        digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+        stamp = folder / "model.sha256"
+        if folder.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != digest):
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n")
+
+    def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if self.folder is None:
+            return compute()
+        path = self.folder / f"{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        p = compute()
+        np.save(path.with_suffix(".tmp.npy"), p)
+        os.replace(path.with_suffix(".tmp.npy"), path)
+        return p
+
+
+def score_model(path: Path, data: Path, suite: bool = True, families: list[str] | None = None, device: str = "cpu",
+                batch_size: int = 64, cache: Path | None = None, progress: Callable[[dict], None] | None = None) -> dict:
+    """Score one model file: clean validation, the held-out batch if any, and the corruption suite.
+
+    ``cache``: folder for per-view probabilities (see :class:`ViewCache`); ``progress(result so far)`` is
+    called after each suite family.
+    """
     model = load_model(path, device).to(memory_format=torch.channels_last)
     if model.positive_index is None:
         raise CxrError(f"{path.name}: the protocol scores two-class models only")
+    views_cache = ViewCache(cache, path)
     training = model.meta.get("training") or {}
     val, held, batch = protocol_split(model, data)
     pos = model.positive_index
     y_val = np.array([int(s.label == pos) for s in val])
     images = load_images(val, model.input_size)
-    p_val = positive_probs(model, images, batch_size=batch_size)
+    p_val = views_cache.get("clean", lambda: positive_probs(model, images, batch_size=batch_size))
     t95, thr = threshold_at_sensitivity(p_val[y_val == 1]), model.threshold
     out = {"model": str(path), "command": training.get("command"), "threshold": thr, "temperature": model.temperature,
            "t95": t95, "constraints": constraints(model, path), "clean": view_metrics(y_val, p_val, thr, t95)}
     log.info("%s: clean AUROC %.4f, t95 %.4f", path.name, out["clean"]["auroc"], t95)
     if held is not None:
         y_h = np.array([int(s.label == pos) for s in held])
-        p_h = positive_probs(model, load_images(held, model.input_size), batch_size=batch_size)
+        p_h = views_cache.get(f"held-out-{batch}", lambda: positive_probs(model, load_images(held, model.input_size),
+                                                                           batch_size=batch_size))
         out["held_out"] = {"batch": batch, "normal_images": int((y_h == 0).sum()), **view_metrics(y_h, p_h, thr, t95)}
         log.info("%s: held-out %s NORMAL spec95 %.4f", path.name, batch, out["held_out"]["spec95"])
-    if suite:
-        idx = suite_subset(y_val)
-        y_s, sub = y_val[idx], images[torch.from_numpy(idx)]
-        views, probs = [], {}
-        for fam, level, fn in suite_views(families):
-            p = positive_probs(model, sub, fn, batch_size)
+    if not suite:
+        return out
+    idx = suite_subset(y_val)
+    y_s, sub = y_val[idx], images[torch.from_numpy(idx)]
+    views, probs = [], {}
+    for fam in [f for f in PRIORITY if f in (families or SUITE)]:
+        for _, level, fn in suite_views([fam]):
+            p = views_cache.get(f"{fam}-{level}", lambda: positive_probs(model, sub, fn, batch_size))
             probs.setdefault(fam, []).append((y_s, p))
             views.append({"family": fam, "level": level, **view_metrics(y_s, p, thr, t95)})
             log.info("%s: %s %d  spec@thr %.3f  bal95 %.3f", path.name, fam, level, views[-1]["specificity"], views[-1]["bal95"])
@@ -222,7 +266,10 @@ def score_model(path: Path, data: Path, suite: bool = True, families: list[str] 
         for v, (y, p) in zip(views, [yp for g in probs.values() for yp in g]):
             v["at_protocol_threshold"] = _at(y, p, t_p)
         out.update(views=views, summary=summarize(views), protocol_threshold=t_p,
-                   clean_at_protocol_threshold=_at(y_val, p_val, t_p))
+                   clean_at_protocol_threshold=_at(y_val, p_val, t_p), families_scored=len(probs),
+                   complete=len(probs) == len(SUITE))
+        if progress is not None:
+            progress(out)
     return out
 
 
@@ -242,6 +289,8 @@ def table_row(name: str, result: dict) -> str:
     full, sc = result.get("full") or {}, result["score"]
     xb = {c["held_out"]["batch"]: c["held_out"]["spec95"] for c in result.get("cross_batch", [])}
     s, c, k = full.get("summary"), full.get("clean", {}), full.get("constraints", {})
+    if full.get("complete") is False:
+        name = f"{name} (partial: {full['families_scored']} of {len(SUITE)} families)"
     cells = [name, _f(sc["score"]), f"{_f(sc['XB'])} ({_f(xb.get('IM'))}, {_f(xb.get('NORMAL2'))})", _f(sc["M"]),
              f"{_f(sc['W'])} ({s['worst_family']})" if s else "–", _f(c.get("auroc"), 4), _f(c.get("spec_at_sens95")),
              f"{_f(c.get('specificity'))} / {_f(s['specificity']['mean'])} / {_f(s['specificity']['worst'])}" if s else "–",
@@ -287,25 +336,39 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--families", nargs="+", default=None, choices=list(SUITE), help="score only these suite families (default: all)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep per-view probabilities in OUT/NAME.cache/ (kept by default: a rerun continues)")
     return p
 
 
 def main(args: argparse.Namespace) -> dict:
+    """Score the models (cross-batch ones first: they are quick), writing NAME.json and NAME.md after
+    every suite family, so that an interrupted run leaves its partial result and its cache behind."""
     from .report import write_json
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.model is None and not args.cross_batch:
         raise CxrError("nothing to score: give --model and/or --cross-batch")
-    full = score_model(args.model, args.data, families=args.families, device=args.device,
-                       batch_size=args.batch_size) if args.model else None
-    cross = [score_model(m, args.data, suite=False, device=args.device, batch_size=args.batch_size) for m in args.cross_batch]
-    if any("held_out" not in c for c in cross):
-        raise CxrError("a --cross-batch model was not trained with --holdout-normal-batch")
-    result = {"full": full, "cross_batch": cross, "score": study_score(full, cross)}
     name = args.name or (args.model or args.cross_batch[0]).stem
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(result, args.out / f"{name}.json")
-    (args.out / f"{name}.md").write_text(markdown(name, result), encoding="utf-8")
+    cache = None if args.no_cache else args.out / f"{name}.cache"
+
+    def score(path: Path, **kw) -> dict:
+        return score_model(path, args.data, device=args.device, batch_size=args.batch_size,
+                           cache=cache / path.stem if cache else None, **kw)
+
+    cross = [score(m, suite=False) for m in args.cross_batch]
+    if any("held_out" not in c for c in cross):
+        raise CxrError("a --cross-batch model was not trained with --holdout-normal-batch")
+
+    def write(full: dict | None) -> dict:
+        result = {"full": full, "cross_batch": cross, "score": study_score(full, cross)}
+        write_json(result, args.out / f"{name}.json")
+        (args.out / f"{name}.md").write_text(markdown(name, result), encoding="utf-8")
+        return result
+
+    full = score(args.model, families=args.families, progress=write) if args.model else None
+    result = write(full)
     log.info("%s", table_row(name, result))
     return result
 

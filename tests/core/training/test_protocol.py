@@ -95,7 +95,7 @@ def _model_file(path, holdout=None):
     return save_model(CamClassifier("resnet18", 2, 1, meta=meta), path, half=True)
 
 
-def test_scorer_writes_json_and_a_table_row_for_a_recipe(tiny_data, tmp_path):
+def test_scorer_writes_json_and_a_table_row_for_a_recipe_and_continues_from_its_cache(tiny_data, tmp_path, monkeypatch):
     full = _model_file(tmp_path / "m.safetensors")
     xa, xb = _model_file(tmp_path / "xa.safetensors", "IM"), _model_file(tmp_path / "xb.safetensors", "NORMAL2")
     args = protocol.get_args_parser().parse_args(
@@ -103,9 +103,11 @@ def test_scorer_writes_json_and_a_table_row_for_a_recipe(tiny_data, tmp_path):
          "--name", "tiny", "--families", "blur", "crop", "--batch-size", "8"])
     result = protocol.main(args)
     saved = json.loads((tmp_path / "out" / "tiny.json").read_text())
-    assert saved["score"]["score"] == pytest.approx(result["score"]["score"])
+    assert saved["score"] == result["score"] and saved["score"]["score"] is None  # 2 of 17 families: no Score
+    assert saved["score"]["XB"] is not None and saved["score"]["M"] is not None
     f = saved["full"]
-    assert [v["family"] for v in f["views"]] == ["blur"] * 5 + ["crop"] * 5
+    assert [v["family"] for v in f["views"]] == ["crop"] * 5 + ["blur"] * 5  # framing first
+    assert f["complete"] is False and f["families_scored"] == 2
     assert f["clean"]["n"] == 12 and {v["n"] for v in f["views"]} == {12}  # 6 NORMAL and 6 PNEUMONIA patients; balanced
     assert f["constraints"]["cost_vs_resnet18_224"] < 0.1 and f["constraints"]["train_minutes"] == 1.0
     held = {c["held_out"]["batch"]: c["held_out"] for c in saved["cross_batch"]}
@@ -113,10 +115,14 @@ def test_scorer_writes_json_and_a_table_row_for_a_recipe(tiny_data, tmp_path):
     assert held["IM"]["n"] == 10 + 6
     assert saved["score"]["XB"] == pytest.approx((held["IM"]["spec95"] + held["NORMAL2"]["spec95"]) / 2)
     md = (tmp_path / "out" / "tiny.md").read_text()
-    assert protocol.ROW_HEADER.splitlines()[0] in md and "| tiny |" in md and "| blur |" in md and "IM NORMAL held out" in md
+    assert protocol.ROW_HEADER.splitlines()[0] in md and "| tiny (partial: 2 of 17 families) |" in md
+    assert "| blur |" in md and "IM NORMAL held out" in md
     with pytest.raises(CxrError, match="not trained with --holdout"):
         protocol.main(protocol.get_args_parser().parse_args(
             ["--cross-batch", str(full), "--data", str(tiny_data), "--out", str(tmp_path / "o2")]))
+    # A rerun takes every probability from the cache (nothing is computed again) and writes the same result.
+    monkeypatch.setattr(protocol, "positive_probs", lambda *a, **k: pytest.fail("not cached"))
+    assert protocol.main(args)["score"] == result["score"]
 
 
 def test_trainer_holds_out_a_normal_batch_from_train_and_val(tiny_data):
