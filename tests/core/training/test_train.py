@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -94,9 +95,15 @@ def test_image_level_fallback_warns(tmp_path, caplog):
 
 def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     out = tmp_path / "m.safetensors"
-    assert main(_args(tiny_data, out)) == out
+    args = _args(tiny_data, out)
+    parsed = dict(vars(args))
+    assert main(args) == out
+    assert vars(args) == parsed  # derived settings live in a Runtime, never on args
     model = load_model(out)
     meta = model.meta
+    words = shlex.split(meta["training"]["command"])
+    assert words[:2] == ["python", "train_model.py"]
+    assert vars(get_args_parser().parse_args(words[2:])) == parsed  # the recorded command reproduces the run
     assert meta["class_names"] == ["NORMAL", "PNEUMONIA"] and meta["positive_class"] == "PNEUMONIA"
     assert 0 < meta["threshold"] < 1 and meta["temperature"] > 0
     assert meta["training"]["split"]["rule"] == "patient"
