@@ -45,65 +45,96 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """The command-line options, in groups (``--help`` shows each default)."""
     p = argparse.ArgumentParser(description="Train a cxrviewer model (CAM classifier) on an ImageFolder of radiographs.",
                                 add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="folder with train/CLASS/*, optional val/ and test/")
-    p.add_argument("--out", default=Path("model.safetensors"), type=Path,
+    _data_options(p.add_argument_group("data"))
+    _model_options(p.add_argument_group("model"))
+    _optimisation_options(p.add_argument_group("optimisation"))
+    _augmentation_options(p.add_argument_group("augmentation"))
+    _calibration_options(p.add_argument_group("calibration"))
+    _run_options(p.add_argument_group("run"))
+    return p
+
+
+def _data_options(g) -> None:
+    """Options: where the images come from and how validation is chosen."""
+    g.add_argument("--data", required=True, type=Path, help="folder with train/CLASS/*, optional val/ and test/")
+    g.add_argument("--out", default=Path("model.safetensors"), type=Path,
                    help="model file to write; the report goes to <out without suffix>_report/")
-    p.add_argument("--arch", default="resnet18", choices=ARCHS, help="backbone")
-    p.add_argument("--image-size", default=224, type=int, help="square model input size in pixels (CAM grid = size / 32)")
-    p.add_argument("--input-channels", default=None, type=int, choices=(1, 3),
-                   help="model input channels (grey replicated); default 3 with --pretrained, else 1")
-    p.add_argument("--epochs", default=20, type=int, help="number of epochs")
-    p.add_argument("--batch-size", default=32, type=int, help="images per batch per process")
-    p.add_argument("--lr", default=1e-3, type=float, help="peak learning rate (AdamW)")
-    p.add_argument("--weight-decay", default=0.05, type=float, help="AdamW weight decay")
-    p.add_argument("--warmup-epochs", default=1.0, type=float, help="linear warm-up before cosine decay, in epochs")
-    p.add_argument("--label-smoothing", default=0.0, type=float, help="cross-entropy label smoothing")
-    p.add_argument("--no-class-weights", dest="class_weights", action="store_false",
-                   help="disable inverse-frequency class weights in the loss (on by default)")
-    p.add_argument("--rotate", default=10.0, type=float, help="augmentation: max rotation in degrees")
-    p.add_argument("--translate", default=0.06, type=float, help="augmentation: max shift, fraction of the side")
-    p.add_argument("--scale", default=(0.9, 1.15), type=float, nargs=2, metavar=("MIN", "MAX"), help="augmentation: zoom range")
-    p.add_argument("--brightness", default=0.1, type=float, help="augmentation: max additive brightness change")
-    p.add_argument("--contrast", default=0.2, type=float, help="augmentation: max relative contrast change")
-    p.add_argument("--hflip", default=0.0, type=float, help="augmentation: probability of a horizontal flip (never vertical)")
-    p.add_argument("--framing", default=0.0, type=float,
-                   help="augmentation: probability of a random framing change per image (black/grey borders, crop, "
-                        "edge masks, collimation, off-centre shift; see docs/selection-protocol.md)")
-    p.add_argument("--framing-max", default=0.15, type=float, help="augmentation: largest framing change, fraction of the side")
-    p.add_argument("--markers", default=0.0, type=float,
-                   help="augmentation: probability of a burned-in marker added or an edge patch erased, per image")
-    p.add_argument("--detail", default=0.0, type=float,
-                   help="augmentation: probability of detail loss per image (Gaussian blur or down-then-up resampling)")
-    p.add_argument("--detail-max-sigma", default=3.0, type=float, help="augmentation: largest blur sigma, px at 224 px")
-    p.add_argument("--noise", default=0.02, type=float, help="augmentation: std of Gaussian noise added to half of the images")
-    p.add_argument("--mixup", default=0.0, type=float, help="mixup alpha (0 = off)")
-    p.add_argument("--cutmix", default=0.0, type=float, help="cutmix alpha (0 = off; with --mixup each batch uses one)")
-    p.add_argument("--ema", default=0.0, type=float,
-                   help="decay of an exponential moving average of the weights, updated every step; validation, the "
-                        "best epoch and the model file use the averaged weights (0 = off; e.g. 0.998)")
-    p.add_argument("--holdout-normal-batch", default=None, choices=("IM", "NORMAL2"),
+    g.add_argument("--val-fraction", default=0.15, type=float, help="share of patients held out when there is no usable val/")
+    g.add_argument("--min-val-size", default=100, type=int, help="a val/ folder with fewer images is ignored (split from train/)")
+    g.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN,
+                   help="regex whose first group is the patient id in a file name")
+    g.add_argument("--holdout-normal-batch", default=None, choices=("IM", "NORMAL2"),
                    help="cross-batch hold-out: leave this acquisition batch's NORMAL images (IM-* or NORMAL2-IM-*) out "
                         "of training and validation, to score them afterwards (docs/selection-protocol.md)")
-    p.add_argument("--val-fraction", default=0.15, type=float, help="share of patients held out when there is no usable val/")
-    p.add_argument("--min-val-size", default=100, type=int, help="a val/ folder with fewer images is ignored (split from train/)")
-    p.add_argument("--patient-pattern", default=DEFAULT_PATIENT_PATTERN,
-                   help="regex whose first group is the patient id in a file name")
-    p.add_argument("--threshold-rule", default="robust", choices=metrics.THRESHOLD_RULES,
+
+
+def _model_options(g) -> None:
+    """Options: the network and the file it is written to."""
+    g.add_argument("--arch", default="resnet18", choices=ARCHS, help="backbone")
+    g.add_argument("--image-size", default=224, type=int, help="square model input size in pixels (CAM grid = size / 32)")
+    g.add_argument("--input-channels", default=None, type=int, choices=(1, 3),
+                   help="model input channels (grey replicated); default 3 with --pretrained, else 1")
+    g.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
+    g.add_argument("--backbone-weights", default=None, type=Path, help="torchvision ImageNet weights file (.pth or .safetensors) for offline use")
+    g.add_argument("--freeze-backbone", action="store_true", help="train only the linear head (the seed article's recipe)")
+    g.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights in the model file")
+
+
+def _optimisation_options(g) -> None:
+    """Options: loss, optimiser and schedule."""
+    g.add_argument("--epochs", default=20, type=int, help="number of epochs")
+    g.add_argument("--batch-size", default=32, type=int, help="images per batch per process")
+    g.add_argument("--lr", default=1e-3, type=float, help="peak learning rate (AdamW)")
+    g.add_argument("--weight-decay", default=0.05, type=float, help="AdamW weight decay")
+    g.add_argument("--warmup-epochs", default=1.0, type=float, help="linear warm-up before cosine decay, in epochs")
+    g.add_argument("--label-smoothing", default=0.0, type=float, help="cross-entropy label smoothing")
+    g.add_argument("--no-class-weights", dest="class_weights", action="store_false",
+                   help="disable inverse-frequency class weights in the loss (on by default)")
+    g.add_argument("--mixup", default=0.0, type=float, help="mixup alpha (0 = off)")
+    g.add_argument("--cutmix", default=0.0, type=float, help="cutmix alpha (0 = off; with --mixup each batch uses one)")
+    g.add_argument("--ema", default=0.0, type=float,
+                   help="decay of an exponential moving average of the weights, updated every step; validation, the "
+                        "best epoch and the model file use the averaged weights (0 = off; e.g. 0.998)")
+
+
+def _augmentation_options(g) -> None:
+    """Options: random changes to each training batch."""
+    g.add_argument("--rotate", default=10.0, type=float, help="augmentation: max rotation in degrees")
+    g.add_argument("--translate", default=0.06, type=float, help="augmentation: max shift, fraction of the side")
+    g.add_argument("--scale", default=(0.9, 1.15), type=float, nargs=2, metavar=("MIN", "MAX"), help="augmentation: zoom range")
+    g.add_argument("--brightness", default=0.1, type=float, help="augmentation: max additive brightness change")
+    g.add_argument("--contrast", default=0.2, type=float, help="augmentation: max relative contrast change")
+    g.add_argument("--hflip", default=0.0, type=float, help="augmentation: probability of a horizontal flip (never vertical)")
+    g.add_argument("--framing", default=0.0, type=float,
+                   help="augmentation: probability of a random framing change per image (black/grey borders, crop, "
+                        "edge masks, collimation, off-centre shift; see docs/selection-protocol.md)")
+    g.add_argument("--framing-max", default=0.15, type=float, help="augmentation: largest framing change, fraction of the side")
+    g.add_argument("--markers", default=0.0, type=float,
+                   help="augmentation: probability of a burned-in marker added or an edge patch erased, per image")
+    g.add_argument("--detail", default=0.0, type=float,
+                   help="augmentation: probability of detail loss per image (Gaussian blur or down-then-up resampling)")
+    g.add_argument("--detail-max-sigma", default=3.0, type=float, help="augmentation: largest blur sigma, px at 224 px")
+    g.add_argument("--noise", default=0.02, type=float, help="augmentation: std of Gaussian noise added to half of the images")
+
+
+def _calibration_options(g) -> None:
+    """Options: fitted on validation after training."""
+    g.add_argument("--threshold-rule", default="robust", choices=metrics.THRESHOLD_RULES,
                    help="how the two-class decision threshold is fitted on validation: robust = Youden's J averaged "
                         "over the clean images and fixed exposure/contrast/blur/zoom shifts of them; youden; f1; 0.5")
-    p.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
-    p.add_argument("--backbone-weights", default=None, type=Path, help="torchvision ImageNet weights file (.pth or .safetensors) for offline use")
-    p.add_argument("--freeze-backbone", action="store_true", help="train only the linear head (the seed article's recipe)")
-    p.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: best available)")
-    p.add_argument("--amp", default="auto", choices=("auto", "on", "off"),
+
+
+def _run_options(g) -> None:
+    """Options: where and how the run executes."""
+    g.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: best available)")
+    g.add_argument("--amp", default="auto", choices=("auto", "on", "off"),
                    help="mixed precision: fp16 on CUDA, bf16 on CPUs that support it (auto = on where supported)")
-    p.add_argument("--workers", default=0, type=int, help="data loader worker processes (images are cached after the first epoch)")
-    p.add_argument("--seed", default=0, type=int, help="random seed (split, initialisation, augmentation)")
-    p.add_argument("--resume", default=None, type=Path, help="checkpoint to resume from (written each epoch to <report>/checkpoint.pt)")
-    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights in the model file")
-    return p
+    g.add_argument("--workers", default=0, type=int, help="data loader worker processes (images are cached after the first epoch)")
+    g.add_argument("--seed", default=0, type=int, help="random seed (split, initialisation, augmentation)")
+    g.add_argument("--resume", default=None, type=Path, help="checkpoint to resume from (written each epoch to <report>/checkpoint.pt)")
 
 
 def command_line(args: argparse.Namespace) -> str:
