@@ -13,23 +13,48 @@ exits 0 when the batch ran, whatever failed per file (see the ``error`` column).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
 from .core.errors import CxrError, RadiographError
 from .core.results import FileResult
+from .core.workers import DaemonPool
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run ends as on Ctrl+C: partial files removed."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,7 +163,10 @@ def _predict_here(args: argparse.Namespace) -> int:
     from .core.export import CsvWriter
     from .core.inference import scan_inputs
 
-    paths = scan_inputs(args.inputs)
+    skipped: list[tuple[Path, str]] = []
+    paths = scan_inputs(args.inputs, skipped)
+    for path, reason in skipped:
+        print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
     if not paths:
         return _fail(f"no images found in {', '.join(args.inputs)}")
     csv_path = _csv_target(args)
@@ -147,9 +175,12 @@ def _predict_here(args: argparse.Namespace) -> int:
     render = _overlay_writer(args, model, out_dir) if out_dir is not None else None
     batch = Batch.of(model)
     try:
-        with CsvWriter(csv_path, batch, csv_columns(batch, overlays=render is not None), overwrite=args.overwrite) as writer:
+        with _terminate_as_interrupt(), \
+                CsvWriter(csv_path, batch, csv_columns(batch, overlays=render is not None), overwrite=args.overwrite) as writer:
             failed = _classify(predictor, paths, writer, render)
             written = writer.close()
+    except Terminated:
+        return _fail("terminated; no CSV written", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return _fail("interrupted; no CSV written", EXIT_INTERRUPTED)
     print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified, {failed} failed -> {written}", file=sys.stderr)
@@ -277,7 +308,7 @@ def _classify(predictor, paths: list[Path], writer, render) -> int:
     """Classify ``paths`` into ``writer`` (overlays rendered alongside, two at a time); returns how many failed."""
     cancel = threading.Event()
     results = predictor.predict(paths, cancel=cancel)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxrviewer-overlay") if render else None
+    pool = DaemonPool(2, "cxrviewer-overlay") if render else None
     inflight: deque[tuple[FileResult, Future | None]] = deque()
     failed = 0
     with _progress_bar(len(paths)) as bar:
@@ -290,7 +321,7 @@ def _classify(predictor, paths: list[Path], writer, render) -> int:
             cancel.set()
             results.close()
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.shutdown(timeout=0.2)
     return failed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 import types
@@ -152,12 +153,23 @@ def test_version_and_gui_dispatch(monkeypatch, scans, capsys):
 
 
 def test_python_dash_m_runs_quietly_off_a_terminal(scans, tiny_model_file, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from tests.core.dicom_factory import make_dicom
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(get_testdata_file("SC_rgb_jpeg.dcm", download=False), odd)  # pydicom warns about its VR
+    make_dicom(odd / "overflow.dcm", np.full((32, 32), 4000, np.uint16), RescaleSlope="1e38")  # numpy overflows
+    Image.fromarray(np.zeros((9000, 9999), np.uint8)).save(odd / "huge.png")  # Pillow warns, cxrviewer refuses
     out = tmp_path / "r.csv"
-    proc = subprocess.run([sys.executable, "-m", "cxrviewer", "predict", str(scans / "a.jpg"), "--csv", str(out),
+    proc = subprocess.run([sys.executable, "-m", "cxrviewer", "predict", str(scans / "a.jpg"), str(odd), "--csv", str(out),
                            "--model", str(tiny_model_file)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "" and proc.stderr.strip().splitlines() == [f"cxrviewer: 1 file(s): 1 classified, 0 failed -> {out}"]
-    assert out.exists()
+    assert proc.stdout == "" and proc.stderr.strip().splitlines() == [f"cxrviewer: 4 file(s): 2 classified, 2 failed -> {out}"]
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open(newline=""))}
+    assert "not finite" in rows["overflow.dcm"]["error"] and "refused" in rows["huge.png"]["error"]
+    assert rows["SC_rgb_jpeg.dcm"]["error"] == ""
 
 
 def test_install_desktop_writes_an_entry(tmp_path, monkeypatch, capsys):

@@ -13,10 +13,18 @@ YBR, palette) and colour rasters become luma (ITU-R 601); alpha is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import errno
+import io
+import logging
+import os
+import stat
+import struct
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -42,6 +50,17 @@ _MAGIC = (  # (offset, bytes, format name) of the raster formats Pillow reads fo
     (0, b"MM\x00+", "TIFF"),
 )
 _PERCENTILES = (0.5, 99.5)
+#: With a ``target_size``, large images are decoded no smaller than this many times it.
+REDUCE_MARGIN = 2
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+#: Reads a DICOM header parse may make (about two per element); far beyond any real data set.
+MAX_HEADER_READS = 200_000
+
+# Sizes are checked here before decoding, and pydicom's notes on odd files are not the user's
+# business: keep both libraries' warnings off the terminal.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
 @dataclass
@@ -60,15 +79,16 @@ class Radiograph:
 
 
 def is_radiograph_file(path: str | Path) -> bool:
-    """True if ``path`` looks like a radiograph: a known suffix (any case), or no suffix and DICOM's 'DICM' magic."""
+    """True if ``path`` looks like a radiograph: a known suffix (any case), or a suffix-less regular file with
+    DICOM's 'DICM' magic (nothing but a regular file is opened to look)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix:
         return suffix in IMAGE_SUFFIXES
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             head = f.read(132)
-    except OSError:
+    except (OSError, RadiographError):
         return False
     return head[128:132] == b"DICM"
 
@@ -76,36 +96,66 @@ def is_radiograph_file(path: str | Path) -> bool:
 def load_radiograph(path: str | Path, target_size: tuple[int, int] | None = None) -> Radiograph:
     """Read ``path`` into a :class:`Radiograph`.
 
-    ``target_size`` (H, W) is a hint: formats that can (JPEG draft mode) decode at
-    a reduced scale no smaller than it; ``pixels`` may then be smaller than the
-    original, while ``meta["original_size"]`` stays the full size. Raises
-    :class:`UnsupportedFileError` or :class:`CorruptFileError` with a one-line reason.
+    ``target_size`` (H, W) is a hint: large images are decoded at a reduced size no
+    smaller than twice it (JPEG draft mode, Pillow's ``reduce``, a block mean of DICOM
+    stored values), so memory per image stays bounded; ``pixels`` may then be smaller
+    than the original, while ``meta["original_size"]`` stays the full size. Only regular
+    files are opened. Raises :class:`UnsupportedFileError` or :class:`CorruptFileError`
+    with a one-line reason written for people.
     """
     path = Path(path)
+    with _open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise CorruptFileError(path, "empty file (0 bytes)")
+        head = f.read(132)
+        f.seek(0)
+        raster = next((name for off, magic, name in _MAGIC if head[off:off + len(magic)] == magic), None)
+        with np.errstate(all="ignore"):
+            try:
+                if head[128:132] == b"DICM":
+                    rad = _load_dicom(path, f, size, force=False, target_size=target_size)
+                elif raster is None and path.suffix.lower() in DICOM_SUFFIXES:
+                    rad = _load_dicom(path, f, size, force=True, target_size=target_size)
+                else:
+                    rad = _load_pillow(path, f, raster, target_size)
+            except RadiographError:
+                raise
+            except MemoryError:
+                raise CorruptFileError(path, "not enough memory to decode this image") from None
+            except Exception:  # noqa: BLE001 - a library failure on a damaged file is still one clear reason
+                raise CorruptFileError(path, "the file is damaged and could not be decoded") from None
+    if not np.isfinite(rad.pixels).all():
+        raise CorruptFileError(path, "the image has values that are not finite numbers after the display "
+                                     "pipeline (rescale or window values out of range)")
+    return rad
+
+
+@contextlib.contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """Open ``path`` for reading only if it is a regular file; never blocks on a FIFO or a device."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(132)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
-        raise UnsupportedFileError(path, "file not found") from None
+        reason = "broken link: its target does not exist" if os.path.islink(path) else "file not found"
+        raise UnsupportedFileError(path, reason) from None
     except IsADirectoryError:
         raise UnsupportedFileError(path, "is a folder, not an image file") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsupportedFileError(path, "the link loops back on itself") from None
         raise UnsupportedFileError(path, f"cannot read file ({e.strerror or e})") from None
-    if size == 0:
-        raise CorruptFileError(path, "empty file (0 bytes)")
-
-    raster = next((name for off, magic, name in _MAGIC if head[off:off + len(magic)] == magic), None)
-    try:
-        if head[128:132] == b"DICM":
-            return _load_dicom(path, size, force=False)
-        if raster is None and path.suffix.lower() in DICOM_SUFFIXES:
-            return _load_dicom(path, size, force=True)
-        return _load_pillow(path, raster, target_size)
-    except RadiographError:
-        raise
-    except MemoryError:
-        raise CorruptFileError(path, "not enough memory to decode this image") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "is a folder, not an image file" if stat.S_ISDIR(mode) else \
+            "not a regular file (a pipe, device or socket), so it is not read"
+        raise UnsupportedFileError(path, what)
+    with os.fdopen(fd, "rb") as f:
+        try:
+            yield f
+        except OSError as e:
+            raise CorruptFileError(path, f"cannot read file ({e.strerror or e})") from None
 
 
 def to_model_input(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -120,9 +170,9 @@ def to_model_input(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- raster files
 
 
-def _load_pillow(path: Path, raster: str | None, target_size: tuple[int, int] | None) -> Radiograph:
+def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple[int, int] | None) -> Radiograph:
     try:
-        im = Image.open(path, formats=_PILLOW_FORMATS)
+        im = Image.open(f, formats=_PILLOW_FORMATS)
     except Image.UnidentifiedImageError:
         if raster is not None:
             raise CorruptFileError(path, f"damaged {raster} header") from None
@@ -130,8 +180,8 @@ def _load_pillow(path: Path, raster: str | None, target_size: tuple[int, int] | 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CorruptFileError(path, f"refused: image larger than {MAX_PIXELS / 1e6:.0f} megapixels "
                                      "(decompression bomb?)") from None
-    except Exception as e:  # noqa: BLE001 - any parser failure is a damaged header
-        raise CorruptFileError(path, f"damaged image header ({_short(e)})") from None
+    except Exception:  # noqa: BLE001 - any parser failure is a damaged header
+        raise CorruptFileError(path, f"damaged {raster or 'image'} header") from None
     with im:
         fmt = "JPEG" if im.format == "MPO" else im.format
         w, h = im.size
@@ -140,19 +190,31 @@ def _load_pillow(path: Path, raster: str | None, target_size: tuple[int, int] | 
                                          "megapixels (decompression bomb?)")
         orientation = _exif_orientation(im)
         mode = im.mode
-        if target_size is not None and fmt == "JPEG":
-            side = max(int(target_size[0]), int(target_size[1]), 1)  # either way up after EXIF rotation
-            im.draft("L" if im.mode in ("L", "RGB") else None, (side, side))
         try:
-            pixels = _pillow_grey(im)
-        except Exception as e:  # noqa: BLE001 - truncated / damaged data surface as many types
-            raise CorruptFileError(path, f"truncated or damaged {fmt} data ({_short(e)})") from None
+            pixels = _pillow_grey(_reduced(im, fmt, target_size))
+        except Exception:  # noqa: BLE001 - truncated / damaged data surface as many types
+            raise CorruptFileError(path, f"truncated or damaged {fmt} data") from None
     pixels = _orient(pixels, orientation)
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     meta = {"format": fmt, "original_size": (w, h), "decoded_size": (pixels.shape[1], pixels.shape[0]),
             "mode": mode, "exif_orientation": orientation}
     return Radiograph(path, pixels, meta)
+
+
+def _reduced(im: Image.Image, fmt: str, target_size: tuple[int, int] | None) -> Image.Image:
+    """``im``, decoded at a reduced size no smaller than twice ``target_size`` when it is much larger."""
+    if target_size is None:
+        return im
+    side = max(int(target_size[0]), int(target_size[1]), 1)  # either way up after EXIF rotation
+    if fmt == "JPEG":
+        im.draft("L" if im.mode in ("L", "RGB") else None, (side, side))
+    factor = min(im.size) // (REDUCE_MARGIN * side)
+    if factor < 2 or im.mode not in ("L", "RGB", "RGBA", "I", "F", "I;16", "LA", "P"):
+        return im
+    if im.mode == "P":
+        im = im.convert("RGB")
+    return im.reduce(factor)
 
 
 def _pillow_grey(im: Image.Image) -> np.ndarray:
@@ -213,42 +275,26 @@ _INSTALL_HINT = {
 _ID_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "Manufacturer")
 
 
-def _load_dicom(path: Path, file_size: int, force: bool) -> Radiograph:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path, force=force, defer_size=64 * 1024)
-    except InvalidDicomError as e:
-        raise UnsupportedFileError(path, f"not a DICOM file ({_short(e)})") from None
-    except Exception as e:  # noqa: BLE001 - pydicom reports damaged headers with many types
-        raise CorruptFileError(path, f"damaged DICOM header ({_short(e)})") from None
-
+def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
+                target_size: tuple[int, int] | None) -> Radiograph:
+    ds = _read_dicom(path, f, force)
     tsyntax = _transfer_syntax(ds)
     pixel_tag = next((t for t in (0x7FE00010, 0x7FE00008, 0x7FE00009) if t in ds), None)
     if pixel_tag is None:
         if not len(ds):  # pydicom drops the whole data set when the file ends inside a sequence
-            if force:
-                raise UnsupportedFileError(path, "not a DICOM file")
             raise CorruptFileError(path, "truncated or damaged DICOM: no readable data set")
         kind = "has image attributes but no pixel data (truncated?)" if "Rows" in ds else \
             "contains no image (no pixel data)"
         raise UnsupportedFileError(path, f"DICOM {kind}")
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    except Exception as e:  # noqa: BLE001 - missing or garbled image pixel module
-        raise CorruptFileError(path, f"DICOM image attributes missing or invalid ({_short(e)})") from None
-    if rows <= 0 or cols <= 0:
-        raise CorruptFileError(path, f"DICOM image has invalid size {cols} x {rows}")
-    if rows * cols > MAX_PIXELS:
-        raise CorruptFileError(path, f"refused: {cols} x {rows} pixels is more than {MAX_PIXELS / 1e6:.0f} "
-                                     "megapixels (decompression bomb?)")
+    rows, cols, frames, photometric = _image_attributes(path, ds)
     _check_decoder(path, tsyntax)
-    _check_not_truncated(path, ds, pixel_tag, file_size)
+    if tsyntax != _DEFLATED:
+        _check_not_truncated(path, ds, pixel_tag, file_size)
+    _check_codestream(path, f, ds, pixel_tag, tsyntax, rows, cols)
 
-    arr = _decode_first_frame(path, ds, tsyntax, use_path=not force)
+    arr = _decode_first_frame(path, f, ds, tsyntax)
+    if arr.shape[:2] != (rows, cols):
+        raise CorruptFileError(path, f"the pixel data does not hold a {cols} x {rows} image")
     meta: dict[str, Any] = {
         "format": "DICOM", "original_size": (cols, rows), "decoded_size": (cols, rows),
         "transfer_syntax": tsyntax.name, "transfer_syntax_uid": str(tsyntax),
@@ -263,12 +309,94 @@ def _load_dicom(path: Path, file_size: int, force: bool) -> Radiograph:
         if arr.ndim == 3 or photometric == "PALETTE COLOR":
             pixels = _colour_to_grey(arr, ds, photometric, meta)
         else:
-            pixels = _monochrome_display(arr, ds, photometric, meta)
+            pixels = _monochrome_display(arr, ds, photometric, meta, target_size)
     except RadiographError:
         raise
-    except Exception as e:  # noqa: BLE001 - bad LUTs or windows in the header
-        raise CorruptFileError(path, f"invalid DICOM display attributes ({_short(e)})") from None
+    except Exception:  # noqa: BLE001 - bad LUTs or windows in the header
+        raise CorruptFileError(path, "invalid DICOM display attributes (LUT, window or rescale values)") from None
+    meta["decoded_size"] = (pixels.shape[1], pixels.shape[0])
     return Radiograph(path, pixels, meta)
+
+
+def _read_dicom(path: Path, f: BinaryIO, force: bool):
+    """The data set up to its pixel data, read from ``f``; elements after the pixel data or out of order stop
+    the read (so a huge or garbage tail costs nothing)."""
+    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
+
+    if force and not _looks_like_dicom(f):
+        raise UnsupportedFileError(path, "not a DICOM file")
+    seen: list[int] = []
+
+    def stop(tag, vr, length) -> bool:  # pydicom asks twice about the first tag it peeks at
+        garbage = bool(seen) and (tag < seen[-1] or seen[-2:] == [tag, tag])
+        seen.append(int(tag))
+        return garbage or tag > 0x7FE00010
+
+    try:
+        f.seek(0)
+        ds = read_partial(_ReadBudget(f), stop_when=stop, defer_size=64 * 1024, force=force)
+        if str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")) == _DEFLATED:
+            seen.clear()  # deferred values would point into the inflated stream, which is gone: read them now
+            f.seek(0)
+            ds = read_partial(_ReadBudget(f), stop_when=stop, defer_size=None, force=force)
+        ds.filename, ds.buffer = None, f  # deferred values are read from this open file, never reopened by name
+        return ds
+    except _ReadBudget.Spent:
+        raise CorruptFileError(path, "the DICOM data set has far too many elements (damaged or padded file)") from None
+    except InvalidDicomError:
+        raise UnsupportedFileError(path, "not a DICOM file") from None
+    except Exception:  # noqa: BLE001 - pydicom reports damaged headers with many types
+        raise CorruptFileError(path, "damaged or truncated DICOM data set") from None
+
+
+class _ReadBudget:
+    """The open file as pydicom reads it, allowing at most :data:`MAX_HEADER_READS` reads: a file of zeros or
+    other garbage parses as endless tiny elements, and this ends such a parse in about a second."""
+
+    class Spent(Exception):
+        pass
+
+    def __init__(self, f: BinaryIO):
+        self._f, self._left = f, MAX_HEADER_READS
+
+    def read(self, size: int = -1) -> bytes:
+        self._left -= 1
+        if self._left < 0:
+            raise self.Spent()
+        return self._f.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
+def _looks_like_dicom(f: BinaryIO) -> bool:
+    """A file without the 'DICM' preamble: does it start like a data set (group 0002 or 0008, either byte order)?"""
+    f.seek(0)
+    head = f.read(8)
+    return len(head) == 8 and (head[:2] in (b"\x02\x00", b"\x08\x00") or head[:2] == b"\x00\x08")
+
+
+def _image_attributes(path: Path, ds) -> tuple[int, int, int, str]:
+    """(Rows, Columns, frames, photometric interpretation), checked against :data:`MAX_PIXELS`."""
+    missing = [k for k in ("Rows", "Columns") if k not in ds]
+    if missing:
+        raise CorruptFileError(path, f"DICOM image attributes missing ({' and '.join(missing)})")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    except Exception:  # noqa: BLE001 - garbled image pixel module
+        raise CorruptFileError(path, "DICOM image attributes (Rows, Columns, Number of Frames) are invalid") from None
+    if rows <= 0 or cols <= 0:
+        raise CorruptFileError(path, f"DICOM image has invalid size {cols} x {rows}")
+    if rows * cols > MAX_PIXELS:
+        raise CorruptFileError(path, f"refused: {cols} x {rows} pixels is more than {MAX_PIXELS / 1e6:.0f} "
+                                     "megapixels (decompression bomb?)")
+    return rows, cols, frames, photometric
 
 
 def _transfer_syntax(ds):
@@ -311,19 +439,94 @@ def _check_not_truncated(path: Path, ds, pixel_tag: int, file_size: int) -> None
                                      f"{file_size}")
 
 
-def _decode_first_frame(path: Path, ds, tsyntax, use_path: bool) -> np.ndarray:
-    """Decode frame 0 only; from the file itself where possible, so other frames are never read."""
-    from pydicom.pixels import pixel_array
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF, 0xF7})
+_CODESTREAM_PEEK = 4 * 1024 * 1024
 
+
+def _check_codestream(path: Path, f: BinaryIO, ds, pixel_tag: int, tsyntax, rows: int, cols: int) -> None:
+    """For compressed pixel data, the size the first frame's JPEG / JPEG-LS / JPEG 2000 header declares must be
+    the image's Rows x Columns: checked before any decoder allocates for it."""
+    if not tsyntax.is_compressed or pixel_tag != 0x7FE00010:
+        return
+    head = _first_fragment(f, ds._dict.get(pixel_tag))
+    if head is None:
+        return
+    declared = _declared_size(head)
+    if declared is None:
+        name = "JPEG 2000" if "2000" in tsyntax.name else "JPEG" if "JPEG" in tsyntax.name else None
+        if name is not None:
+            raise CorruptFileError(path, f"the embedded {name} data has no readable header")
+        return
+    w, h = declared
+    if (w, h) != (cols, rows):
+        raise CorruptFileError(path, f"the embedded image declares {w} x {h} pixels but the DICOM header says "
+                                     f"{cols} x {rows}; refused before decoding")
+
+
+def _first_fragment(f: BinaryIO, elem) -> bytes | None:
+    """The first bytes (up to 4 MiB) of the first fragment of encapsulated pixel data, or None if unreadable."""
+    value = getattr(elem, "value", None)
+    src, start = (io.BytesIO(value), 0) if isinstance(value, bytes) else (f, getattr(elem, "value_tell", None))
+    if start is None:
+        return None
+    src.seek(start)
+    for item in ("offset table", "fragment"):
+        tag = src.read(8)
+        if len(tag) < 8 or tag[:4] != b"\xfe\xff\x00\xe0":
+            return None
+        (length,) = struct.unpack("<I", tag[4:])
+        if item == "fragment":
+            return src.read(min(length, _CODESTREAM_PEEK))
+        src.seek(length, io.SEEK_CUR)
+    return None
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG / JPEG-LS SOF segment or a JPEG 2000 SIZ segment, or None."""
+    if data[:4] == b"\xff\x4f\xff\x51" and len(data) >= 24:  # J2K codestream: SOC, SIZ
+        xsiz, ysiz, xo, yo = struct.unpack(">IIII", data[8:24])
+        return xsiz - xo, ysiz - yo
+    if data[:12].find(b"jP  ") >= 0:  # JP2 file format: find the codestream inside
+        at = data.find(b"\xff\x4f\xff\x51")
+        return _declared_size(data[at:]) if at >= 0 else None
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        if marker in _SOF_MARKERS and pos + 9 <= len(data):
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return w, h
+        pos += 2 + length
+    return None
+
+
+def _decode_first_frame(path: Path, f: BinaryIO, ds, tsyntax) -> np.ndarray:
+    """Decode frame 0 only; from the file itself where possible (other frames are never read), else from the
+    data set (deflated files, and files whose fragments only the data set route reads)."""
+    from pydicom.pixels import pixel_array
+
+    if tsyntax != _DEFLATED:
+        try:
+            f.seek(0)
+            return pixel_array(f, index=0)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - retried from the data set below
+            pass
     try:
-        if use_path and tsyntax != DeflatedExplicitVRLittleEndian:
-            return pixel_array(path, index=0)
         return pixel_array(ds, index=0)
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 - decoders raise many types for damaged data
-        raise CorruptFileError(path, f"cannot decode DICOM pixel data ({tsyntax.name}): {_short(e)}") from None
+    except Exception:  # noqa: BLE001 - decoders raise many types for damaged data
+        raise CorruptFileError(path, f"the {tsyntax.name} pixel data is damaged or does not match the image "
+                                     "attributes") from None
 
 
 def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
@@ -341,11 +544,12 @@ def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.nda
     return _clip01(grey / np.float32(top) if top else grey)
 
 
-def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
+def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict,
+                        target_size: tuple[int, int] | None = None) -> np.ndarray:
     """Stored values -> Modality LUT -> VOI LUT / window -> presentation (inversion), in [0, 1]."""
     if arr.dtype.kind == "f":  # Float / Double Float Pixel Data
         arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    arr = _fix_bits_stored(arr, ds)
+    arr = _shrink(_fix_bits_stored(arr, ds), target_size, keep_values=bool(ds.get("ModalityLUTSequence")))
     values = _modality(arr, ds, meta)
     y = _voi(values, ds, meta)
     shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
@@ -357,6 +561,21 @@ def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict) -> np
     meta["inverted"] = bool(invert)
     meta["presentation_lut_shape"] = shape or None
     return y
+
+
+def _shrink(arr: np.ndarray, target_size: tuple[int, int] | None, keep_values: bool) -> np.ndarray:
+    """A large 2-D ``arr`` reduced by a whole factor to no less than :data:`REDUCE_MARGIN` x ``target_size``:
+    the block mean (float32), or every n-th value when the values must stay stored values (a LUT follows)."""
+    if target_size is None:
+        return arr
+    side = max(int(target_size[0]), int(target_size[1]), 1)
+    k = min(arr.shape) // (REDUCE_MARGIN * side)
+    if k < 2:
+        return arr
+    if keep_values:
+        return np.ascontiguousarray(arr[::k, ::k])
+    h, w = arr.shape[0] // k * k, arr.shape[1] // k * k
+    return arr[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3), dtype=np.float32)
 
 
 def _fix_bits_stored(arr: np.ndarray, ds) -> np.ndarray:

@@ -20,10 +20,11 @@ float32), channels_last; the caller's model is never changed.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,14 @@ from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_mod
 from .model import CamClassifier
 from .precision import PARITY_KEY, prepare_model, resolve_precision
 from .results import FileResult
+from .workers import DaemonPool
 
 __all__ = ["IMAGE_SUFFIXES", "DeviceError", "InputError", "Predictor", "pick_device", "scan_inputs"]
+
+
+SHUTDOWN_WAIT = 0.2
+"""Seconds a finished or cancelled run waits for its decoding threads before leaving them behind."""
+NON_FINITE = "the model gave no finite probability for this image (non-finite numbers in its input or weights)"
 
 
 class DeviceError(CxrError):
@@ -87,34 +94,26 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def scan_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+def scan_inputs(inputs: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Expand files and folders into the list of image files to classify.
 
     - A file named directly is kept whatever its name (an unreadable one becomes
-      an error row later); folders are walked recursively and only radiographs
-      are taken (:func:`~cxrviewer.core.imaging.is_radiograph_file`: a suffix in
-      ``IMAGE_SUFFIXES``, any case, or a suffix-less DICOM).
+      an error row later); folders are walked recursively and radiographs are taken
+      (:func:`~cxrviewer.core.imaging.is_radiograph_file`: a suffix in
+      ``IMAGE_SUFFIXES``, any case, or a suffix-less regular file with DICOM's magic).
+    - Nothing but regular files is ever opened: a FIFO, device or socket never blocks
+      the scan. An entry with an image suffix that is not a readable regular file (a
+      FIFO, a dangling or looping link) is kept, so that it becomes an error row.
     - Hidden files and folders (name starting with ".") inside folders are skipped.
     - Symbolic links are followed, each real folder is walked once (no loop hangs).
     - Duplicates (the same file reached twice, e.g. through a link) are dropped;
       the first occurrence keeps its place. Folder contents come sorted by name.
+    - Folders that cannot be read are appended to ``skipped`` as ``(path, reason)``.
 
     Raises :class:`InputError` for an input that does not exist.
     """
     found: list[Path] = []
-    seen_files: set[tuple[int, int]] = set()
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def add(path: Path, st: os.stat_result | None = None) -> None:
-        try:
-            st = st or path.stat()
-        except OSError:
-            return
-        key = (st.st_dev, st.st_ino)
-        if key not in seen_files:
-            seen_files.add(key)
-            found.append(path)
-
+    seen: set[tuple[int, int] | Path] = set()
     for item in map(Path, inputs):
         try:
             st = item.stat()
@@ -122,36 +121,62 @@ def scan_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             raise InputError(f"{item}: no such file or folder") from None
         except OSError as e:
             raise InputError(f"{item}: cannot read ({e.strerror or e})") from None
-        if not os.path.isdir(item):
-            add(item, st)
-            continue
-        for root, dirs, files in os.walk(item, followlinks=True):
-            try:
-                rst = os.stat(root)
-            except OSError:
-                dirs[:] = []
-                continue
-            if (rst.st_dev, rst.st_ino) in seen_dirs:  # reached again through a link: walked already
-                dirs[:] = []
-                continue
-            seen_dirs.add((rst.st_dev, rst.st_ino))
-            kept = []
-            for d in sorted(dirs, key=_sort_key):
-                if _is_hidden(d):
-                    continue
-                try:
-                    dst = os.stat(os.path.join(root, d))
-                except OSError:
-                    continue
-                key = (dst.st_dev, dst.st_ino)
-                if key not in seen_dirs:
-                    kept.append(d)
-            dirs[:] = kept
-            for f in sorted(files, key=_sort_key):
-                p = Path(root) / f
-                if not _is_hidden(f) and is_radiograph_file(p):
-                    add(p)
+        if stat.S_ISDIR(st.st_mode):
+            _walk(item, found, seen, skipped if skipped is not None else [])
+        else:
+            _add(item, st, found, seen)
     return found
+
+
+def _add(path: Path, st: os.stat_result | None, found: list[Path], seen: set) -> None:
+    key = (st.st_dev, st.st_ino) if st is not None else path
+    if key not in seen:
+        seen.add(key)
+        found.append(path)
+
+
+def _walk(top: Path, found: list[Path], seen: set, skipped: list[tuple[Path, str]]) -> None:
+    """Add the radiographs under the folder ``top`` to ``found`` (see :func:`scan_inputs`)."""
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def unreadable(e: OSError) -> None:
+        skipped.append((Path(e.filename or top), f"folder cannot be read ({e.strerror or e})"))
+
+    for root, dirs, files in os.walk(top, followlinks=True, onerror=unreadable):
+        try:
+            rst = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (rst.st_dev, rst.st_ino) in seen_dirs:  # reached again through a link: walked already
+            dirs[:] = []
+            continue
+        seen_dirs.add((rst.st_dev, rst.st_ino))
+        dirs[:] = [d for d in sorted(dirs, key=_sort_key) if not _is_hidden(d) and _new_dir(root, d, seen_dirs)]
+        for f in sorted(files, key=_sort_key):
+            if not _is_hidden(f):
+                _consider(Path(root) / f, found, seen)
+
+
+def _new_dir(root: str, name: str, seen_dirs: set[tuple[int, int]]) -> bool:
+    try:
+        st = os.stat(os.path.join(root, name))
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) not in seen_dirs
+
+
+def _consider(path: Path, found: list[Path], seen: set) -> None:
+    """Add ``path`` if it is a radiograph; an image-named entry that is not a regular file is added as is."""
+    try:
+        st = path.stat()
+    except OSError:
+        st = None  # a dangling or looping link
+    if st is not None and stat.S_ISREG(st.st_mode):
+        if is_radiograph_file(path):
+            _add(path, st, found, seen)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        _add(path, st, found, seen)
 
 
 def _sort_key(name: str) -> tuple[str, str]:
@@ -178,6 +203,8 @@ def _decode(index: int, path: Path, size: tuple[int, int]) -> _Decoded:
         item.meta = dict(rad.meta)
         item.image_size = _image_size(rad.meta, rad.pixels.shape)
         item.array = to_model_input(rad.pixels, size)
+        if not np.isfinite(item.array).all():
+            item.array, item.error = None, "the image holds non-finite values after decoding"
     except RadiographError as e:
         item.error = e.reason
     except Exception as e:  # noqa: BLE001 - one bad file must never end the batch
@@ -236,9 +263,10 @@ class Predictor:
         A file that cannot be read (or fails in any other way) gives a result
         with ``error`` set; it never stops the batch. ``progress(done, total)`` is
         called just before each result is yielded. Once ``cancel`` is set the
-        iterator stops within one decode or one forward pass; closing the iterator
-        early (``break``, ``close()``) also stops it. Either way its decoding
-        threads are shut down before it returns.
+        iterator stops within one forward pass, however long a decode takes;
+        closing the iterator early (``break``, ``close()``) also stops it. Either
+        way its decoding threads are told to stop; one stuck in a read is not
+        waited for (it is a daemon thread).
         """
         paths = [Path(p) for p in paths]
         total = len(paths)
@@ -247,7 +275,7 @@ class Predictor:
         cancel = cancel if cancel is not None else threading.Event()
         size = self.model.input_size
         lookahead = self.batch_size * (self.prefetch + 1)
-        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cxrviewer-decode")
+        pool = DaemonPool(self.workers, "cxrviewer-decode")
         pending: deque[Future[_Decoded]] = deque()
         submitted = 0
 
@@ -279,9 +307,7 @@ class Predictor:
                         progress(done, total)
                     yield result
         finally:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(timeout=SHUTDOWN_WAIT)  # a decode stuck in a read is left behind, never waited on
 
     @staticmethod
     def _wait(fut: Future[_Decoded], cancel: threading.Event) -> _Decoded | None:
@@ -307,6 +333,9 @@ class Predictor:
             return results
         names = self.model.class_names
         for (r, _), lg, cm, pr, lb in zip(ok, *out):
+            if int(lb) < 0 or not np.isfinite(lg).all():
+                r.error = NON_FINITE
+                continue
             r.logits = [float(v) for v in lg]
             r.cams = np.array(cm, dtype=np.float32, copy=True)
             r.probs = {n: float(v) for n, v in zip(names, pr)}

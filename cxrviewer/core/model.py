@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision
 from torch import nn
@@ -125,8 +126,22 @@ class CamClassifier(nn.Module):
         return torch.softmax(logits.float() / self.temperature, dim=1)
 
     def decide(self, probs: torch.Tensor) -> torch.Tensor:
-        """Predicted class index per row: the threshold rule for two classes, else argmax."""
-        pos, t = self.positive_index, self.threshold
-        if pos is None or t is None:
-            return probs.argmax(dim=1)
-        return torch.where(probs[:, pos] >= t, pos, 1 - pos)
+        """Predicted class index per row by :func:`decide` with this model's threshold (-1: no decision)."""
+        return decide(probs, self.threshold, self.positive_index)
+
+
+def decide(probs: torch.Tensor | np.ndarray, threshold: float | None = None, positive_index: int | None = None):
+    """The decision rule, in one place: class index per row of ``probs`` (N x K, torch or numpy, same type back).
+
+    Two classes with a threshold: ``positive_index`` when ``probs[:, positive_index] >= threshold``,
+    else the other class; otherwise the argmax. A row holding any non-finite probability
+    gets -1: no class is decided from broken numbers.
+    """
+    as_numpy = not isinstance(probs, torch.Tensor)
+    p = torch.as_tensor(np.asarray(probs)) if as_numpy else probs
+    if threshold is None or positive_index is None or p.shape[1] != 2:
+        out = p.argmax(dim=1)
+    else:
+        out = torch.where(p[:, positive_index] >= threshold, positive_index, 1 - positive_index)
+    out = torch.where(torch.isfinite(p).all(dim=1), out, torch.full_like(out, -1))
+    return out.numpy() if as_numpy else out

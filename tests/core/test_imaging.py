@@ -565,3 +565,130 @@ def test_sample_dicom_shows_the_same_chest_as_its_jpeg():
     assert r.meta["transfer_syntax"] == "RLE Lossless"
     jpeg = SAMPLES / (dicom.name.split("__")[0] + ".jpeg")
     assert np.abs(r.pixels - load_radiograph(jpeg).pixels).max() < 1e-3
+
+
+# --------------------------------------------------------------------------- hardening (issue 7)
+
+
+def test_pydicom_test_files_it_decodes_decode_here():
+    for name in ("image_dfl.dcm", "SC_rgb_jpeg.dcm"):  # deflated; a JPEG only the data-set route reads
+        r = load_radiograph(data_file(name))
+        check_pixels(r)
+        assert r.meta["original_size"] == (r.pixels.shape[1], r.pixels.shape[0])
+    assert load_radiograph(data_file("image_dfl.dcm")).meta["transfer_syntax"] == "Deflated Explicit VR Little Endian"
+
+
+def test_a_text_file_named_dcm_is_not_a_dicom(tmp_path):
+    (tmp_path / "notes.dcm").write_text("Patient notes: nothing to see here\n" * 20)
+    expect_error(UnsupportedFileError, tmp_path / "notes.dcm", "not a DICOM file")
+
+
+def test_a_huge_zero_filled_dcm_is_refused_without_reading_it(tmp_path):
+    big = tmp_path / "zeros.dcm"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)  # sparse: 1 GiB of zeros, no disk used
+    expect_error(UnsupportedFileError, big, "not a DICOM file")
+    tail = tmp_path / "tail.dcm"
+    with open(tail, "wb") as f:
+        f.write(b"\0" * 128 + b"DICM")
+        f.truncate(1 << 30)
+    expect_error(RadiographError, tail, "DICOM")
+
+
+def test_garbage_after_the_pixel_data_is_never_parsed(tmp_path):
+    path = make_dicom(tmp_path / "padded.dcm", ramp())
+    with open(path, "ab") as f:
+        f.write(b"\xfc\xff\xfc\xff" + b"OB\0\0" + struct.pack("<I", 0) + b"\xfe" * 4000)
+    check_pixels(load_radiograph(path))
+
+
+def _jpeg_bytes(h: int, w: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w), 128, np.uint8), "L").save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_an_embedded_jpeg_larger_than_the_header_is_refused_before_decoding(tmp_path, monkeypatch):
+    path, _ = make_jpeg_dicom(tmp_path / "bomb.dcm", np.full((64, 64), 100, np.uint8))
+    data = path.read_bytes()
+    sof = data.index(b"\xff\xc0")
+    data = data[:sof + 5] + struct.pack(">HH", 60000, 60000) + data[sof + 9:]  # the JPEG now says 60000 x 60000
+    path.write_bytes(data)
+    decoded = []
+    monkeypatch.setattr(imaging, "_decode_first_frame", lambda *a: decoded.append(1))
+    expect_error(CorruptFileError, path, "declares 60000 x 60000", "64 x 64")
+    assert not decoded
+
+
+def test_an_embedded_jpeg2000_is_checked_against_rows_and_columns(tmp_path):
+    ds = pydicom.dcmread(data_file("MR_small_jp2klossless.dcm"))
+    rows, cols = ds.Rows, ds.Columns
+    ds.Rows, ds.Columns = 16, 16
+    ds.save_as(tmp_path / "small.dcm")
+    expect_error(CorruptFileError, tmp_path / "small.dcm", f"declares {cols} x {rows}", "16 x 16")
+
+
+@pytest.mark.parametrize("tags", [
+    {"RescaleSlope": "1e38"},
+    {"RescaleIntercept": "-1e39", "RescaleSlope": "1"},
+    {"WindowCenter": "1e39", "WindowWidth": "1e39"},
+    {"WindowCenter": "1", "WindowWidth": "1e39"},
+])
+def test_non_finite_numbers_never_become_pixels(tmp_path, tags):
+    path = make_dicom(tmp_path / "odd.dcm", ramp(), bits_stored=12, **tags)
+    try:
+        r = load_radiograph(path)
+    except CorruptFileError as e:
+        assert "not finite" in str(e) or "display attributes" in str(e)
+    else:
+        check_pixels(r)  # a window it could still apply; the pixels are finite either way
+
+
+def test_reasons_are_sentences_not_python_text(tmp_path):
+    ds = make_dataset(ramp(16, 16))
+    ds.PixelData = ds.PixelData[:500]  # shorter than Rows x Columns needs
+    write(ds, tmp_path / "short.dcm")
+    no_rows = make_dataset(ramp(16, 16))
+    del no_rows.Rows
+    write(no_rows, tmp_path / "norows.dcm")
+    for name, words in (("short.dcm", ("pixel data",)), ("norows.dcm", ("missing", "Rows"))):
+        err = expect_error(CorruptFileError, tmp_path / name, *words)
+        assert not any(t in str(err) for t in ("reshape", "object has no attribute", "Error", "'"))
+
+
+def test_only_regular_files_are_opened(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    os.mkfifo(tmp_path / "PIPE")
+    outcome = []
+    t = threading.Thread(target=lambda: outcome.append(
+        (expect_error(UnsupportedFileError, fifo, "not a regular file"), is_radiograph_file(tmp_path / "PIPE"))),
+        daemon=True)
+    t.start()
+    t.join(30)
+    if t.is_alive():  # unblock, then fail
+        for p in (fifo, tmp_path / "PIPE"):
+            with open(p, "wb"):
+                pass
+        pytest.fail("a FIFO was opened and blocked")
+    assert outcome and outcome[0][1] is False
+    os.symlink(tmp_path / "gone.png", tmp_path / "dangling.png")
+    expect_error(UnsupportedFileError, tmp_path / "dangling.png", "broken link")
+    os.symlink(tmp_path / "self.png", tmp_path / "self.png")
+    expect_error(UnsupportedFileError, tmp_path / "self.png", "loops")
+
+
+def test_large_images_decode_at_a_bounded_size(tmp_path):
+    big = np.random.default_rng(0).integers(0, 255, (2000, 1800), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    make_dicom(tmp_path / "big.dcm", big.astype(np.uint16) * 16, bits_stored=12)
+    for name in ("big.png", "big.dcm"):
+        full = load_radiograph(tmp_path / name)
+        small = load_radiograph(tmp_path / name, target_size=(224, 224))
+        check_pixels(small)
+        assert full.pixels.shape == (2000, 1800) and small.meta["original_size"] == (1800, 2000)
+        assert 2 * 224 <= min(small.pixels.shape) and small.pixels.size * 4 <= full.pixels.size
+        assert abs(float(small.pixels.mean()) - float(full.pixels.mean())) < 0.02

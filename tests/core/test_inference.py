@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -195,29 +194,31 @@ def _decode_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("cxrviewer-decode")]
 
 
-def test_cancel_stops_promptly_and_cleans_up(tmp_path, model, monkeypatch):
+def test_cancel_ends_the_run_even_while_a_decode_is_stuck(tmp_path, model, monkeypatch):
     paths = [_jpeg(tmp_path / f"{i:02d}.jpg", 64, 64, i) for i in range(24)]
-    real, started = inference._decode, []
+    real, started, release = inference._decode, [], threading.Event()
 
-    def slow(i, p, s):
+    def stuck_after_four(i, p, s):
         started.append(i)
-        time.sleep(0.1)
+        if i >= 4:
+            release.wait()  # a read that never returns (a hung share, a FIFO)
         return real(i, p, s)
 
-    monkeypatch.setattr(inference, "_decode", slow)
+    monkeypatch.setattr(inference, "_decode", stuck_after_four)
     cancel = threading.Event()
     got = []
-    t0 = None
-    for r in Predictor(model, device="cpu", batch_size=4, workers=2).predict(paths, cancel=cancel):
-        got.append(r)
-        if len(got) == 2:  # mid-batch
-            cancel.set()
-            t0 = time.monotonic()
-    elapsed = time.monotonic() - t0
-    assert len(got) == 2
-    assert elapsed < 1.0  # the remaining ~20 decodes would take ~1 s on two threads
-    assert len(started) < len(paths)
+    try:
+        for r in Predictor(model, device="cpu", batch_size=4, workers=2, first_batch=2).predict(paths, cancel=cancel):
+            got.append(r)
+            if len(got) == 2:  # mid-batch, with both decoding threads blocked
+                cancel.set()
+        assert len(got) == 2 and len(started) < len(paths)  # reaching this line: the run ended, nothing waited
+    finally:
+        release.set()
+    for t in _decode_threads():
+        t.join(30)
     assert not _decode_threads()
+    assert all(t.daemon for t in threading.enumerate() if t.name.startswith("cxrviewer-"))
 
 
 def test_cancel_before_start_and_closing_early(folder, model):
@@ -233,13 +234,62 @@ def test_cancel_before_start_and_closing_early(folder, model):
     assert list(predictor.predict([])) == []
 
 
-def test_model_mode_is_restored(folder, model):
+def test_a_shared_model_is_never_changed(folder, model, monkeypatch):
     _, images = folder
     m = make_tiny_model()
     m.train()
-    list(Predictor(m, device="cpu").predict(images[:1]))
-    assert m.training
-    m.eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    flips = []
+    real_train = type(m).train
+
+    def train(self, mode=True):
+        if self is m:
+            flips.append(mode)
+        return real_train(self, mode)
+
+    monkeypatch.setattr(type(m), "train", train)
+    predictor = Predictor(m, device="cpu")
+    assert predictor.model is not m and not predictor.model.training  # a private eval-mode copy
+    list(predictor.predict(images[:2]))
+    assert m.training and not flips  # never flipped, not even back
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+
+
+def test_non_finite_probabilities_are_error_rows_never_labels(folder, model):
+    _, images = folder
+    ok = [p for p in images if "corrupt" not in p.name][:3]
+    broken = make_tiny_model(threshold=0.5)
+    with torch.no_grad():
+        broken.classifier.bias[1] = float("nan")
+    results = list(Predictor(broken, device="cpu").predict(ok))
+    assert all(r.error == inference.NON_FINITE and r.label is None and not r.probs for r in results)
+
+
+def test_scan_never_opens_what_is_not_a_regular_file(tmp_path, monkeypatch):
+    root = tmp_path / "scans"
+    good = _jpeg(root / "a.jpg", 64, 64, 1)
+    os.mkfifo(root / "pipe.jpg")
+    os.mkfifo(root / "PIPE")  # no suffix: would block a sniff for DICOM's magic
+    os.symlink(root / "gone.png", root / "dangling.png")
+    os.symlink(root / "loop.png", root / "loop.png")
+    (root / "locked").mkdir()
+    _jpeg(root / "locked" / "x.jpg", 64, 64, 2)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # an unreadable folder, even for root
+    skipped = []
+    found = scan_inputs([root], skipped)
+    assert found == [good, root / "dangling.png", root / "loop.png", root / "pipe.jpg"]
+    assert [(p.name, "cannot be read" in why) for p, why in skipped] == [("locked", True)]
+    results = list(Predictor(make_tiny_model(), device="cpu").predict(found))
+    assert results[0].ok
+    reasons = [r.error for r in results[1:]]
+    assert "broken link" in reasons[0] and "link" in reasons[1] and "not a regular file" in reasons[2]
 
 
 # -- devices ---------------------------------------------------------------------------

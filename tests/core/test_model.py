@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 from cxrviewer import CamClassifier
-from cxrviewer.core.model import ARCHS
+from cxrviewer.core.model import ARCHS, decide
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "densenet121"])
@@ -48,3 +49,16 @@ def test_threshold_rule_and_temperature():
     probs = model.probabilities(logits)
     torch.testing.assert_close(probs[:, 1], torch.sigmoid(torch.tensor([1.0, 2.0])))
     assert model.decide(probs).tolist() == [0, 1]  # 0.73 < 0.8 <= 0.88
+
+
+def test_decision_rule_is_one_function_for_torch_and_numpy_and_never_decides_on_nan():
+    p = torch.tensor([[0.3, 0.7], [0.9, 0.1], [float("nan"), 0.5], [0.4, float("inf")]])
+    assert decide(p, 0.65, 1).tolist() == [1, 0, -1, -1]
+    assert decide(p, 0.75, 1).tolist() == [0, 0, -1, -1]
+    assert decide(p).tolist() == [1, 0, -1, -1]  # no threshold: argmax
+    out = decide(p.numpy(), 0.65, 1)
+    assert isinstance(out, np.ndarray) and out.tolist() == [1, 0, -1, -1]
+    three = np.array([[0.2, 0.5, 0.3]])
+    assert decide(three, 0.9, 1).tolist() == [1]  # the threshold applies to two classes only
+    model = CamClassifier("resnet18", 2, meta={"class_names": ["A", "B"], "threshold": 0.65})
+    assert model.decide(p).tolist() == [1, 0, -1, -1]
