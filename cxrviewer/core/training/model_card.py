@@ -34,12 +34,13 @@ def render_model_card(model_path: Path, meta: dict) -> str:
     """Markdown text of the card for ``model_path`` with metadata ``meta``."""
     tr = meta.get("training", {})
     sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
-                _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _plots(report_dir(model_path)), LIMITATIONS)
+                _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _protocol(meta.get("protocol")),
+                _plots(report_dir(model_path)), LIMITATIONS)
     return "\n".join(line for section in sections for line in section)
 
 
 def _what_it_is(meta: dict, tr: dict) -> list[str]:
-    rule = tr.get("args", {}).get("threshold_rule", "?")
+    rule = (meta.get("protocol") or {}).get("rule") or tr.get("args", {}).get("threshold_rule", "?")
     h, w = meta["input_size"][:2]
     return [
         "## What it is",
@@ -94,6 +95,26 @@ def _metrics(metrics: dict, tr: dict) -> list[str]:
                   for k, v in shifted.items() if isinstance(v, dict)]
     if "best_epoch" in metrics:
         lines.append(f"\nBest epoch: {metrics['best_epoch']} of {tr.get('args', {}).get('epochs', '?')}.")
+    return lines
+
+
+def _protocol(p: dict | None) -> list[str]:
+    """The selection protocol's view of the shipped threshold (``meta["protocol"]``, see :mod:`.operating_point`)."""
+    if not isinstance(p, dict) or not isinstance(p.get("families"), dict):
+        return []
+    clean, score = p.get("clean", {}), p.get("score", {})
+    lines = ["", "## Under the selection protocol (docs/selection-protocol.md)",
+             f"Threshold {_f3(p.get('threshold'))} by the `{p.get('rule')}` rule. Score {_f3(score.get('score'))} "
+             f"(XB {_f3(score.get('XB'))}, M {_f3(score.get('M'))}, W {_f3(score.get('W'))}). Sensitivity and specificity at "
+             "the shipped threshold on the validation images under each suite family (mean over its five levels; the "
+             "worst level's specificity beside it):", "",
+             "| view | sensitivity | specificity | worst-level specificity |", "|---|---|---|---|",
+             f"| clean | {_f3(clean.get('sensitivity'))} | {_f3(clean.get('specificity'))} | |"]
+    lines += [f"| {fam} | {_f3(v.get('sensitivity'))} | {_f3(v.get('specificity'))} | {_f3(v.get('worst_specificity'))} |"
+              for fam, v in p["families"].items()]
+    for batch, v in (p.get("cross_batch") or {}).items():
+        lines.append(f"\nCross-batch: a model of the same recipe trained without the {batch} NORMAL images keeps specificity "
+                     f"{_f3(v.get('spec95'))} on them at its clean 95%-sensitivity threshold (AUROC {_f3(v.get('auroc'))}).")
     return lines
 
 

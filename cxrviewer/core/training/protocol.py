@@ -336,6 +336,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--families", nargs="+", default=None, choices=list(SUITE), help="score only these suite families (default: all)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--write-threshold", type=Path, default=None, metavar="NEW.safetensors",
+                   help="also write a copy of --model whose threshold is the protocol rule's, with the protocol summary "
+                        "in its metadata and card (needs the whole suite)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not keep per-view probabilities in OUT/NAME.cache/ (kept by default: a rerun continues)")
     return p
@@ -370,6 +373,12 @@ def main(args: argparse.Namespace) -> dict:
     full = score(args.model, families=args.families, progress=write) if args.model else None
     result = write(full)
     log.info("%s", table_row(name, result))
+    if args.write_threshold:
+        from .operating_point import write_protocol_threshold
+
+        if full is None:
+            raise CxrError("--write-threshold needs --model")
+        log.info("wrote %s", write_protocol_threshold(args.model, args.write_threshold, full, cross, result["score"]))
     return result
 
 

@@ -143,3 +143,28 @@ def test_trainer_holds_out_a_normal_batch_from_train_and_val(tiny_data):
         p.unlink()
     with pytest.raises(TrainingError, match="no NORMAL image of batch NORMAL2"):
         find_samples(args)
+
+
+def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
+    from cxrviewer.core.checkpoint import load_model
+    from cxrviewer.core.training.operating_point import write_protocol_threshold
+    from cxrviewer.core.training.shift import SUITE
+
+    src = _model_file(tmp_path / "m.safetensors")
+    views = [{"family": fam, "level": lvl, "at_protocol_threshold": {"sensitivity": 0.9, "specificity": 0.8 - 0.02 * lvl}}
+             for fam in SUITE for lvl in range(1, 6)]
+    full = {"complete": True, "views": views, "protocol_threshold": 0.37,
+            "clean_at_protocol_threshold": {"sensitivity": 0.97, "specificity": 0.93}}
+    cross = [{"held_out": {"batch": "IM", "auroc": 0.95, "spec95": 0.7, "specificity": 0.8}}]
+    score = {"score": None, "XB": None, "M": 0.9, "W": 0.8}
+    out = write_protocol_threshold(src, tmp_path / "shipped.safetensors", full, cross, score)
+    new, old = load_model(out), load_model(src)
+    assert new.threshold == pytest.approx(0.37) and old.threshold == 0.5
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), old.state_dict().values()))
+    assert new.meta["protocol"]["families"]["blur"]["worst_specificity"] == pytest.approx(0.7)
+    card = out.with_suffix(".md").read_text()
+    assert "by the `protocol` rule" in card and "| crop | 0.900 | 0.740 | 0.700 |" in card and "without the IM NORMAL" in card
+    with pytest.raises(CxrError, match="exists"):
+        write_protocol_threshold(src, out, full, cross, score)
+    with pytest.raises(CxrError, match="whole suite"):
+        write_protocol_threshold(src, tmp_path / "x.safetensors", {**full, "complete": False}, cross, score)

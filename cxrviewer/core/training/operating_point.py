@@ -1,0 +1,60 @@
+"""The protocol's operating point written into a model file (``docs/selection-protocol.md``, section 6).
+
+:func:`write_protocol_threshold` copies a model file with its decision threshold replaced by the
+``protocol`` rule's, and the protocol's summary at that threshold in its metadata (``meta["protocol"]``),
+which the model card shows. The weights are copied unchanged (same dtype).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_model, save_model
+from ..errors import CxrError
+from .model_card import write_model_card
+from .report import jsonable
+
+
+def protocol_summary(full: dict, cross_batch: list[dict], score: dict) -> dict:
+    """What the card shows: sensitivity and specificity at the protocol threshold for clean validation
+    and per suite family (mean over levels, and the worst level's specificity), and the cross-batch check."""
+    families: dict[str, list[dict]] = {}
+    for v in full["views"]:
+        families.setdefault(v["family"], []).append(v["at_protocol_threshold"])
+    per_family = {fam: {"sensitivity": float(np.mean([r["sensitivity"] for r in rows])),
+                        "specificity": float(np.mean([r["specificity"] for r in rows])),
+                        "worst_specificity": float(min(r["specificity"] for r in rows))} for fam, rows in families.items()}
+    xb = {c["held_out"]["batch"]: {"auroc": c["held_out"]["auroc"], "spec95": c["held_out"]["spec95"],
+                                   "specificity_at_own_threshold": c["held_out"]["specificity"]} for c in cross_batch}
+    return {"rule": "protocol", "threshold": full["protocol_threshold"], "clean": full["clean_at_protocol_threshold"],
+            "families": per_family, "cross_batch": xb, "score": score,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross_batch: list[dict], score: dict) -> Path:
+    """Write ``out_path``: ``model_path`` with the protocol threshold and summary, and its card beside it."""
+    if not full.get("complete"):
+        raise CxrError("the protocol threshold needs the whole suite scored (17 families)")
+    if Path(out_path).resolve() == Path(model_path).resolve():
+        raise CxrError("--write-threshold must name a new file; the scored model file stays as it is")
+    if Path(out_path).exists():
+        raise CxrError(f"{out_path} exists; choose a new name")
+    model = load_model(model_path)
+    from safetensors import safe_open
+
+    with safe_open(str(model_path), framework="pt") as f:
+        half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+    training = dict(model.meta.get("training") or {})
+    training["calibration"] = (f"threshold set to {full['protocol_threshold']:.4f} by the protocol rule "
+                               "(docs/selection-protocol.md, section 6) with cxrviewer.core.training.protocol; "
+                               "weights and temperature unchanged")
+    meta = {"threshold": float(full["protocol_threshold"]), "protocol": jsonable(protocol_summary(full, cross_batch, score)),
+            "training": training}
+    model.meta.pop("file", None)
+    out = save_model(model.to(memory_format=torch.contiguous_format), out_path, meta=meta, half=half)
+    write_model_card(out)
+    return out
