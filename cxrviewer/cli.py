@@ -34,6 +34,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+OVERLAY_SIZE_HINT = (2048, 2048)
+"""Overlays of large images are drawn from the image decoded at no less than twice this size (bounded memory)."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -89,10 +91,11 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
-    parser.add_argument("--csv", required=True, metavar="OUT", help="results CSV to write (refused if it exists, see --overwrite)")
+    parser.add_argument("--csv", required=True, metavar="OUT",
+                        help="results CSV to write (refused if it exists, see --overwrite, or is an input or inside an input folder)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --csv file (default: refuse)")
     parser.add_argument("--overlays", metavar="DIR", help="also write one overlay PNG per image into DIR "
-                        "(existing files are kept: new names get ' (1)'; DIR may not be inside an input folder)")
+                        "(existing files are kept: new names get ' (1)'; DIR may not be an input folder or inside one)")
     parser.add_argument("--model", metavar="PATH", help="model file (.safetensors; default: the shipped model)")
     parser.add_argument("--device", metavar="D", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA, else MPS, else CPU)")
     parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="images per forward pass (default: 16)")
@@ -267,7 +270,10 @@ def _csv_target(args: argparse.Namespace) -> Path:
     """The ``--csv`` path, checked: not an existing file without --overwrite, not a folder, its folder exists."""
     from .core.export import ExportError
 
+    from .core.export import check_outside_inputs
+
     csv_path = Path(args.csv)
+    check_outside_inputs(csv_path, args.inputs, "--csv")
     if csv_path.is_dir():
         raise ExportError(f"{csv_path}: is a folder; give a file name for the CSV (e.g. {csv_path / 'results.csv'})")
     if csv_path.exists() and not args.overwrite:
@@ -283,7 +289,7 @@ def _overlay_folder(args: argparse.Namespace) -> Path | None:
 
     if not args.overlays:
         return None
-    check_output_dir(args.overlays, args.inputs)
+    check_output_dir(args.overlays, args.inputs, strict=True)
     out_dir = Path(args.overlays)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -350,7 +356,7 @@ def _write_overlay(result: FileResult, out_dir: Path, options: dict) -> tuple[Pa
     from .core.overlay import render_export
 
     try:
-        radiograph = load_radiograph(result.path)
+        radiograph = load_radiograph(result.path, target_size=OVERLAY_SIZE_HINT)
         image = render_export(radiograph, result, **options)
         return save_png(image, overlay_path(out_dir, result.path)), None
     except RadiographError as e:

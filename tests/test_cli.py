@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -83,10 +85,23 @@ def test_overlays_never_go_inside_an_input_folder(scans, tiny_model_file, tmp_pa
                  "--model", str(tiny_model_file)])
     assert code == 1 and "inside the input folder" in _one_error_line(capsys)
     assert _snapshot(scans) == before and not (scans / "ov").exists() and not (tmp_path / "r.csv").exists()
-    # ... unless the folder chosen is the input folder itself
-    assert main(["predict", str(scans / "sub"), "--csv", str(tmp_path / "r.csv"), "--overlays", str(scans / "sub"),
-                 "--model", str(tiny_model_file)]) == 0
-    assert (scans / "sub" / "c_cam.png").exists() and (scans / "sub" / "c.jpg").read_bytes() == before["sub/c.jpg"]
+    # nor the input folder itself, nor the CSV into, onto or inside an input
+    target = tmp_path / "r.csv"
+    cases = [
+        (["--csv", str(target), "--overlays", str(scans / "sub")], "input folder"),
+        (["--csv", str(scans / "r.csv")], "inside the input folder"),
+        (["--csv", str(scans / "sub" / "c.jpg"), "--overwrite"], "input folder"),
+    ]
+    for extra, needle in cases:
+        assert main(["predict", str(scans), *extra, "--model", str(tiny_model_file)]) == 1
+        assert needle in _one_error_line(capsys)
+    assert main(["predict", str(scans / "a.jpg"), "--csv", str(scans / "a.jpg"), "--overwrite",
+                 "--model", str(tiny_model_file)]) == 1
+    assert "is one of the input files" in _one_error_line(capsys)
+    assert _snapshot(scans) == before and not target.exists()
+    assert main(["predict", str(scans), "--csv", str(tmp_path), "--model", str(tiny_model_file)]) == 1
+    line = _one_error_line(capsys)
+    assert "is a folder" in line and "--overwrite" not in line
 
 
 def test_bad_model_files_missing_inputs_and_bad_options_give_one_line(scans, tiny_model_file, tmp_path, capsys):
@@ -181,3 +196,43 @@ def test_install_desktop_writes_an_entry(tmp_path, monkeypatch, capsys):
     text = entry.read_text()
     assert "Exec=" in text and "Icon=" in text
     assert "installed" in capsys.readouterr().out
+
+
+_STUCK = """
+import sys, threading
+from pathlib import Path
+from cxrviewer.core import inference
+from cxrviewer.cli import main
+
+real, marker = inference._decode, Path(sys.argv[1])
+
+def stuck(i, path, size):
+    if i >= 1:
+        marker.touch()
+        threading.Event().wait()  # a read that never returns
+    return real(i, path, size)
+
+inference._decode = stuck
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_predict_while_a_decode_is_stuck(scans, tiny_model_file, tmp_path, sig, code):
+    marker, out = tmp_path / "stuck", tmp_path / "r.csv"
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK, str(marker), "predict", str(scans), "--csv", str(out),
+                             "--model", str(tiny_model_file), "--batch-size", "2"],
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        for _ in range(1200):  # until a decode thread is stuck (a hang guard, not a timing)
+            if marker.exists() or proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "no decode got stuck"
+        proc.send_signal(sig)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1].endswith("no CSV written")
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))

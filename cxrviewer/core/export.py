@@ -13,7 +13,9 @@ Policy on existing files (never overwritten silently):
 
 And :func:`check_output_dir` keeps exports out of the user's input folders:
 a folder strictly inside an input folder is refused; an input folder itself is
-allowed only when it is chosen as the output folder explicitly.
+allowed only when it is chosen as the output folder explicitly (the viewer asks
+first). :func:`check_outside_inputs` is the strict rule of ``cxrviewer predict``:
+its CSV and overlays never go into, onto or inside an input.
 """
 
 from __future__ import annotations
@@ -58,32 +60,56 @@ def overlay_path(out_dir: str | Path, source: str | Path) -> Path:
     return Path(out_dir) / f"{Path(source).stem}{OVERLAY_SUFFIX}"
 
 
-def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path]) -> Path:
+def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path], strict: bool = False) -> Path:
     """Check that ``out_dir`` may receive exports for ``inputs``; return it resolved.
 
     Refused (:class:`ExportError`): a folder strictly inside an input folder
     (e.g. ``scans/overlays`` for input ``scans``), and an existing path that is not
-    a folder. Allowed: any other folder, including an input folder itself or the
-    folder of an input file when the user names it as ``out_dir``.
+    a folder. An input folder itself (or the folder of an input file) is allowed
+    when the user names it as ``out_dir`` (the viewer asks first), unless
+    ``strict`` (``cxrviewer predict``): then an input folder itself is refused too.
     """
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out_dir}: exists and is not a folder")
-    exact: set[Path] = set()
-    roots: list[Path] = []
+    if strict:
+        return check_outside_inputs(out, inputs, "--overlays")
+    folders, files = _input_folders_and_files(inputs)
+    if out in folders or out in {f.parent for f in files}:
+        return out
+    _refuse_inside(out, folders, str(out_dir))
+    return out
+
+
+def check_outside_inputs(path: str | Path, inputs: Iterable[str | Path], what: str) -> Path:
+    """``path`` resolved, if it is neither an input file nor an input folder nor inside one; else :class:`ExportError`.
+
+    ``cxrviewer predict`` writes its CSV (``what="--csv"``) and overlays only there, so a
+    run never adds files to, or replaces files in, what it reads.
+    """
+    out = Path(path).expanduser().resolve()
+    folders, files = _input_folders_and_files(inputs)
+    if out in files:
+        raise ExportError(f"{path}: is one of the input files; {what} must not replace an input")
+    if out in folders:
+        raise ExportError(f"{path}: is an input folder; choose a {what} location outside the inputs")
+    _refuse_inside(out, folders, str(path))
+    return out
+
+
+def _input_folders_and_files(inputs: Iterable[str | Path]) -> tuple[set[Path], set[Path]]:
+    folders: set[Path] = set()
+    files: set[Path] = set()
     for item in map(Path, inputs):
         real = item.expanduser().resolve()
-        if real.is_dir():
-            roots.append(real)
-            exact.add(real)
-        else:
-            exact.add(real.parent)
-    if out in exact:
-        return out
-    for root in roots:
+        (folders if real.is_dir() else files).add(real)
+    return folders, files
+
+
+def _refuse_inside(out: Path, folders: set[Path], shown: str) -> None:
+    for root in folders:
         if out.is_relative_to(root):
-            raise ExportError(f"{out_dir}: is inside the input folder {root}; choose a folder outside it (or that folder itself)")
-    return out
+            raise ExportError(f"{shown}: is inside the input folder {root}; choose a location outside it")
 
 
 # -- atomic writes ------------------------------------------------------------------------
@@ -213,7 +239,7 @@ class CsvWriter:
             raise ExportError(f"{path}: is a folder; give a file name for the CSV")
         if os.path.lexists(self.path) and not overwrite:
             raise ExportError(f"{path}: already exists; refusing to overwrite it")
-        fd, self._tmp = _temp_in(self.path.parent if str(self.path.parent) else Path("."), self.path.name)
+        fd, self._tmp = _temp_in(self.path.parent, self.path.name)
         self._file: IO[str] | None = os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace")
         self._writer = csv.writer(self._file)
         self._writer.writerow([csv_cell(k) for k in keys])
