@@ -236,3 +236,20 @@ def test_a_signal_ends_predict_while_a_decode_is_stuck(scans, tiny_model_file, t
     assert proc.returncode == code, err
     assert err.strip().splitlines()[-1].endswith("no CSV written")
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_unreadable_folders_are_named_not_dropped(scans, tiny_model_file, tmp_path, monkeypatch, capsys):
+    import os
+
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert main(["predict", str(scans), "--csv", str(tmp_path / "r.csv"), "--model", str(tiny_model_file)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"cxrviewer: skipped {scans / 'sub'}: folder cannot be read (Permission denied)"
+    assert "3 file(s)" in err[-1]
