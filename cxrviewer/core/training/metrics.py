@@ -1,20 +1,18 @@
 """Evaluation metrics for the trainer: AUROC, ROC, calibration, thresholds, summaries, the best epoch.
 
 numpy (and scipy's bounded scalar minimiser). Probabilities are rows of an ``N x K`` array,
-labels are class indices. Class decisions are the model's own rule, :meth:`CamClassifier.decide`.
+labels are class indices. Class decisions are the model's own rule, :func:`cxrviewer.core.model.decide`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.optimize import minimize_scalar
 
-from ..model import CamClassifier
+from ..model import decide
 
 THRESHOLD_RULES = ("robust", "youden", "f1", "0.5")
 
@@ -226,22 +224,11 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-@dataclass(frozen=True)
-class _DecisionSettings:
-    """What :meth:`CamClassifier.decide` reads from a model: its positive class and threshold."""
-
-    positive_index: int | None
-    threshold: float | None
-
-
 def predict(probs, threshold: float | None = None, positive_index: int | None = None) -> np.ndarray:
-    """Class index per row by :meth:`CamClassifier.decide`: for two classes ``probs[:, pos] >= threshold``
-    (``pos`` defaults to 1, as in the model), else (or without a threshold) argmax."""
+    """Class index per row by the model's decision rule, :func:`cxrviewer.core.model.decide`: for two
+    classes ``probs[:, pos] >= threshold`` (``pos`` defaults to 1, as in the model), else argmax."""
     p = np.asarray(probs, dtype=np.float64)
-    two = p.ndim == 2 and p.shape[1] == 2 and threshold is not None
-    rule = _DecisionSettings(1 if positive_index is None else int(positive_index), float(threshold)) if two \
-        else _DecisionSettings(None, None)
-    return CamClassifier.decide(rule, torch.from_numpy(p)).numpy().astype(np.int64)
+    return decide(p, threshold, 1 if positive_index is None else int(positive_index)).astype(np.int64)
 
 
 def sensitivity_specificity(y_pos, p_pos, threshold: float) -> tuple[float, float]:
