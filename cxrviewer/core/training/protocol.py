@@ -15,7 +15,6 @@ import hashlib
 import logging
 import math
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -198,19 +197,14 @@ PRIORITY = ("border-black", "crop", "blur", "border-grey", "mask-black", "shift"
 
 
 class ViewCache:
-    """Positive-class probabilities per view in a folder, valid for one model file (by its SHA-256):
-    an interrupted scoring run continues where it stopped."""
+    """Positive-class probabilities per view, in ``folder/<first 16 hex digits of the model file's SHA-256>/``:
+    an interrupted scoring run continues where it stopped, and a changed model file starts afresh."""
 
     def __init__(self, folder: Path | None, model_path: Path):
-        self.folder = folder
-        if folder is None:
-            return
-        digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
-        stamp = folder / "model.sha256"
-        if folder.is_dir() and (not stamp.is_file() or stamp.read_text().strip() != digest):
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(digest + "\n")
+        self.folder = None
+        if folder is not None:
+            self.folder = folder / hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+            self.folder.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         if self.folder is None:
@@ -358,7 +352,7 @@ def main(args: argparse.Namespace) -> dict:
 
     def score(path: Path, **kw) -> dict:
         return score_model(path, args.data, device=args.device, batch_size=args.batch_size,
-                           cache=cache / path.stem if cache else None, **kw)
+                           cache=cache, **kw)
 
     cross = [score(m, suite=False) for m in args.cross_batch]
     if any("held_out" not in c for c in cross):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrviewer.core.checkpoint import save_model
+from cxrviewer.core.checkpoint import load_model, save_model
 from cxrviewer.core.errors import CxrError
 from cxrviewer.core.model import CamClassifier
 from cxrviewer.core.training import protocol
@@ -168,3 +168,22 @@ def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
         write_protocol_threshold(src, out, full, cross, score)
     with pytest.raises(CxrError, match="whole suite"):
         write_protocol_threshold(src, tmp_path / "x.safetensors", {**full, "complete": False}, cross, score)
+
+
+def test_study_row_trains_three_runs_scores_them_and_continues(tiny_data, tmp_path, monkeypatch):
+    from cxrviewer.core.training import study, train
+
+    argv = ["--name", "r", "--runs", str(tmp_path / "runs"), "--data", str(tiny_data), "--families", "crop", "--",
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.3", "--threshold-rule", "youden"]
+    result = study.main(study.get_args_parser().parse_args(argv))
+    for suffix, batch in study.RUNS:
+        meta = load_model(tmp_path / "runs" / f"r{suffix}" / "model.safetensors").meta
+        assert meta["training"]["args"]["holdout_normal_batch"] == batch and meta["training"]["args"]["image_size"] == 32
+    assert {c["held_out"]["batch"] for c in result["cross_batch"]} == {"IM", "NORMAL2"}
+    assert result["score"]["XB"] is not None and (tmp_path / "runs" / "scores" / "r.md").is_file()
+    # Rerun: the models are kept and the scores come from the cache.
+    monkeypatch.setattr(train, "main", lambda args: pytest.fail("trained again"))
+    monkeypatch.setattr(protocol, "positive_probs", lambda *a, **k: pytest.fail("scored again"))
+    assert study.main(study.get_args_parser().parse_args(argv))["score"] == result["score"]
+    with pytest.raises(CxrError, match="may not set --out"):
+        study.recipe_args(["--", "--epochs", "1", "--out", "x.safetensors"])
