@@ -73,9 +73,8 @@ def validation_images(model, data: Path, limit: int) -> tuple[torch.Tensor, torc
     return torch.from_numpy(np.stack(grey))[:, None], torch.tensor([s.label for s in val])
 
 
-def border_study(model, images: torch.Tensor, threshold: float) -> dict:
+def border_study(model, images: torch.Tensor, clean: dict, threshold: float) -> dict:
     """Verdicts changed by a 10% black border, and how often the evidence flag fires on them."""
-    clean = audit_mod.run_forward(model, images)
     framed_images = add_border(images, checks.BORDER_FRACTION)
     framed = audit_mod.run_forward(model, framed_images)
     vc = audit_mod.batched_checks(model, framed_images, framed, threshold)
@@ -123,7 +122,7 @@ def main(args: argparse.Namespace) -> dict:
 
     log("forward pass and verdict checks")
     fwd = audit_mod.run_forward(model, images)
-    vc = audit_mod.batched_checks(model, images, fwd, threshold=1.0)
+    vc = audit_mod.batched_checks(model, images, fwd)
     threshold = checks.fit_outside_threshold(vc["outside_share"][~vc["no_positive_evidence"]].tolist())
     result["specificity"] = specificity_study(fwd["evidence"], fwd["labels"])
     names = model.class_names
@@ -139,9 +138,10 @@ def main(args: argparse.Namespace) -> dict:
         for c in range(len(names)) for sel in [fwd["labels"] == c] if sel.any()}
     _save(result, args.json)
     log("black border study")
-    result["border"] = border_study(model, images, threshold)
+    result["border"] = border_study(model, images, fwd, threshold)
     _save(result, args.json)
-    result["audit"] = audit_mod.audit(model, images, n_faithfulness=args.faithfulness, n_sanity=args.sanity, log=log)
+    result["audit"] = audit_mod.audit(model, images, n_faithfulness=args.faithfulness, n_sanity=args.sanity, log=log,
+                                      scored=(fwd, vc))
     result["seconds"] = round(time.time() - t0)
     _save(result, args.json)
     log(f"done; {args.json}")

@@ -110,6 +110,47 @@ PRECISION = Column("precision", "Precision", lambda r, b: r.precision if r.ok el
 OVERLAY = Column("overlay", "Overlay", lambda r, b: r.overlay, width=240, tip="The overlay PNG written for this file")
 
 
+def _checks(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
+    """Getter of one field of a result's verdict checks (None when the checks did not run)."""
+    return lambda r, b: get(r.checks) if r.ok and r.checks is not None else None
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _shift(value: float | None) -> str:
+    return "" if value is None else f"{value:+.2f}"
+
+
+def _warnings(r: FileResult, b: Batch) -> str | None:
+    return "; ".join(r.checks.warnings(r.label)) if r.ok and r.checks is not None else None
+
+
+EVIDENCE_OUTSIDE = Column("evidence_outside", "Evidence outside chest", _checks(lambda c: c.outside_share),
+                          fmt=_share, width=96, tip="Share of the positive evidence for the predicted class that lies "
+                          "outside the chest (edge band, marker corners, black frame)")
+EVIDENCE_FLAG = Column("evidence_flag", "Check framing", _checks(lambda c: c.evidence_outside), fmt=_yes_no, width=80,
+                       tip="Evidence outside the chest above the model's threshold: check the framing")
+NO_POSITIVE = Column("no_positive_evidence", "No positive evidence", _checks(lambda c: c.no_positive_evidence),
+                     fmt=_yes_no, width=80, tip="The map has (almost) no positive part for the predicted class")
+UNSTABLE = Column("unstable", "Unstable", _checks(lambda c: c.unstable), fmt=_yes_no, width=72,
+                  tip="The label flips, or its log-odds move by more than 1, under a 10% black border or a slight blur")
+SHIFT_BORDER = Column("shift_border", "Log-odds shift (border)", _checks(lambda c: c.shifts.get("border")), fmt=_shift,
+                      width=80, tip="Change of the verdict's calibrated log-odds with a 10% black border")
+SHIFT_BLUR = Column("shift_blur", "Log-odds shift (blur)", _checks(lambda c: c.shifts.get("blur")), fmt=_shift,
+                    width=80, tip="Change of the verdict's calibrated log-odds with a Gaussian blur of sigma 2 px")
+CHECKS = Column("checks", "Checks", _warnings, width=200, tip="What the per-verdict checks found (empty: nothing)")
+
+
+#: The CSV's columns of the per-verdict checks.
+CHECK_COLUMNS = (EVIDENCE_OUTSIDE, EVIDENCE_FLAG, NO_POSITIVE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, CHECKS)
+
+
 def probability_column(class_name: str) -> Column:
     """``p_<class>``: the calibrated probability of one class (six decimals)."""
     return Column(f"p_{class_name}", f"P({class_name})", lambda r, b: r.probs.get(class_name) if r.ok else None,
@@ -128,14 +169,15 @@ def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
     """The CSV's columns: path, label, one ``p_<class>`` per class, error, threshold, width, height, format,
     model, precision, and ``overlay`` when overlays are written."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT,
-            MODEL, PRECISION, *((OVERLAY,) if overlays else ())]
+            MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ())]
 
 
 def table_columns(batch: Batch) -> list[Column]:
     """The result columns of the viewer's table (the row's status is the table's own)."""
-    return [NAME, LABEL, shown_probability_column(batch)]
+    return [NAME, LABEL, shown_probability_column(batch), CHECKS]
 
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]
+    return [PATH, LABEL, *map(probability_column, batch.class_names), CHECKS, EVIDENCE_OUTSIDE, SHIFT_BORDER,
+            SHIFT_BLUR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

@@ -19,6 +19,7 @@ float32), channels_last; the caller's model is never changed.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -34,11 +35,14 @@ import numpy as np
 import torch
 
 from .errors import CxrError, RadiographError
+from .explain.checks import as_results, verdict_checks
 from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_model_input
 from .model import CamClassifier
 from .precision import PARITY_KEY, prepare_model, resolve_precision
-from .results import FileResult
+from .results import FileResult, VerdictChecks
 from .workers import DaemonPool
+
+log = logging.getLogger(__name__)
 
 __all__ = ["IMAGE_SUFFIXES", "DeviceError", "InputError", "Predictor", "pick_device", "scan_inputs"]
 
@@ -241,10 +245,14 @@ class Predictor:
     :func:`~cxrviewer.core.precision.resolve_precision`. ``self.precision`` is
     the one in use, ``self.precision_reason`` says why. The forward pass runs on
     ``self.model``, a private copy in that precision: ``model`` is not moved or changed.
+    ``checks``: run the per-verdict checks (:mod:`cxrviewer.core.explain.checks`: evidence
+    outside the chest, stability under a black border and a blur, in the same precision)
+    and set each result's ``checks``; they cost two more forward passes per image.
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
-                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "auto"):
+                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "auto",
+                 checks: bool = True):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
@@ -255,6 +263,7 @@ class Predictor:
         self.workers = int(workers) if workers else min(4, max(2, (os.cpu_count() or 2) // 2))
         self.prefetch = max(0, int(prefetch))
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
+        self.checks = bool(checks)
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -325,8 +334,9 @@ class Predictor:
         ok = [(r, d.array) for r, d in zip(results, batch) if d.error is None]
         if not ok:
             return results
+        arrays = np.stack([a for _, a in ok])
         try:
-            out = self.forward(np.stack([a for _, a in ok]))
+            out = self.forward(arrays)
         except Exception as e:  # noqa: BLE001 - reported on each file of the batch, the run goes on
             for r, _ in ok:
                 r.error = f"model failed: {_one_line(e)}"
@@ -341,7 +351,28 @@ class Predictor:
             r.probs = {n: float(v) for n, v in zip(names, pr)}
             r.label = names[int(lb)]
             r.precision = self.precision
+        good = [i for i, (r, _) in enumerate(ok) if r.ok]
+        if self.checks and good:
+            scored = tuple(np.asarray(v)[good] for v in out)
+            for i, found in zip(good, self.verdict_checks(arrays[good], scored)):
+                ok[i][0].checks = found
         return results
+
+    def verdict_checks(self, arrays: np.ndarray, out: tuple[np.ndarray, ...]) -> list[VerdictChecks | None]:
+        """The per-verdict checks of a batch :meth:`forward` scored (same model and precision, one batch of 2N copies).
+
+        A failure here never costs the verdicts: every file then gets ``None``.
+        """
+        logits, cams, _, labels = out
+        dev = self.device
+        try:
+            x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None].to(dev)
+            found = verdict_checks(self.model, x, torch.from_numpy(logits).to(dev), torch.from_numpy(cams).to(dev),
+                                   torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(dev))
+            return list(as_results(found))
+        except Exception as e:  # noqa: BLE001 - the checks are extra; the verdicts stand without them
+            log.warning("verdict checks failed for a batch of %d: %s", len(arrays), _one_line(e))
+            return [None] * len(arrays)
 
     def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Classify a stack ``N x H x W`` of grey model inputs in [0, 1].

@@ -9,6 +9,44 @@ from typing import Any
 import numpy as np
 
 
+@dataclass(frozen=True)
+class VerdictChecks:
+    """What the per-verdict checks found (:mod:`cxrviewer.core.explain.checks`).
+
+    ``outside_share``: share (0..1) of the predicted class's positive evidence that lies
+    outside the chest (edge band, marker corners, black frame); None without positive
+    evidence. ``evidence_outside``: that share is above the model's fitted threshold.
+    ``no_positive_evidence``: the map has (almost) no positive part, so it shows nothing.
+    ``shifts``: perturbation name -> change of the verdict's calibrated log-odds.
+    ``flipped``: the perturbations that changed the label. ``unstable``: a flip, or a
+    change of more than 1 in log-odds.
+    """
+
+    outside_share: float | None = None
+    evidence_outside: bool = False
+    no_positive_evidence: bool = False
+    shifts: dict[str, float] = field(default_factory=dict)
+    flipped: tuple[str, ...] = ()
+    unstable: bool = False
+
+    def warnings(self, label: str | None = None) -> list[str]:
+        """Plain-words lines for a reader, most important first (empty when all is well)."""
+        lines = []
+        if self.evidence_outside:
+            lines.append("evidence outside the chest: check the framing")
+        if self.flipped:
+            lines.append(f"unstable: the label changes with {' and with '.join(_PERTURBATION_WORDS.get(p, p) for p in self.flipped)}")
+        elif self.unstable:
+            worst = max(self.shifts, key=lambda k: abs(self.shifts[k]))
+            lines.append(f"unstable: the log-odds move by {self.shifts[worst]:+.1f} with {_PERTURBATION_WORDS.get(worst, worst)}")
+        if self.no_positive_evidence:
+            lines.append(f"no positive evidence for {label or 'the predicted class'} in the map")
+        return lines
+
+
+_PERTURBATION_WORDS = {"border": "a 10% black border", "blur": "a slight blur"}
+
+
 @dataclass
 class FileResult:
     """What the model made of one file.
@@ -22,6 +60,7 @@ class FileResult:
     ``error``: one-line reason when the file failed, else None.
     ``overlay``: the overlay PNG written for this file, if any.
     ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
+    ``checks``: the per-verdict checks (evidence location, stability); None when not run.
 
     The columns that show these fields are declared in :mod:`cxrviewer.core.columns`.
     """
@@ -37,6 +76,7 @@ class FileResult:
     error: str | None = None
     overlay: Path | None = None
     precision: str | None = None
+    checks: VerdictChecks | None = None
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from cxrviewer.core import columns
 from cxrviewer.core.columns import Batch, csv_columns, detail_columns, shown_probability, table_columns
 from cxrviewer.core.model import CamClassifier
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.results import FileResult, VerdictChecks
 
 
 def _model(**meta) -> CamClassifier:
@@ -27,7 +27,7 @@ def test_values_text_and_sort_keys():
     batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.5, "m")
     ok = FileResult(Path("b/Chest.png"), probs={"NORMAL": 0.8, "PNEUMONIA": 0.2}, label="NORMAL", image_size=(30, 20))
     bad = FileResult(Path("a.png"), error="damaged PNG data")
-    p_shown = table_columns(batch)[-1]
+    p_shown = next(c for c in table_columns(batch) if c.key == "p_shown")
     assert p_shown.header == "P(PNEUMONIA)" and p_shown.text(ok, batch) == "20.0%" and p_shown.text(bad, batch) == ""
     assert shown_probability(ok, Batch(("NORMAL", "PNEUMONIA"))) == 0.8  # no positive class: the predicted one
     assert sorted([ok, bad], key=lambda r: p_shown.sort_key(r, batch)) == [ok, bad]  # missing values last
@@ -36,7 +36,26 @@ def test_values_text_and_sort_keys():
     assert columns.probability_column("NORMAL").text(ok, batch) == "0.800000"
     keys = [c.key for c in csv_columns(batch)]
     assert keys == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "error", "threshold", "width", "height", "format",
-                    "model", "precision"]
+                    "model", "precision", "evidence_outside", "evidence_flag", "no_positive_evidence", "unstable",
+                    "shift_border", "shift_blur", "checks"]
     assert "overlay" in [c.key for c in csv_columns(batch, overlays=True)]
     assert {c.key for c in detail_columns(batch)} <= {c.key for c in csv_columns(batch)}
     assert all(c.width > 0 and c.header for c in csv_columns(batch, overlays=True) + table_columns(batch))
+
+
+def test_check_columns_read_the_verdict_checks():
+    batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.5, "m")
+    checks = VerdictChecks(outside_share=0.61, evidence_outside=True, shifts={"border": 2.345, "blur": -0.2},
+                           flipped=("border",), unstable=True)
+    flagged = FileResult(Path("a.png"), probs={"NORMAL": 0.1, "PNEUMONIA": 0.9}, label="PNEUMONIA", checks=checks)
+    unchecked = FileResult(Path("b.png"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL")
+    text = {c.key: c.text(flagged, batch) for c in csv_columns(batch)}
+    assert text["evidence_outside"] == "0.610" and text["evidence_flag"] == "yes" and text["unstable"] == "yes"
+    assert text["shift_border"] == "+2.35" and text["shift_blur"] == "-0.20" and text["no_positive_evidence"] == "no"
+    assert text["checks"] == ("evidence outside the chest: check the framing; "
+                              "unstable: the label changes with a 10% black border")
+    assert all(c.text(unchecked, batch) == "" for c in columns.CHECK_COLUMNS)
+    calm = VerdictChecks(outside_share=0.1, shifts={"border": 1.5, "blur": 0.1}, unstable=True, no_positive_evidence=True)
+    assert calm.warnings("NORMAL") == ["unstable: the log-odds move by +1.5 with a 10% black border",
+                                       "no positive evidence for NORMAL in the map"]
+    assert VerdictChecks(outside_share=0.1).warnings() == []

@@ -89,19 +89,23 @@ def _margins(per_image: dict[str, dict[str, list[float]]], of: str = "evidence")
     return out
 
 
-def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 64, n_sanity: int = 32,
-          steps: int = STEPS, seed: int = 0, log: Callable[[str], None] | None = None) -> dict:
+def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, n_sanity: int = 16,
+          steps: int = STEPS, seed: int = 0, log: Callable[[str], None] | None = None,
+          scored: tuple[dict, dict] | None = None) -> dict:
     """Audit the model's explanations on ``images`` (``N x 1 x H x W`` grey in [0, 1], validation).
 
     Returns plain data for the model file's metrics: ``checks`` (threshold and
     rates), ``faithfulness`` (mean AUCs per map and fill, ``n``, per predicted class),
-    ``sanity`` (per-step correlations and pass/fail).
+    ``sanity`` (per-step correlations and pass/fail). ``scored``: the ``(run_forward,
+    batched_checks)`` outputs for ``images`` when the caller has them already.
     """
     say = log or (lambda _msg: None)
-    fwd = run_forward(model, images)
+    if scored is None:
+        say(f"verdict checks on {images.shape[0]} images")
+        fwd = run_forward(model, images)
+        scored = fwd, batched_checks(model, images, fwd)
+    fwd, vc = scored
     labels = fwd["labels"]
-    say(f"verdict checks on {images.shape[0]} images")
-    vc = batched_checks(model, images, fwd, threshold=1.0)
     threshold = checks.fit_outside_threshold(vc["outside_share"][~vc["no_positive_evidence"]].tolist())
     flag = (torch.nan_to_num(vc["outside_share"], nan=0.0) > threshold) & ~vc["no_positive_evidence"]
     result = {"checks": {

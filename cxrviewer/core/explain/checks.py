@@ -18,6 +18,7 @@ All functions are batched and take the model input as grey values in [0, 1].
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import CamClassifier
+from ..results import VerdictChecks
 from .methods import eval_mode, evidence_maps
 from .perturb import add_border, gaussian_blur
 
@@ -157,3 +159,18 @@ def verdict_checks(model: CamClassifier, images: torch.Tensor, logits: torch.Ten
     flag = torch.nan_to_num(share, nan=0.0) > limit
     return {"outside_share": share, "positive_mass": mass, "no_positive_evidence": none,
             "evidence_flag": flag & ~none, **stability(model, images, logits, labels)}
+
+
+def as_results(found: dict[str, torch.Tensor]) -> list[VerdictChecks]:
+    """:func:`verdict_checks`' tensors as one plain :class:`~cxrviewer.core.results.VerdictChecks` per image."""
+    out = []
+    for i in range(found["unstable"].shape[0]):
+        share = float(found["outside_share"][i])
+        out.append(VerdictChecks(
+            outside_share=None if math.isnan(share) else round(share, 4),
+            evidence_outside=bool(found["evidence_flag"][i]),
+            no_positive_evidence=bool(found["no_positive_evidence"][i]),
+            shifts={p: round(float(found["shift"][i, j]), 4) for j, p in enumerate(PERTURBATIONS)},
+            flipped=tuple(p for j, p in enumerate(PERTURBATIONS) if bool(found["flipped"][i, j])),
+            unstable=bool(found["unstable"][i])))
+    return out

@@ -35,6 +35,7 @@ def render_model_card(model_path: Path, meta: dict) -> str:
     tr = meta.get("training", {})
     sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
                 _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _protocol(meta.get("protocol")),
+                _explanations((meta.get("metrics") or {}).get("explanations")),
                 _plots(report_dir(model_path)), LIMITATIONS)
     return "\n".join(line for section in sections for line in section)
 
@@ -116,6 +117,70 @@ def _protocol(p: dict | None) -> list[str]:
         lines.append(f"\nCross-batch: a model of the same recipe trained without the {batch} NORMAL images keeps specificity "
                      f"{_f3(v.get('spec95'))} on them at its clean 95%-sensitivity threshold (AUROC {_f3(v.get('auroc'))}).")
     return lines
+
+
+_MAP_NAMES = {"evidence": "evidence map (what the viewer draws)", "gradcam": "Grad-CAM on layer3 (peer)",
+              "random": "random smooth map (floor)", "prior": "centred Gaussian prior (floor)"}
+
+
+def _explanations(ex: dict | None) -> list[str]:
+    """The heat-map audit: faithfulness against floors, the sanity check, the per-verdict checks."""
+    if not isinstance(ex, dict) or "faithfulness" not in ex:
+        return []
+    fa, sanity, checks = ex["faithfulness"], ex.get("sanity", {}), ex.get("checks", {})
+    lines = ["", "## Heat maps: can they be trusted?",
+             f"Deletion and insertion (Petsiuk et al. 2018) on {fa.get('n')} validation images, half of each predicted class: "
+             f"the pixels the map ranks highest are removed (or put back) first, in {fa.get('steps')} steps, replaced by "
+             "the image's mean grey or by a blur of it; the score is the area under the curve of the calibrated "
+             "probability of the predicted class. Deletion: lower is better. Insertion: higher is better.", "",
+             "| map | deletion, mean fill | insertion, mean fill | deletion, blur fill | insertion, blur fill |",
+             "|---|---:|---:|---:|---:|"]
+    for name, row in fa.get("mean", {}).items():
+        cells = [_f3(row.get(k)) for k in ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")]
+        lines.append(f"| {_MAP_NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    lines += ["", _margin_words(fa.get("margins", {}))]
+    steps = sanity.get("steps", [])
+    if steps:
+        ok = (sanity.get("passed") or {}).get("evidence")
+        lines += ["", f"Sanity check (cascading randomization, Adebayo et al. 2018) on {sanity.get('n')} images: the weights "
+                  "are re-initialised from the classifier down to the first convolution, and the maps compared with the "
+                  "trained model's by Spearman rank correlation (mean over images; the check passes when the mean "
+                  f"absolute correlation stays below {sanity.get('limit')} at every step).", "",
+                  "| randomised down to | evidence map | Grad-CAM |", "|---|---:|---:|"]
+        lines += [f"| {r['step']} | {r['evidence']['mean']:+.2f} (abs {r['evidence']['mean_abs']:.2f}) | "
+                  f"{r.get('gradcam', {}).get('mean', float('nan')):+.2f} |" for r in steps]
+        lines += ["", f"**Sanity check: {'PASSED' if ok else 'FAILED'}.** " + (
+            "The maps change once the learned weights are gone: they show what this model learned, not just the image's edges."
+            if ok else "The maps barely change when the learned weights are destroyed: they show the image or the "
+            "architecture, not this model's reasons. Do not read them as the model's evidence.")]
+    if checks:
+        lines += ["", f"Per-verdict checks on all {checks.get('n')} validation images: evidence outside the chest above "
+                  f"{checks.get('evidence_outside_threshold')} of the positive mass is flagged "
+                  f"({_pct(checks.get('evidence_flag_rate'))} of validation images); the stability badge (label flips, or "
+                  f"log-odds move by more than 1, under a 10% black border or a blur of sigma 2 px) fires on "
+                  f"{_pct(checks.get('unstable_rate'))} (label flips: border {_pct((checks.get('flip_rate') or {}).get('border'))}, "
+                  f"blur {_pct((checks.get('flip_rate') or {}).get('blur'))}); 'no positive evidence' on "
+                  f"{_pct(checks.get('no_positive_evidence_rate'))}."]
+    return lines
+
+
+def _margin_words(margins: dict) -> str:
+    """One sentence per floor: by how much the evidence map beats it (paired mean, 95% interval)."""
+    words = []
+    for floor, label in (("random", "the random map"), ("prior", "the centred prior")):
+        row = margins.get(floor)
+        if not row:
+            continue
+        parts = [f"{k.replace('_', ', ')} fill {v[0]:+.3f} ± {v[1]:.3f}" for k, v in row.items()]
+        words.append(f"Margin of the evidence map over {label} (positive = better; paired mean ± 95% interval): "
+                     + "; ".join(parts) + ".")
+    beats = [k for k in ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")
+             if all(k in (margins.get(f) or {}) and margins[f][k][0] - margins[f][k][1] > 0 for f in ("random", "prior"))]
+    if margins:
+        words.append("In plain words: the map beats both floors beyond chance on "
+                     + (", ".join(k.replace("_", " with ") + " fill" for k in beats) if beats else "no score")
+                     + "; where it does not, it ranks the image's regions no better than a guess that knows nothing of the image.")
+    return " ".join(words)
 
 
 def _plots(report: Path) -> list[str]:

@@ -30,6 +30,7 @@ from .augment import build_ema, build_mix
 from .calibration import calibrate, score_splits
 from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
 from .engine import evaluate, train_one_epoch
+from .explanations import apply_record, explanation_record
 from .model_card import write_model_card
 from .parity import parity_record
 from .pretrained import load_backbone_weights
@@ -125,6 +126,9 @@ def _calibration_options(g) -> None:
     g.add_argument("--threshold-rule", default="robust", choices=metrics.THRESHOLD_RULES,
                    help="how the two-class decision threshold is fitted on validation: robust = Youden's J averaged "
                         "over the clean images and fixed exposure/contrast/blur/zoom shifts of them; youden; f1; 0.5")
+    g.add_argument("--audit-images", default=32, type=int,
+                   help="validation images for the heat-map audit (deletion/insertion; half as many for the sanity "
+                        "check; all of them for the evidence-location threshold); 0 skips the audit")
 
 
 def _run_options(g) -> None:
@@ -196,7 +200,11 @@ def main(args: argparse.Namespace) -> Path | None:
         model.meta.update(cal.meta)
         model.meta[PARITY_KEY] = parity_record(model, data.val_loader, rt.device, half_weights=args.half)
         splits = score_splits(model, cal, data.test_loader, rt)
-        return write_outputs(args, rt, model, data, progress, splits, started) if rt.is_main else None
+        if not rt.is_main:
+            return None
+        explained = (explanation_record(model, (x for x, _ in data.val_loader), args.audit_images, rt.device)
+                     if args.audit_images > 0 else None)
+        return write_outputs(args, rt, model, data, progress, splits, started, explained)
     finally:
         close_runtime(rt)
 
@@ -280,13 +288,16 @@ def log_epoch(row: dict, epochs: int, improved: bool, rt: Runtime) -> None:
 
 
 def write_outputs(args: argparse.Namespace, rt: Runtime, model: CamClassifier, data: TrainingData,
-                  progress: Progress, splits: dict, started: float) -> Path:
-    """Rank 0's files: the model file (metrics and provenance in its header), ``<out>_report/`` and the card."""
+                  progress: Progress, splits: dict, started: float, explained: dict | None = None) -> Path:
+    """Rank 0's files: the model file (metrics, provenance and the heat-map audit ``explained`` in its header),
+    ``<out>_report/`` and the card."""
     model.meta["metrics"] = jsonable({name: {k: v for k, v in s["metrics"].items() if k != "class_names"}
                                       for name, s in splits.items()})
     shifted = {"validation_shifted": splits["validation"]["shifted"]} if "shifted" in splits["validation"] else {}
     model.meta["metrics"].update(shifted, best_epoch=progress.chosen_epoch + 1)
     model.meta["training"] = describe_training(args, rt, data, started)
+    if explained:
+        model.meta.update(apply_record(model.meta, jsonable(explained)))
     out = save_model(model.cpu().to(memory_format=torch.contiguous_format), args.out, half=args.half)
     fitted = {k: model.meta[k] for k in ("arch", "input_size", "threshold", "temperature", "cam_range") if k in model.meta}
     write_report(report_dir(out), progress.history, splits,

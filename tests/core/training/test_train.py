@@ -52,7 +52,8 @@ def tiny_data(tmp_path_factory):
 
 def _args(data, out, *extra):
     return get_args_parser().parse_args(["--data", str(data), "--out", str(out), "--image-size", "64", "--epochs", "1",
-                                         "--batch-size", "8", "--val-fraction", "0.25", "--lr", "3e-3", *extra])
+                                         "--batch-size", "8", "--val-fraction", "0.25", "--lr", "3e-3",
+                                         "--audit-images", "0", *extra])
 
 
 def test_patient_split_never_shares_a_patient(tiny_data):
@@ -95,12 +96,15 @@ def test_image_level_fallback_warns(tmp_path, caplog):
 
 def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     out = tmp_path / "m.safetensors"
-    args = _args(tiny_data, out)
+    args = _args(tiny_data, out, "--audit-images", "2")
     parsed = dict(vars(args))
     assert main(args) == out
     assert vars(args) == parsed  # derived settings live in a Runtime, never on args
     model = load_model(out)
     meta = model.meta
+    audit = meta["metrics"]["explanations"]  # the heat-map audit step
+    assert audit["faithfulness"]["n"] == 2 and audit["sanity"]["n"] == 1 and len(audit["sanity"]["steps"]) == 7
+    assert 0 <= meta["evidence_outside_threshold"] <= 1
     words = shlex.split(meta["training"]["command"])
     assert words[:2] == ["python", "train_model.py"]
     assert vars(get_args_parser().parse_args(words[2:])) == parsed  # the recorded command reproduces the run
@@ -120,6 +124,7 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     card = out.with_suffix(".md").read_text()
     assert "python" in card and "--image-size 64" in card and "| validation |" in card and "not a medical device" in card.lower()
     assert "| zoom out x0.87 |" in card
+    assert "## Heat maps" in card and "| evidence map (what the viewer draws) |" in card and "Sanity check: " in card
     text = (report / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON
     data = json.loads(text)
@@ -216,7 +221,8 @@ def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(ROOT / "train_model.py"), "--data", str(tiny_data), "--out", str(out), "--image-size", "64",
-           "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--device", "cpu"]
+           "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--device", "cpu",
+           "--audit-images", "0"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = load_model(out)
