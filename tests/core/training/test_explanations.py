@@ -44,3 +44,25 @@ def test_card_section_states_the_margins_and_the_sanity_verdict_in_plain_words()
     assert "Sanity check: FAILED" in failed and "Do not read them as the model's evidence" in failed
     assert "beats both floors beyond chance on insertion with mean fill;" in failed
     assert _explanations(None) == [] and _explanations({}) == []
+
+
+def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path):
+    import json
+
+    import pytest
+
+    from cxrviewer.core.checkpoint import read_header
+    from cxrviewer.core.errors import CxrError
+    from cxrviewer.core.training.explanations import get_args_parser, main
+    from cxrviewer.core.training.parity import weights_digest
+
+    before = weights_digest(tiny_model_file)
+    found = tmp_path / "audit.json"
+    found.write_text(json.dumps({"model": tiny_model_file.name, "audit": _audit(0.6, passed=True)}))
+    main(get_args_parser().parse_args([str(tiny_model_file), "--from-json", str(found)]))
+    meta = read_header(tiny_model_file)
+    assert meta[THRESHOLD_KEY] == 0.3 and meta["metrics"]["explanations"]["sanity"]["passed"] == {"evidence": True}
+    assert weights_digest(tiny_model_file) == before and meta["threshold"] == 0.5
+    found.write_text(json.dumps({"model": "other.safetensors", "audit": _audit(0.6, passed=True)}))
+    with pytest.raises(CxrError, match="audits 'other.safetensors'"):
+        main(get_args_parser().parse_args([str(tiny_model_file), "--from-json", str(found)]))
