@@ -48,7 +48,8 @@ def test_two_processes_under_torchrun_write_the_single_process_csv(scans, tiny_m
     lines = two.read_text().splitlines()
     # the same rows in the same (input) order; only the overlay column is new
     assert [",".join(l.split(",")[:-1]) for l in lines] == one.read_text().splitlines()
-    assert lines[0].endswith(",precision,overlay") and len(lines) == 1 + 8
+    assert lines[0].endswith(",precision,evidence_outside,evidence_flag,no_positive_evidence,unstable,shift_border,"
+                             "shift_blur,checks,overlay") and len(lines) == 1 + 8
     pngs = sorted(p.name for p in overlays.iterdir())
     assert pngs == sorted(f"img{i}_cam.png" for i in range(7))  # each rank wrote its own share
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary parts left

@@ -88,3 +88,19 @@ def test_every_method_declares_its_units_and_the_registry_builds_them():
     assert not EvidenceMap.on_demand and GradCAM.on_demand
     with pytest.raises(ValueError, match="unknown explanation method"):
         get_method("lime")
+
+
+def test_explain_image_on_demand_gives_a_map_with_units_and_display_limits():
+    from cxrviewer.core.explain.on_demand import explain_image
+
+    model = make_tiny_model(size=128)
+    pixels = np.random.default_rng(0).random((300, 260)).astype(np.float32)
+    m = explain_image(model, pixels, "PNEUMONIA", GradCAM())
+    assert m.grid.shape == (8, 8) and m.units and m.colorbar_label.startswith("Grad-CAM")
+    up, lo, hi = m.for_display((300, 260))
+    assert up.shape == (300, 260) and lo == 0.0 and hi >= up.max() - 1e-5
+    ev = explain_image(model, pixels, "NORMAL", EvidenceMap())
+    _, lo, hi = ev.for_display((30, 26))
+    assert ev.signed and lo == -hi and ev.grid.shape == (4, 4)
+    with pytest.raises(ValueError, match="unknown class"):
+        explain_image(model, pixels, "COVID", GradCAM())
