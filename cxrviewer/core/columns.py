@@ -174,7 +174,7 @@ def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
 
 def table_columns(batch: Batch) -> list[Column]:
     """The result columns of the viewer's table (the row's status is the table's own)."""
-    return [NAME, LABEL, shown_probability_column(batch), CHECKS]
+    return [NAME, LABEL, shown_probability_column(batch)]
 
 
 def detail_columns(batch: Batch) -> list[Column]:
