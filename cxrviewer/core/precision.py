@@ -141,10 +141,37 @@ class _TrunkIn(nn.Module):
         return self.trunk(x).float()
 
 
+def fold_batchnorm(trunk: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d that directly follows a Conv2d into it, in place; returns ``trunk``.
+
+    Pairs: consecutive children of a Sequential (``conv1, bn1`` of the stem, ``downsample``)
+    and ResNet blocks' ``convN`` / ``bnN`` (torchvision applies ``bnN`` right after
+    ``convN``). DenseNet's norm-before-conv layers are left as they are.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(parent: nn.Module, conv_name: str, bn_name: str) -> None:
+        conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+            setattr(parent, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
+            setattr(parent, bn_name, nn.Identity())
+
+    for module in list(trunk.modules()):
+        names = [n for n, _ in module.named_children()]
+        if isinstance(module, nn.Sequential):
+            for a, b in zip(names, names[1:]):
+                fold(module, a, b)
+        for n in names:
+            if n.startswith("conv") and f"bn{n[4:]}" in names:
+                fold(module, n, f"bn{n[4:]}")
+    return trunk
+
+
 def prepare_model(model: CamClassifier, precision: str, device: torch.device | str = "cpu") -> CamClassifier:
     """A private eval-mode copy of ``model`` on ``device`` for inference in ``precision`` (not "auto").
 
-    The trunk is converted to ``precision`` and channels_last (faster on CPU even in
+    The trunk's batch norms are folded into their convolutions (:func:`fold_batchnorm`),
+    then it is converted to ``precision`` and channels_last (faster on CPU even in
     float32); the head stays float32, so logits and CAMs are float32 and a CAM's
     spatial mean plus the bias is still the logit. ``model`` itself is not touched.
     """
@@ -155,7 +182,7 @@ def prepare_model(model: CamClassifier, precision: str, device: torch.device | s
     clone = copy.deepcopy(model).to(torch.device(device)).eval()
     for p in clone.parameters():
         p.requires_grad_(False)
-    trunk = clone.features.to(dtype=dtype, memory_format=torch.channels_last)
+    trunk = fold_batchnorm(clone.features).to(dtype=dtype, memory_format=torch.channels_last)
     clone.features = _TrunkIn(trunk, dtype)
     clone.meta = dict(clone.meta, precision=precision)
     return clone

@@ -158,3 +158,24 @@ def test_predict_writes_the_precision_column(tmp_path, tiny_model_file):
                      "--precision", precision]) == 0
         assert [r["precision"] for r in csv.DictReader(out.open())] == [precision]
     assert main(["predict", str(tmp_path / "a.png"), "--csv", str(tmp_path / "x.csv"), "--precision", "half"]) == 2
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "densenet121"])
+def test_batchnorm_folding_keeps_the_outputs(arch):
+    from cxrviewer.core.precision import fold_batchnorm
+
+    model = make_tiny_model(arch=arch)
+    with torch.no_grad():  # non-trivial running statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    clone = prepare_model(model, "float32")
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in clone.modules())
+    if arch.startswith("resnet"):
+        assert left == 0
+    else:
+        assert 0 < left < sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # stem only
+    x = _images(2)
+    torch.testing.assert_close(_outputs(clone, x)[1], _outputs(model, x)[1], rtol=1e-4, atol=1e-4)
+    assert isinstance(fold_batchnorm(torch.nn.Sequential(torch.nn.ReLU())), torch.nn.Sequential)
