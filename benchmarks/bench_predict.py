@@ -233,13 +233,13 @@ def _env() -> dict[str, str]:
 
 
 def time_predict_process(paths: list[Path], model_file: Path, csv: Path, precision: str | None,
-                         batch_size: int) -> float:
+                         batch_size: int, env: dict[str, str] | None = None) -> float:
     cmd = [sys.executable, "-m", "cxrviewer", "predict", *map(str, paths), "--csv", str(csv), "--overwrite",
            "--model", str(model_file), "--device", "cpu", "--batch-size", str(batch_size)]
     if precision is not None:
         cmd += ["--precision", precision]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, check=False)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"`cxrviewer predict` failed:\n{proc.stderr}")
@@ -247,12 +247,12 @@ def time_predict_process(paths: list[Path], model_file: Path, csv: Path, precisi
 
 
 def predict_marginal(paths: list[Path], small: int, model_file: Path, tmp: Path, precision: str | None,
-                     batch_size: int) -> tuple[float, float, float]:
+                     batch_size: int, env: dict[str, str] | None = None) -> tuple[float, float, float]:
     """(best seconds on ``small`` images, best seconds on all, marginal images/s); best of two alternated runs."""
     times: dict[int, list[float]] = {small: [], len(paths): []}
     for _ in range(2):
         for n in times:
-            times[n].append(time_predict_process(paths[:n], model_file, tmp / "bench.csv", precision, batch_size))
+            times[n].append(time_predict_process(paths[:n], model_file, tmp / "bench.csv", precision, batch_size, env))
     t_small, t_large = min(times[small]), min(times[len(paths)])
     return t_small, t_large, (len(paths) - small) / max(t_large - t_small, 1e-9)
 
@@ -347,6 +347,13 @@ def main(args: argparse.Namespace) -> int:
                          f"images) / ({t_large:.1f} s - {t_small:.1f} s)", "default", args.large - args.small,
                          t_large - t_small))
             print(f"  predict {label}: {rate:.1f} images/s marginal", file=sys.stderr)
+        # the thread layout's one process-wide switch, for comparison: OpenMP threads spinning while they wait
+        t_small, t_large, rate = predict_marginal(paths[:args.large], args.small, model_file, tmp, None,
+                                                  args.batch_size, env={"OMP_WAIT_POLICY": "ACTIVE"})
+        rows.append((f"`cxrviewer predict` default, OMP_WAIT_POLICY=ACTIVE (spinning; cxrviewer sets PASSIVE): "
+                     f"marginal rate ({args.large} - {args.small}) / ({t_large:.1f} s - {t_small:.1f} s)",
+                     "default", args.large - args.small, t_large - t_small))
+        print(f"  predict, spinning OpenMP threads: {rate:.1f} images/s marginal", file=sys.stderr)
         mem = {}
         if not args.skip_memory:
             make_jpegs(data_dir, min(args.mem_large, 300), args.source)

@@ -1,5 +1,13 @@
 """cxrviewer: review chest radiographs with an AI second reader and its class activation maps."""
 
+import os
+
+# Thread layout: torch's OpenMP threads sleep instead of spinning while they wait for each other, so
+# the decoding threads (and the viewer) get the cores in between. Spinning costs up to 4x the CPU per
+# image when decoding runs alongside (benchmarks/README.md). Read once, when torch is first imported;
+# a value already set in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .core.checkpoint import load_model, save_model
 from .core.errors import CorruptFileError, CxrError, ModelFileError, RadiographError, UnsupportedFileError
 from .core.imaging import Radiograph, load_radiograph
