@@ -148,12 +148,14 @@ def fold_batchnorm(trunk: nn.Module) -> nn.Module:
     and ResNet blocks' ``convN`` / ``bnN`` (torchvision applies ``bnN`` right after
     ``convN``). DenseNet's norm-before-conv layers are left as they are.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
 
     def fold(parent: nn.Module, conv_name: str, bn_name: str) -> None:
         conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
-            setattr(parent, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
+            with torch.no_grad():
+                conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
+                                                              bn.eps, bn.weight, bn.bias)
             setattr(parent, bn_name, nn.Identity())
 
     for module in list(trunk.modules()):
