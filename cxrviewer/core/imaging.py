@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from .dicom_reduced import reduced_frame
 from .errors import CorruptFileError, RadiographError, UnsupportedFileError
 
 #: File name suffixes recognised as radiographs (lower case; compare with ``suffix.lower()``).
@@ -97,7 +98,8 @@ def load_radiograph(path: str | Path, target_size: tuple[int, int] | None = None
     """Read ``path`` into a :class:`Radiograph`.
 
     ``target_size`` (H, W) is a hint: large images are decoded at a reduced size no
-    smaller than twice it (JPEG draft mode, Pillow's ``reduce``, a block mean of DICOM
+    smaller than twice it (JPEG draft mode, Pillow's ``reduce``; for DICOM, JPEG 2000
+    resolution levels or JPEG DCT scaling where the codec allows, else a block mean of the
     stored values), so memory per image stays bounded; ``pixels`` may then be smaller
     than the original, while ``meta["original_size"]`` stays the full size. Only regular
     files are opened. Raises :class:`UnsupportedFileError` or :class:`CorruptFileError`
@@ -292,9 +294,13 @@ def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
         _check_not_truncated(path, ds, pixel_tag, file_size)
     _check_codestream(path, f, ds, pixel_tag, tsyntax, rows, cols)
 
-    arr = _decode_first_frame(path, f, ds, tsyntax)
-    if arr.shape[:2] != (rows, cols):
-        raise CorruptFileError(path, f"the pixel data does not hold a {cols} x {rows} image")
+    arr = None
+    if target_size is not None:  # JPEG 2000 resolution levels, JPEG DCT scaling; else None
+        arr = reduced_frame(ds, tsyntax, (REDUCE_MARGIN * target_size[0], REDUCE_MARGIN * target_size[1]))
+    if arr is None:
+        arr = _decode_first_frame(path, f, ds, tsyntax)
+        if arr.shape[:2] != (rows, cols):
+            raise CorruptFileError(path, f"the pixel data does not hold a {cols} x {rows} image")
     meta: dict[str, Any] = {
         "format": "DICOM", "original_size": (cols, rows), "decoded_size": (cols, rows),
         "transfer_syntax": tsyntax.name, "transfer_syntax_uid": str(tsyntax),
