@@ -305,10 +305,9 @@ def _close_quietly(f: IO[str]) -> None:
     try:
         f.close()
     except OSError:
-        try:  # the buffer could not be flushed (e.g. disk full): drop it and release the descriptor
-            os.close(f.fileno())
-        except (OSError, ValueError):
-            pass
+        # the buffer could not be flushed (e.g. disk full). A file object releases its descriptor even
+        # then; closing the number again could close a file opened since under the same number.
+        pass
 
 
 def _unlink_quietly(path: Path) -> None:
