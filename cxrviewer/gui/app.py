@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from .. import __version__
 from .icons import app_icon
 from .settings import APPLICATION, ORGANIZATION
 from .theme import apply_dark_theme
+from .worker import stranded
 
 
 def _application() -> QApplication:
@@ -48,6 +50,10 @@ def main(paths: Sequence[str | Path] | None = None) -> int:
     window = create_window(paths)
     code = app.exec()
     del window
+    if stranded():  # a task that would not stop (the window said which): never destroy its running QThread
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     return int(code)
 
 

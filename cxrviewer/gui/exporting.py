@@ -9,8 +9,7 @@ dialog (which asked first).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,22 +59,23 @@ def export_overlay(result: FileResult, options: RenderOptions, path: Path,
     return save_png(render(result, options, radiograph), path, overwrite=True)
 
 
-def export_overlays(results: list[FileResult], options: RenderOptions, folder: Path,
-                    cancel: threading.Event, progress: Callable[[int, int], None]) -> dict:
-    """One ``<stem>_cam.png`` per successful result into ``folder``, never overwriting; returns a summary."""
+def export_overlays(results: list[FileResult], options: RenderOptions, folder: Path) -> Generator[tuple[int, int], None, dict]:
+    """One ``<stem>_cam.png`` per successful result into ``folder``, never overwriting.
+
+    A generator (run as a task): yields ``(done, total)`` after each file (closing it stops
+    the export there) and returns a summary: ``written`` paths, ``failed`` reasons, ``folder``.
+    """
     todo = [r for r in results if r.ok]
     written, failed = [], []
     for i, r in enumerate(todo):
-        if cancel.is_set():
-            break
         try:
             written.append(save_png(render(r, options), overlay_path(folder, r.path)))
         except CxrError as e:
             failed.append(str(e))
         except Exception as e:  # noqa: BLE001 - one bad file never stops the export
             failed.append(f"{r.path.name}: {type(e).__name__}: {e}")
-        progress(i + 1, len(todo))
-    return {"written": written, "failed": failed, "cancelled": cancel.is_set(), "folder": Path(folder)}
+        yield i + 1, len(todo)
+    return {"written": written, "failed": failed, "folder": Path(folder)}
 
 
 def export_csv(results: list[FileResult], class_names: list[str], path: Path, threshold: float | None,

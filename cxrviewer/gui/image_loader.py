@@ -1,25 +1,25 @@
-"""Full-resolution display images, decoded on a small thread pool with an LRU cache.
+"""Full-resolution display images, decoded by background tasks (two at a time) with an LRU cache.
 
 The GUI thread never decodes: :meth:`ImageLoader.request` answers from the cache
-at once or queues a decode; ``loaded``/``failed`` arrive on the GUI thread.
+at once or queues a decode task; ``loaded``/``failed`` arrive on the GUI thread.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from ..core.errors import RadiographError
 from ..core.imaging import Radiograph, load_radiograph
 from .canvas import fit_size
-from .worker import lower_thread_priority
+from .worker import TaskGroup, lower_thread_priority
 
 
 PREVIEW_MAX = 1024  # longest side of the copy drawn when the whole image is in view
@@ -60,23 +60,21 @@ def make_preview(pixels: np.ndarray, longest: int = PREVIEW_MAX, size: tuple[int
 
 
 class ImageLoader(QObject):
-    """Decodes radiographs for display; keeps the ``capacity`` most recent ones."""
+    """Decodes radiographs for display as :class:`Task` objects (``threads`` at a time); keeps the
+    ``capacity`` most recent ones. The image asked for last is decoded before prefetches."""
 
     loaded = Signal(object, object)   # Path, DisplayImage
     failed = Signal(object, str)      # Path, one-line reason
-    _decoded = Signal(object, object, object)  # from pool threads: Path, DisplayImage | None, error | None
 
-    def __init__(self, capacity: int = 8, threads: int = 2, parent: QObject | None = None):
+    def __init__(self, tasks: TaskGroup, capacity: int = 8, threads: int = 2, parent: QObject | None = None):
         super().__init__(parent)
+        self.tasks = tasks
         self.capacity = capacity
+        self.threads = threads
         self.fit_box: tuple[float, float] | None = None  # (H, W) the view fits images into: previews are made at that size
         self._cache: OrderedDict[Path, DisplayImage] = OrderedDict()
-        self._pending: set[Path] = set()
-        self._wanted: Path | None = None
-        self._closed = False
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(threads)
-        self._decoded.connect(self._on_decoded)
+        self._queue: deque[Path] = deque()
+        self._running: set[Path] = set()
 
     def cached(self, path: Path) -> DisplayImage | None:
         rad = self._cache.get(Path(path))
@@ -85,59 +83,65 @@ class ImageLoader(QObject):
         return rad
 
     def request(self, path: str | Path) -> DisplayImage | None:
-        """Return the image if cached; else decode it in the background and emit ``loaded`` later."""
+        """Return the image if cached; else decode it next and emit ``loaded`` (or ``failed``) later."""
         path = Path(path)
-        self._wanted = path
         rad = self.cached(path)
         if rad is None:
-            self._submit(path)
+            self._enqueue(path, first=True)
         return rad
 
     def prefetch(self, paths: list[Path]) -> None:
         """Decode ``paths`` ahead of time (e.g. the next and previous rows)."""
         for p in paths:
             if Path(p) not in self._cache:
-                self._submit(Path(p))
+                self._enqueue(Path(p))
 
     def clear(self) -> None:
+        """Forget cached images and queued decodes (running ones finish into the cache)."""
         self._cache.clear()
-        self._wanted = None
+        self._queue.clear()
 
-    def shutdown(self) -> None:
-        """Drop queued decodes and wait for running ones; nothing is emitted afterwards."""
-        self._closed = True
-        self._pool.clear()
-        self._pool.waitForDone()
-
-    def _submit(self, path: Path) -> None:
-        if self._closed or path in self._pending:
+    def _enqueue(self, path: Path, first: bool = False) -> None:
+        if path in self._running:
             return
-        self._pending.add(path)
-        self._pool.start(lambda: self._decode(path))
-
-    def _decode(self, path: Path) -> None:  # runs on a pool thread
-        lower_thread_priority()  # prefetching must not slow the GUI thread down
-        try:
-            rad = load_radiograph(path)
-            box = self.fit_box
-            image = DisplayImage(rad, make_preview(rad.pixels, size=fit_size(rad.pixels.shape, box) if box else None))
-        except RadiographError as e:
-            self._decoded.emit(path, None, e.reason)
-        except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file
-            self._decoded.emit(path, None, f"{type(e).__name__}: {e}")
+        if path in self._queue:
+            self._queue.remove(path)
+        if first:
+            self._queue.appendleft(path)
         else:
-            self._decoded.emit(path, image, None)
+            self._queue.append(path)
+        self._pump()
 
-    @Slot(object, object, object)
-    def _on_decoded(self, path: Path, rad: DisplayImage | None, error: str | None) -> None:
-        self._pending.discard(path)
-        if self._closed:
-            return
-        if rad is None:
+    def _pump(self) -> None:
+        while self._queue and len(self._running) < self.threads and not self.tasks.closed:
+            path = self._queue.popleft()
+            self._running.add(path)
+            task = self.tasks.start(_decode, path, self.fit_box, name="decode")
+            task.done.connect(lambda outcome, p=path: self._on_decoded(p, *outcome))
+            task.finished.connect(lambda _completed, p=path: self._on_finished(p))
+
+    def _on_decoded(self, path: Path, image: DisplayImage | None, error: str | None) -> None:
+        if image is None:
             self.failed.emit(path, error or "cannot read")
             return
-        self._cache[path] = rad
+        self._cache[path] = image
         self._cache.move_to_end(path)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
-        self.loaded.emit(path, rad)
+        self.loaded.emit(path, image)
+
+    def _on_finished(self, path: Path) -> None:
+        self._running.discard(path)
+        self._pump()
+
+
+def _decode(cancel, path: Path, box: tuple[float, float] | None) -> tuple[DisplayImage | None, str | None]:
+    """The decode task: ``(image, None)`` or ``(None, reason)``; never raises."""
+    lower_thread_priority()  # prefetching must not slow the GUI thread down
+    try:
+        rad = load_radiograph(path)
+        return DisplayImage(rad, make_preview(rad.pixels, size=fit_size(rad.pixels.shape, box) if box else None)), None
+    except RadiographError as e:
+        return None, e.reason
+    except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file
+        return None, f"{type(e).__name__}: {e}"

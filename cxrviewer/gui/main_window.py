@@ -1,8 +1,9 @@
 """The main window: composes the results table, image view, details panel and status bar.
 
-It owns no heavy work: scanning and classification run in a :class:`BatchRunner`,
-display images decode in an :class:`ImageLoader`, model loading and exports run
-as :class:`Task` objects. Slots here only route plain data between widgets.
+It owns no heavy work: every background job is a :class:`Task` of the window's
+:class:`TaskGroup` (batches through a :class:`BatchRunner`, display images through an
+:class:`ImageLoader`, model loading and exports directly), and closing the window
+stops them all. Slots here only route plain data between widgets.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
@@ -29,8 +30,8 @@ from .model_card import about_html
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
-from .status import BatchStatus
-from .worker import BatchRunner, Task
+from .status import BatchStatus, MessageLabel
+from .worker import BatchRunner, Task, TaskGroup
 
 LOADING_HINT_MS = 150
 PREFETCH_AHEAD, PREFETCH_BEHIND = 3, 1  # rows decoded ahead of the reader (the cache keeps 8 images)
@@ -54,7 +55,6 @@ class MainWindow(QMainWindow):
         self.inputs: list[Path] = []
         self._batch_start = 0.0
         self._current_row = -1
-        self._tasks: list[Task] = []
         self._model_task: Task | None = None
 
         self.setWindowTitle("cxrviewer")
@@ -65,10 +65,12 @@ class MainWindow(QMainWindow):
         self.controls = ViewControls()
         self.details = DetailsPanel()
         self.batch_status = BatchStatus()
+        self.message = MessageLabel()
         self.model_label = QLabel("No model")
         self.hover_label = QLabel("")
-        self.runner = BatchRunner(self)
-        self.loader = ImageLoader(parent=self)
+        self.tasks = TaskGroup(self)
+        self.runner = BatchRunner(self.tasks, self)
+        self.loader = ImageLoader(self.tasks, parent=self)
         self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
 
         self._build_layout()
@@ -102,6 +104,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         bar = self.statusBar()
         bar.addWidget(self.batch_status)
+        bar.addWidget(self.message, 1)
         bar.addPermanentWidget(self.hover_label)
         bar.addPermanentWidget(self.model_label)
         self.resize(1600, 960)
@@ -238,7 +241,7 @@ class MainWindow(QMainWindow):
         inputs = [Path(p) for p in inputs]
         missing = [p for p in inputs if not p.exists()]
         if missing:
-            self.statusBar().showMessage(f"Not found: {missing[0]}", 8000)
+            self.message.show_message(f"Not found: {missing[0]}", 8000)
             inputs = [p for p in inputs if p.exists()]
             if not inputs:
                 return
@@ -272,7 +275,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_problem(self, message: str) -> None:
-        self.statusBar().showMessage(f"Problem: {message} (the batch goes on)", 15000)
+        self.message.show_message(f"Problem: {message} (the batch goes on)", 15000)
 
     def _on_batch_finished(self, completed: bool) -> None:
         m = self.results_model
@@ -288,7 +291,12 @@ class MainWindow(QMainWindow):
         self.batchFinished.emit(completed)
 
     def cancel_batch(self) -> None:
-        self.runner.cancel()
+        """Esc / Cancel: stop the batch (rows not reached become cancelled) and any model still loading."""
+        if self.runner.cancel():
+            self.batch_status.set_cancelling()
+        if self._model_task is not None:
+            self._model_task.cancel()
+        self._update_actions()
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -423,7 +431,7 @@ class MainWindow(QMainWindow):
             path = saved if saved is not None and saved.is_file() else default_model_path()
         if path is None:
             self._set_model(None, None)
-            self.statusBar().showMessage("No model installed: choose a model file with Model > Load Model... (Ctrl+M)")
+            self.message.show_message("No model installed: choose a model file with Model > Load Model... (Ctrl+M)")
             self.canvas.show_message("No model is installed yet.\nModel > Load Model... (Ctrl+M) to choose one;\n"
                                      "images can still be viewed.")
             self.modelChanged.emit()
@@ -437,29 +445,48 @@ class MainWindow(QMainWindow):
             self.load_model_file(path)
 
     def load_model_file(self, path: Path, quiet: bool = False) -> None:
-        """Load ``path`` in the background; on failure say why and keep the current model."""
+        """Load ``path`` in the background (replacing a load still running; Esc cancels it);
+        on failure say why and keep the current model."""
         path = Path(path)
+        if self._model_task is not None:
+            self._model_task.cancel()
         self.model_label.setText(f"Loading {path.name}...")
-        task = Task(lambda cancel, progress: load_model(path), name="load-model", parent=self)
+        task = self.tasks.start(lambda _cancel: load_model(path), name="load-model")
         task.done.connect(lambda model: self._on_model_loaded(path, model))
         task.failed.connect(lambda msg: self._on_model_failed(path, msg, quiet))
-        self._start_task(task)
+        task.finished.connect(lambda completed, t=task: self._on_model_task_finished(t, completed))
         self._model_task = task
+        self._update_actions()
+
+    def _on_model_task_finished(self, task: Task, completed: bool) -> None:
+        if task is not self._model_task:
+            return  # replaced by a newer load
+        self._model_task = None
+        if not completed:
+            self._set_model(self.model, self.model_path)
+            self.message.show_message("Model loading cancelled", 5000)
+        self._update_actions()
 
     def _on_model_loaded(self, path: Path, model) -> None:
         self._set_model(model, path)
         self.settings.model_path = path
-        self.statusBar().showMessage(f"Model loaded: {path.name}", 5000)
+        self.message.show_message(f"Model loaded: {path.name}", 5000)
         if self.inputs:
-            paths = self.results_model.paths
-            self.results_model.reset_status(QUEUED)
-            self.batch_status.start(len(paths))
-            self._batch_start = time.monotonic()
-            if paths:
-                self.runner.start(paths=paths, model=self.model, device=self.device)
-            else:
-                self.runner.start(self.inputs, model=self.model, device=self.device)
+            self._reclassify()
         self.modelChanged.emit()
+
+    def _reclassify(self) -> None:
+        """Run the new model over the rows on show, keeping the current row and the scroll position
+        (rows not yet scanned: scan again)."""
+        paths = self.results_model.paths
+        self.results_model.reset_status(QUEUED)
+        self._batch_start = time.monotonic()
+        if paths:
+            self.batch_status.start(len(paths))
+            self.runner.start(paths=paths, model=self.model, device=self.device)
+        else:
+            self.runner.start(self.inputs, model=self.model, device=self.device)
+        self._update_actions()
 
     def _on_model_failed(self, path: Path, message: str, quiet: bool) -> None:
         self._set_model(self.model, self.model_path)
@@ -467,7 +494,7 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             text += f"\n\nStill using {self.model_path.name}."
         if quiet:
-            self.statusBar().showMessage(text.replace("\n", " "))
+            self.message.show_message(text.replace("\n", " "))
         else:
             dialogs.show_error(self, "Load Model", text)
         self.modelChanged.emit()
@@ -490,11 +517,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     # -- exports -------------------------------------------------------------------------
-    def _start_task(self, task: Task) -> None:
-        self._tasks.append(task)
-        task.finished.connect(lambda t=task: self._tasks.remove(t) if t in self._tasks else None)
-        task.start()
-
     def _export_folder_start(self) -> Path:
         return self.settings.last_export_folder or Path.home()
 
@@ -511,10 +533,9 @@ class MainWindow(QMainWindow):
         self.settings.last_export_folder = path.parent
         image = self.loader.cached(result.path)  # decoded at full size; else the task decodes it
         rad = image.radiograph if image is not None else None
-        task = Task(lambda cancel, progress: export_overlay(result, options, path, rad), "export", self)
+        task = self.tasks.start(lambda _cancel: export_overlay(result, options, path, rad), name="export")
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Overlay", f"Could not export:\n{msg}"))
-        self._start_task(task)
 
     def export_all_overlays(self) -> None:
         results = [r for r in self.results_model.results() if r.ok]
@@ -535,12 +556,10 @@ class MainWindow(QMainWindow):
             return
         self.settings.last_export_folder = folder
         options = self._overlay_options()
-        task = Task(lambda cancel, progress: export_overlays(results, options, folder, cancel, progress),
-                    "export-all", self)
-        task.progress.connect(lambda d, t: self.statusBar().showMessage(f"Exporting overlays: {d} of {t}"))
+        task = self.tasks.start(lambda _cancel: export_overlays(results, options, folder), name="export-all")
+        task.yielded.connect(lambda p: self.message.show_message(f"Exporting overlays: {p[0]} of {p[1]}"))
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export All Overlays", f"Could not export:\n{msg}"))
-        self._start_task(task)
 
     def export_results_csv(self) -> None:
         results = self.results_model.results()
@@ -553,22 +572,20 @@ class MainWindow(QMainWindow):
         path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
         self.settings.last_export_folder = path.parent
         names, threshold, name = self.model.class_names, self.model.threshold, self.model_name()
-        task = Task(lambda cancel, progress: export_csv(results, names, path, threshold, name), "export-csv", self)
+        task = self.tasks.start(lambda _cancel: export_csv(results, names, path, threshold, name),
+                                name="export-csv")
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
-        self._start_task(task)
 
     def _on_exported(self, outcome) -> None:
         if isinstance(outcome, dict):
             n, failed = len(outcome["written"]), outcome["failed"]
             text = f"Exported {n} overlays to {outcome['folder']}"
-            if outcome["cancelled"]:
-                text += " (cancelled)"
             if failed:
                 text += f"; {len(failed)} failed ({failed[0]})"
         else:
             text = f"Saved {outcome}"
-        self.statusBar().showMessage(text, 10000)
+        self.message.show_message(text, 10000)
         self.exportFinished.emit(outcome)
 
     # -- help ----------------------------------------------------------------------------
@@ -582,7 +599,13 @@ class MainWindow(QMainWindow):
         self.export_overlay_act.setEnabled(result is not None and result.ok)
         self.export_all_act.setEnabled(has_results)
         self.export_csv_act.setEnabled(self.model is not None and bool(self.results_model.results()))
-        self.cancel_act.setEnabled(self.runner.running)
+        self.cancel_act.setEnabled(self.runner.running or self._model_task is not None)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.StatusTip:  # menu hints go to the message line, not over the batch's progress
+            self.message.show_message(event.tip())
+            return True
+        return super().event(event)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -596,11 +619,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._save_settings()
-        self.runner.shutdown()
-        self.loader.shutdown()
-        for task in list(self._tasks):
-            task.stop()
-        if self._model_task is not None:
-            self._model_task.stop()
+        self.tasks.shutdown()  # every background task: cancelled, and waited for
+        self._model_task = None
         super().closeEvent(event)
 

@@ -1,9 +1,14 @@
-"""Status-bar widgets: batch progress with rate and time left, Cancel, and the active model."""
+"""Status-bar widgets: batch progress with rate, time left and Cancel; a line for passing messages.
+
+Messages never go through ``QStatusBar.showMessage``, which hides the bar's other
+widgets while it shows: the batch's progress stays in view for the whole batch.
+"""
 
 from __future__ import annotations
 
 import time
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 
@@ -58,11 +63,13 @@ class BatchStatus(QWidget):
             policy.setRetainSizeWhenHidden(True)
             w.setSizePolicy(policy)
         self.rate = ProgressRate()
+        self._what = "Classifying"
         self.set_idle("")
 
     def start(self, total: int, what: str = "Classifying") -> None:
         self.rate.reset()
         self._what = what
+        self.cancel_button.setEnabled(True)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(0)
         self.label.setText(f"{what}: 0 of {total}")
@@ -73,12 +80,39 @@ class BatchStatus(QWidget):
         rate, left = self.rate.update(done, total)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
-        text = f"{getattr(self, '_what', 'Classifying')}: {done} of {total}"
+        text = f"{self._what}: {done} of {total}"
         if rate:
             text += f"  ·  {rate:.1f} img/s  ·  {format_eta(left)} left"
         self.label.setText(text)
+
+    def set_cancelling(self) -> None:
+        self.label.setText(f"{self._what}: cancelling...")
+        self.cancel_button.setEnabled(False)
 
     def set_idle(self, text: str) -> None:
         self.label.setText(text)
         for w in (self.bar, self.cancel_button):
             w.setVisible(False)
+        self.cancel_button.setEnabled(True)
+
+    @property
+    def active(self) -> bool:
+        """The progress bar and Cancel are on show (a batch is running)."""
+        return self.bar.isVisibleTo(self) and self.cancel_button.isVisibleTo(self)
+
+
+class MessageLabel(QLabel):
+    """One line of passing news ("Model loaded", "Saved ...") that clears itself after a while."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._timer = QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self.clear)
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        """Show ``text`` (for ``timeout_ms``, or until the next message when 0)."""
+        self.setText(text)
+        self.setToolTip(text)
+        self._timer.stop()
+        if timeout_ms > 0:
+            self._timer.start(timeout_ms)

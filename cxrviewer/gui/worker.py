@@ -1,32 +1,44 @@
-"""Background work for the viewer: the batch engine and one-off tasks on QThreads.
+"""Background work for the viewer: every task runs through :class:`Task`, on its own QThread.
 
-Workers are QObjects moved to their own QThread (``thread.started -> worker.run``,
-``finished -> thread.quit``, ``deleteLater``). They send plain data only, tagged
-with a generation number so that late signals from a cancelled run are ignored.
+A task is a plain function ``fn(cancel, *args)`` (``cancel``: a ``threading.Event``). It
+returns a value (``done``) or raises (``failed``, one line); a generator function
+sends each value it yields (``yielded``) and stops at the next ``yield`` once
+cancelled. The thread is made as in superqt's ``new_worker_qthread`` (napari's
+``create_worker``): a worker QObject moved to a QThread, ``started -> work``,
+``finished -> quit``, worker and thread ``deleteLater``'d; the task deletes itself
+once its thread has stopped. Results travel as plain data only.
+
+:class:`TaskGroup` holds the tasks of one owner (the window) and stops them at
+shutdown, checking ``wait()``: a thread that does not stop in time is kept (a
+``QThread`` destroyed while running takes the process down), see :func:`stranded`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+import shiboken6
+from PySide6.QtCore import QObject, Signal, Slot
+from superqt.utils import new_worker_qthread
 
+from ..core.errors import CxrError
 from ..core.inference import Predictor, scan_inputs
 from ..core.results import FileResult
 
 CHUNK_SECONDS = 0.1  # results are sent to the GUI at most this often (plus the first at once)
 CHUNK_MAX = 256
-FIRST_BATCH = 2  # a small first batch puts the first result on screen sooner
-
-
 BACKGROUND_NICE = 10  # Linux: batch threads yield the CPU to the GUI thread
+_STRANDED: list[Task] = []  # tasks whose thread did not stop at shutdown: never destroyed while running
 
 
 def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
@@ -43,264 +55,311 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
             pass
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
+    """A user-facing line: the text of an expected error, else its type and first line."""
+    if isinstance(e, CxrError):
+        return str(e)
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-class BatchWorker(QObject):
-    """Scans ``inputs`` and, when a model is given, classifies every file found."""
+def stranded() -> list[Task]:
+    """Tasks whose thread was still running when their group shut down (kept alive on purpose)."""
+    return [t for t in _STRANDED if t.running]
 
-    scanned = Signal(int, list)        # generation, list[Path]
-    results = Signal(int, list)        # generation, list[FileResult] (a chunk, in input order)
-    progress = Signal(int, int, int)   # generation, done, total
-    problem = Signal(int, str)         # generation, one line: an unexpected error; the batch goes on
-    finished = Signal(int)             # generation
 
-    def __init__(self, generation: int, inputs: Sequence[str | Path], model=None, device=None,
-                 batch_size: int = 16, paths: list[Path] | None = None):
+# -- the helper ------------------------------------------------------------------------
+class _Worker(QObject):
+    """Runs the task function on the task's thread and reports what happened."""
+
+    yielded = Signal(object)
+    returned = Signal(object)
+    errored = Signal(str)
+    finished = Signal()
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, cancel: threading.Event, stopped: threading.Event):
         super().__init__()
-        self.generation = generation
-        self.inputs = list(inputs)
-        self.paths = paths
-        self.model = model
-        self.device = device
-        self.batch_size = batch_size
-        self.cancel = threading.Event()
+        self.fn, self.args, self.cancel, self.stopped = fn, args, cancel, stopped
 
     @Slot()
-    def run(self) -> None:
-        g = self.generation
-        lower_thread_priority()
+    def work(self) -> None:
         try:
-            paths = self.paths if self.paths is not None else scan_inputs(self.inputs)
-            self.scanned.emit(g, list(paths))
-            if self.model is not None and paths and not self.cancel.is_set():
-                self._classify(paths)
-        except Exception as e:  # noqa: BLE001 - shown in the window, never a crash
-            self.problem.emit(g, _one_line(e))
-            traceback.print_exc()
+            value = self.fn(self.cancel, *self.args)
+            if inspect.isgenerator(value):
+                value = self._drain(value)
+        except Exception as e:  # noqa: BLE001 - reported as one line, never a crash
+            self.errored.emit(one_line(e))
+            if not isinstance(e, CxrError):
+                traceback.print_exc()
+        else:
+            self.returned.emit(value)
         finally:
-            self.finished.emit(g)
+            self.fn = self.args = None  # drop images and results now, not when the object is deleted
+            self.stopped.set()
+            self.finished.emit()
 
-    def _classify(self, paths: list[Path]) -> None:
-        g, total = self.generation, len(paths)
-        predictor = Predictor(self.model, self.device, batch_size=self.batch_size)
-        pending: list[FileResult] = []
-        last_sent = 0.0
-        start, first_end = 0, min(total, FIRST_BATCH)
-        while start < total and not self.cancel.is_set():
-            end = first_end if start < first_end else total
-            predictor.batch_size = FIRST_BATCH if end == first_end else self.batch_size
-            done = start
-            try:
-                for r in predictor.predict(paths[start:end], cancel=self.cancel):
+    def _drain(self, gen: Iterator) -> Any:
+        with contextlib.closing(gen):
+            while not self.cancel.is_set():
+                try:
+                    self.yielded.emit(next(gen))
+                except StopIteration as stop:
+                    return stop.value
+        return None
+
+
+class Task(QObject):
+    """``fn(cancel, *args)`` on its own QThread. Signals arrive on the thread that made the task.
+
+    ``finished(completed)`` comes last, once the thread has stopped (``completed`` is
+    False after :meth:`cancel`); after :meth:`cancel` nothing else is reported.
+    The task deletes itself after ``finished``: drop references to it then.
+    """
+
+    yielded = Signal(object)
+    done = Signal(object)
+    failed = Signal(str)
+    finished = Signal(bool)
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "task", parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self.cancel_event = threading.Event()
+        self.stopped = threading.Event()  # set on the task's thread when ``fn`` has returned
+        self._worker, self._thread = new_worker_qthread(_Worker, fn, args, self.cancel_event, self.stopped)
+        self._thread.setObjectName(f"cxrviewer-{name}")
+        self._worker.yielded.connect(self._on_yielded)
+        self._worker.returned.connect(self._on_returned)
+        self._worker.errored.connect(self._on_errored)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._started = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @property
+    def running(self) -> bool:
+        """Started, and its thread has not stopped."""
+        thread = self._thread
+        return self._started and thread is not None and shiboken6.isValid(thread) and thread.isRunning()
+
+    def start(self) -> Task:
+        self._started = True
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the function to stop (generators stop at their next ``yield``); report nothing more."""
+        self.cancel_event.set()
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Block until the thread has stopped; False when it is still running after ``timeout_ms``."""
+        thread = self._thread
+        if thread is None or not self._started or not shiboken6.isValid(thread):
+            return True  # (superqt deletes the thread once it has finished)
+        thread.quit()  # its event loop ends once ``fn`` returns (the queued quit from the worker needs this thread)
+        return thread.wait(timeout_ms)
+
+    @Slot(object)
+    def _on_yielded(self, value: object) -> None:
+        if not self.cancelled:
+            self.yielded.emit(value)
+
+    @Slot(object)
+    def _on_returned(self, value: object) -> None:
+        if not self.cancelled:
+            self.done.emit(value)
+
+    @Slot(str)
+    def _on_errored(self, message: str) -> None:
+        if not self.cancelled:
+            self.failed.emit(message)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        self._worker = self._thread = None  # superqt deletes both (perhaps already)
+        self.finished.emit(not self.cancelled)
+        self.deleteLater()
+
+
+class TaskGroup(QObject):
+    """The running tasks of one owner: :meth:`start` them, :meth:`shutdown` stops them all."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._tasks: list[Task] = []
+        self.closed = False
+
+    def start(self, fn: Callable[..., Any], *args: Any, name: str = "task") -> Task:
+        """Start ``fn(cancel, *args)`` as a :class:`Task`; connect to its signals right away
+        (they arrive through the event loop). Refused after :meth:`shutdown`."""
+        if self.closed:
+            raise RuntimeError(f"cannot start {name!r}: the task group has shut down")
+        task = Task(fn, *args, name=name)  # no Qt parent: the task deletes itself once finished
+        self._tasks.append(task)
+        task.finished.connect(self._on_task_finished)
+        return task.start()
+
+    def running(self) -> list[Task]:
+        """The tasks whose thread is still running."""
+        return [t for t in self._tasks if t.running]
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel every task and wait for its thread; True when all stopped.
+
+        A task still running after ``timeout_ms`` is kept (see :func:`stranded`) and named on stderr.
+        """
+        self.closed = True
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        deadline = time.monotonic() + timeout_ms / 1000
+        stuck = [t for t in tasks if not t.wait(max(0, round(1000 * (deadline - time.monotonic()))))]
+        for t in stuck:
+            _STRANDED.append(t)  # outlives this group and its owner
+            print(f"cxrviewer: background task {t.name!r} did not stop; leaving it running", file=sys.stderr)
+        return not stuck
+
+    @Slot(bool)
+    def _on_task_finished(self, _completed: bool) -> None:
+        task = self.sender()
+        if task in self._tasks:
+            self._tasks.remove(task)
+        if task in _STRANDED:
+            _STRANDED.remove(task)
+
+
+# -- the batch -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scanned:
+    paths: list[Path]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    results: list[FileResult]  # in input order; ``index`` is the row
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str  # an unexpected error: the files of the failing batch become error rows, the rest go on
+
+
+def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path] | None, model, device,
+              batch_size: int, after: threading.Event | None = None) -> Iterator[Scanned | Chunk | Problem]:
+    """The batch task: scan ``inputs`` (unless ``paths`` are given), then classify with ``model``.
+
+    ``after``: the previous run's ``stopped`` event; this run waits for it, even when
+    cancelled itself, so that two runs never use a model at the same time (nor share the CPU).
+    """
+    lower_thread_priority()
+    if after is not None:
+        after.wait()  # cancelled: it stops within one decode or forward pass (and so on down the chain)
+    if cancel.is_set():
+        return
+    if paths is None:
+        paths = scan_inputs(inputs)
+        yield Scanned(list(paths))
+    if model is not None and paths:
+        yield from _classify(cancel, paths, Predictor(model, device, batch_size=batch_size))
+
+
+def _classify(cancel: threading.Event, paths: list[Path], predictor: Predictor) -> Iterator[Chunk | Problem]:
+    total, start = len(paths), 0
+    pending: list[FileResult] = []
+    last_sent = 0.0
+    while start < total and not cancel.is_set():
+        done = start
+        try:
+            with contextlib.closing(predictor.predict(paths[start:], cancel=cancel)) as results:
+                for r in results:
                     r.index += start
                     done = r.index + 1
                     pending.append(r)
                     now = time.monotonic()
                     if last_sent == 0.0 or now - last_sent >= CHUNK_SECONDS or len(pending) >= CHUNK_MAX:
-                        self.results.emit(g, pending)
-                        self.progress.emit(g, done, total)
+                        yield Chunk(pending, done, total)
                         pending, last_sent = [], now
-                start = end
-            except Exception as e:  # noqa: BLE001 - mark the failing batch and go on with the rest
-                bad = paths[done:min(end, done + predictor.batch_size)]
-                msg = f"unexpected error: {_one_line(e)}"
-                pending += [FileResult(path=Path(p), index=done + i, error=msg) for i, p in enumerate(bad)]
-                self.problem.emit(g, msg)
-                traceback.print_exc()
-                start = done + len(bad)
-        if pending:
-            self.results.emit(g, pending)
-            self.progress.emit(g, pending[-1].index + 1, total)
+            start = total
+        except Exception as e:  # noqa: BLE001 - mark the failing batch and go on with the rest
+            size = predictor.first_batch if done == start else predictor.batch_size
+            bad = paths[done:done + size]
+            message = f"unexpected error: {one_line(e)}"
+            traceback.print_exc()
+            pending += [FileResult(path=Path(p), index=done + i, error=message) for i, p in enumerate(bad)]
+            yield Problem(message)
+            start = done + len(bad)
+    if pending:
+        yield Chunk(pending, pending[-1].index + 1, total)
 
 
 class BatchRunner(QObject):
-    """Starts, cancels and shuts down :class:`BatchWorker` runs; only the newest run reports."""
+    """Starts and cancels batch runs (as :class:`Task` objects); only the newest run reports.
+
+    ``finished`` comes once per run that was not replaced by a newer one, after its
+    thread has stopped: True when it completed, False when it was cancelled.
+    """
 
     scanned = Signal(list)
     results = Signal(list)
     progress = Signal(int, int)
     problem = Signal(str)
-    finished = Signal(bool)  # True when the run completed, False when it was cancelled
+    finished = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, tasks: TaskGroup | None = None, parent: QObject | None = None):
         super().__init__(parent)
-        self._generation = 0
-        self._active: tuple[QThread, BatchWorker] | None = None
-        self._retiring: dict[int, tuple[QThread, BatchWorker]] = {}
+        self.tasks = tasks if tasks is not None else TaskGroup(self)
+        self._task: Task | None = None
 
     @property
     def running(self) -> bool:
-        return self._active is not None
+        """A run is going and has not been cancelled."""
+        return self._task is not None and not self._task.cancelled
 
     def start(self, inputs: Sequence[str | Path] = (), model=None, device=None, batch_size: int = 16,
-              paths: list[Path] | None = None) -> int:
-        """Cancel any current run and start a new one; returns its generation number."""
-        self.cancel()
-        self._generation += 1
-        g = self._generation
-        worker = BatchWorker(g, inputs, model, device, batch_size, paths)
-        thread = QThread()
-        thread.setObjectName(f"cxrviewer-batch-{g}")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.scanned.connect(self._on_scanned)
-        worker.results.connect(self._on_results)
-        worker.progress.connect(self._on_progress)
-        worker.problem.connect(self._on_problem)
-        worker.finished.connect(self._on_finished)
-        worker.finished.connect(thread.quit)
-        thread.finished.connect(worker.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        self._active = (thread, worker)
-        self._retiring[g] = (thread, worker)
-        thread.start()
-        return g
+              paths: list[Path] | None = None) -> Task:
+        """Replace any current run (it stops without reporting) with a new one.
+
+        ``paths``: classify these (no scan, no ``scanned``); else scan ``inputs``.
+        """
+        previous = self._task
+        if previous is not None:
+            previous.cancel()
+        after = previous.stopped if previous is not None else None
+        task = self.tasks.start(run_batch, [Path(p) for p in inputs], paths, model, device, batch_size, after,
+                                name="batch")
+        task.yielded.connect(self._on_event)
+        task.failed.connect(self.problem)
+        task.finished.connect(lambda completed, t=task: self._on_finished(t, completed))
+        self._task = task
+        return task
 
     def cancel(self) -> bool:
-        """Ask the current run to stop (non-blocking); returns whether one was running."""
-        if self._active is None:
+        """Ask the current run to stop; ``finished(False)`` follows once it has. Returns whether one was running."""
+        if not self.running:
             return False
-        thread, worker = self._active
-        worker.cancel.set()
-        self._active = None
-        self.finished.emit(False)
+        self._task.cancel()
         return True
 
-    def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Cancel everything and wait until every thread this runner started has stopped."""
-        self.cancel()
-        for thread, worker in list(self._retiring.values()):
-            worker.cancel.set()
-            thread.quit()
-            thread.wait(timeout_ms)
-        self._retiring.clear()
-
-    def _current(self, g: int) -> bool:
-        return self._active is not None and g == self._generation
-
-    @Slot(int, list)
-    def _on_scanned(self, g: int, paths: list) -> None:
-        if self._current(g):
-            self.scanned.emit(paths)
-
-    @Slot(int, list)
-    def _on_results(self, g: int, chunk: list) -> None:
-        if self._current(g):
-            self.results.emit(chunk)
-
-    @Slot(int, int, int)
-    def _on_progress(self, g: int, done: int, total: int) -> None:
-        if self._current(g):
-            self.progress.emit(done, total)
-
-    @Slot(int, str)
-    def _on_problem(self, g: int, message: str) -> None:
-        if self._current(g):
-            self.problem.emit(message)
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        for g, (t, _w) in list(self._retiring.items()):
-            if t is thread:
-                t.wait()
-                del self._retiring[g]
-
-    @Slot(int)
-    def _on_finished(self, g: int) -> None:
-        if self._current(g):
-            self._active = None
-            self.finished.emit(True)
-
-
-class TaskWorker(QObject):
-    """Runs ``fn(cancel, progress)`` once; reports ``done(value)`` or ``failed(message)``."""
-
-    progress = Signal(int, int)
-    done = Signal(object)
-    failed = Signal(str)
-    finished = Signal()
-
-    def __init__(self, fn: Callable[[threading.Event, Callable[[int, int], None]], Any]):
-        super().__init__()
-        self.fn = fn
-        self.cancel = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            value = self.fn(self.cancel, self.progress.emit)
-        except Exception as e:  # noqa: BLE001 - expected errors carry their own one-line text
-            from ..core.errors import CxrError
-
-            self.failed.emit(str(e) if isinstance(e, CxrError) else _one_line(e))
-            if not isinstance(e, CxrError):
-                traceback.print_exc()
-        else:
-            self.done.emit(value)
-        finally:
-            self.finished.emit()
-
-
-class Task(QObject):
-    """One background call on its own QThread, e.g. loading a model or exporting overlays.
-
-    Connect to ``done``/``failed``/``progress`` and call :meth:`start`; :meth:`stop`
-    cancels and waits. Signals arrive on the thread that created the task.
-    """
-
-    progress = Signal(int, int)
-    done = Signal(object)
-    failed = Signal(str)
-    finished = Signal()
-
-    def __init__(self, fn: Callable[[threading.Event, Callable[[int, int], None]], Any], name: str = "task",
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self._worker = TaskWorker(fn)
-        self._thread = QThread()
-        self._thread.setObjectName(f"cxrviewer-{name}")
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.finished.connect(self._thread.quit)
-        self._thread.finished.connect(self._on_thread_finished)
-        self._cancelled = False
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def is_running(self) -> bool:
-        return self._thread.isRunning()
-
-    def stop(self, timeout_ms: int = 30000) -> None:
-        """Cancel (results after this are dropped) and wait for the thread to end."""
-        self._cancelled = True
-        self._worker.cancel.set()
-        self._thread.quit()
-        self._thread.wait(timeout_ms)
-
-    @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
-        if not self._cancelled:
-            self.progress.emit(done, total)
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel every run and wait for their threads (see :meth:`TaskGroup.shutdown`)."""
+        self._task = None
+        return self.tasks.shutdown(timeout_ms)
 
     @Slot(object)
-    def _on_done(self, value: object) -> None:
-        if not self._cancelled:
-            self.done.emit(value)
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Chunk):
+            self.results.emit(event.results)
+            self.progress.emit(event.done, event.total)
+        elif isinstance(event, Scanned):
+            self.scanned.emit(event.paths)
+        elif isinstance(event, Problem):
+            self.problem.emit(event.message)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
-        if not self._cancelled:
-            self.failed.emit(message)
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        self._thread.wait()
-        self.finished.emit()
+    def _on_finished(self, task: Task, completed: bool) -> None:
+        if task is self._task:
+            self._task = None
+            self.finished.emit(completed)

@@ -1,4 +1,4 @@
-"""GUI test guards (napari-style): settings in a temporary place, no QThread left running."""
+"""GUI test guards (napari-style): settings in a temporary place, no QThread left running, no task leaked."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import traceback
 from weakref import WeakKeyDictionary
 
 import pytest
-from PySide6.QtCore import QSettings, QThread, QThreadPool
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QThread, QThreadPool
 
 from cxrviewer import save_model
 from cxrviewer.gui import main_window as main_window_module
+from cxrviewer.gui.worker import Task
 from cxrviewer.gui.main_window import MainWindow
 from cxrviewer.gui.settings import Settings
 from tests.conftest import make_tiny_model
@@ -27,10 +29,12 @@ def _fresh_settings(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_dangling_threads(monkeypatch, qtbot):
-    """Fail a test that leaves a QThread running or a thread pool busy."""
+    """Fail a test that leaves a QThread running, a thread pool busy, or a task alive
+    (every started :class:`Task` must have finished and been deleted by the end of the test)."""
     threads: WeakKeyDictionary = WeakKeyDictionary()
     pools: WeakKeyDictionary = WeakKeyDictionary()
-    start_thread, start_pool = QThread.start, QThreadPool.start
+    tasks: list[tuple[Task, str]] = []
+    start_thread, start_pool, start_task = QThread.start, QThreadPool.start, Task.start
 
     def record_thread(self, *args):
         threads[self] = "".join(traceback.format_stack(limit=4)[:-1])
@@ -40,10 +44,19 @@ def _no_dangling_threads(monkeypatch, qtbot):
         pools[self] = "".join(traceback.format_stack(limit=4)[:-1])
         start_pool(self, *args)
 
+    def record_task(self):
+        tasks.append((self, "".join(traceback.format_stack(limit=5)[:-1])))
+        return start_task(self)
+
     monkeypatch.setattr(QThread, "start", record_thread)
     monkeypatch.setattr(QThreadPool, "start", record_pool)
+    monkeypatch.setattr(Task, "start", record_task)
     yield
     running = []
+    qtbot.wait(1)  # deliver the finished signals of tasks that have just stopped
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    leaked = [where for task, where in tasks if shiboken6.isValid(task)]
+    tasks.clear()
     for thread, where in list(threads.items()):
         try:
             if thread.isRunning():
@@ -61,6 +74,8 @@ def _no_dangling_threads(monkeypatch, qtbot):
             pass
     if running:
         pytest.fail("test left threads running, started at:\n" + "\n".join(running))
+    if leaked:
+        pytest.fail("test leaked tasks (still running, or finished but not deleted), started at:\n" + "\n".join(leaked))
 
 
 @pytest.fixture

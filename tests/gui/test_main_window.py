@@ -125,7 +125,7 @@ def test_cancel_mid_batch(qtbot, monkeypatch, window, forty_pngs):
     with qtbot.waitSignal(window.batchFinished, timeout=5000) as finished:
         window.cancel_act.trigger()
     assert finished.args == [False]
-    qtbot.waitUntil(lambda: not window.runner._retiring, timeout=10000)
+    assert not [t for t in window.tasks.running() if t.name == "batch"]  # finished came once it had stopped
     m = window.results_model
     assert m.count(CANCELLED) > 0 and m.count(DONE) + m.count(CANCELLED) == 40
     assert m.count(QUEUED) == 0
@@ -137,10 +137,10 @@ def test_closing_mid_batch_stops_the_worker(qtbot, monkeypatch, make_window, tin
     w = make_window(tiny_model_file)
     w.open_inputs([forty_pngs])
     qtbot.waitUntil(lambda: w.results_model.count(DONE) >= 1, timeout=10000)
-    threads = [t for t, _ in w.runner._retiring.values()]
-    assert threads and threads[0].isRunning()
+    batch = [t for t in w.tasks.running() if t.name == "batch"]
+    assert batch and batch[0].running
     w.close()
-    assert not w.runner._retiring
+    assert not w.tasks.running()
     assert w.results_model.count(DONE) < 40
 
 
@@ -160,9 +160,10 @@ def test_unexpected_worker_error_is_shown_and_batch_goes_on(qtbot, monkeypatch, 
     class Flaky(Predictor):
         def predict(self, paths, cancel=None, progress=None):
             calls.append(len(paths))
-            if len(calls) == 2:  # the second segment fails once, on its first batch
-                raise RuntimeError("out of cheese")
-            yield from super().predict(paths, cancel=cancel, progress=progress)
+            for i, r in enumerate(super().predict(paths, cancel=cancel, progress=progress)):
+                if len(calls) == 1 and i == self.first_batch:  # the second batch fails, once
+                    raise RuntimeError("out of cheese")
+                yield r
 
     monkeypatch.setattr(worker, "Predictor", Flaky)
     messages = []
@@ -170,7 +171,7 @@ def test_unexpected_worker_error_is_shown_and_batch_goes_on(qtbot, monkeypatch, 
     assert open_and_wait(qtbot, window, [image_folder]) is True
     m = window.results_model
     assert messages and "out of cheese" in messages[0]
-    assert "out of cheese" in window.statusBar().currentMessage()
+    assert "out of cheese" in window.message.text()
     assert m.count(ERROR) >= 1 and m.count(DONE) >= 1 and m.count(ERROR) + m.count(DONE) == 8
 
 
@@ -193,7 +194,7 @@ def test_bad_model_file_keeps_the_old_model(qtbot, monkeypatch, window, tmp_path
 def test_no_model_then_load_model_classifies(qtbot, monkeypatch, make_window, tiny_model_file, image_folder):
     w = make_window(None)
     assert w.model is None
-    assert "No model" in w.statusBar().currentMessage()
+    assert "No model" in w.message.text()
     assert open_and_wait(qtbot, w, [image_folder]) is True
     assert w.results_model.count(NO_MODEL) == 8
     qtbot.waitUntil(lambda: w.canvas.has_image, timeout=5000)  # images are viewable without a model
@@ -283,20 +284,21 @@ def test_worker_sends_plain_results_in_input_order(qtbot, tiny_model_file, image
     assert [r.index for r in got] == list(range(8))
     assert all(isinstance(r.cams, np.ndarray) for r in got)
     runner.shutdown()
-    assert not runner._retiring
+    assert not runner.tasks.running()
 
 
 def test_task_reports_errors_and_values(qtbot):
-    ok = worker.Task(lambda cancel, progress: 42)
-    with qtbot.waitSignal(ok.done, timeout=5000) as got:
+    got = []
+    ok = worker.Task(lambda cancel: 42)
+    ok.done.connect(lambda v: got.append(("done", v)))
+    with qtbot.waitSignal(ok.finished, timeout=5000) as finished:
         ok.start()
-    assert got.args == [42]
-    bad = worker.Task(lambda cancel, progress: 1 / 0)
-    with qtbot.waitSignal(bad.failed, timeout=5000) as failed:
+    assert got == [("done", 42)] and finished.args == [True]
+    bad = worker.Task(lambda cancel: 1 / 0)
+    bad.failed.connect(lambda m: got.append(("failed", m)))
+    with qtbot.waitSignal(bad.finished, timeout=5000):
         bad.start()
-    assert "ZeroDivisionError" in failed.args[0]
-    for t in (ok, bad):
-        t.stop()
+    assert got[1][0] == "failed" and "ZeroDivisionError" in got[1][1]
 
 
 def test_scanning_happens_off_the_gui_thread(qtbot, monkeypatch, window, image_folder):
@@ -310,3 +312,109 @@ def test_scanning_happens_off_the_gui_thread(qtbot, monkeypatch, window, image_f
     monkeypatch.setattr(worker, "scan_inputs", spy)
     open_and_wait(qtbot, window, [image_folder])
     assert seen == [False]
+
+
+def test_progress_and_cancel_stay_visible_while_messages_come_and_go(qtbot, monkeypatch, window, forty_pngs,
+                                                                       tiny_model_file):
+    """Messages (a model loaded, a menu hint) go to the message line: QStatusBar.showMessage used
+    to hide the progress bar, Cancel and time left for seconds."""
+    from PySide6.QtGui import QStatusTipEvent
+    from PySide6.QtWidgets import QApplication
+
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    window.open_inputs([forty_pngs])
+    qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
+    assert window.batch_status.active
+    QApplication.sendEvent(window, QStatusTipEvent("Save the results table as CSV"))
+    assert window.batch_status.active and window.message.text() == "Save the results table as CSV"
+    with qtbot.waitSignal(window.modelChanged, timeout=10000):
+        window.load_model_file(tiny_model_file)
+    assert window.message.text() == "Model loaded: tiny.safetensors"
+    assert window.batch_status.active and window.statusBar().currentMessage() == ""
+    qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 2, timeout=10000)
+    assert window.batch_status.active and "of 40" in window.batch_status.label.text()
+    with qtbot.waitSignal(window.batchFinished, timeout=5000):
+        window.cancel_act.trigger()
+    assert not window.batch_status.active
+
+
+def test_a_model_loaded_mid_batch_restarts_it_without_a_false_finish(qtbot, monkeypatch, window, forty_pngs,
+                                                                      tiny_model_file):
+    """The old run used to report finished(False) after the rows were re-queued: rows flipped to
+    cancelled and the window said the batch had been cancelled."""
+    monkeypatch.setattr(worker, "Predictor", SlowPredictor)
+    window.open_inputs([forty_pngs])
+    qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
+    finished = []
+    window.batchFinished.connect(finished.append)
+    monkeypatch.setattr(worker, "Predictor", Predictor)
+    with qtbot.waitSignal(window.batchFinished, timeout=20000):
+        window.load_model_file(tiny_model_file)
+        assert window.results_model.count(CANCELLED) == 0 and window.batch_status.active
+    assert finished == [True]
+    assert window.results_model.count(DONE) == 40 and window.results_model.count(CANCELLED) == 0
+
+
+def test_reclassifying_keeps_the_current_row_and_the_scroll_position(qtbot, window, forty_pngs, tiny_model_file):
+    open_and_wait(qtbot, window, [forty_pngs])
+    view = window.results_view
+    window.resize(1200, 500)  # fewer rows than 40 fit: the table scrolls
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        view.select_source_row(30)
+    bar = view.table.verticalScrollBar()
+    assert bar.value() > 0
+    scrolled = bar.value()
+    with qtbot.waitSignal(window.batchFinished, timeout=20000) as done:
+        window.load_model_file(tiny_model_file)
+    assert done.args == [True]
+    assert view.current_source_row() == 30 and window.current_path() == forty_pngs / "030.png"
+    assert bar.value() == scrolled
+    assert window.results_model.count(DONE) == 40
+
+
+@pytest.fixture
+def gated_load(monkeypatch):
+    """load_model that waits for the test to open a gate (per path name)."""
+    from cxrviewer.gui import main_window as main_window_module
+
+    gates: dict[str, threading.Event] = {}
+    real = main_window_module.load_model
+
+    def load(path):
+        gates.setdefault(Path(path).name, threading.Event()).wait(10)
+        return real(path)
+
+    monkeypatch.setattr(main_window_module, "load_model", load)
+    return lambda name: gates.setdefault(name, threading.Event())
+
+
+def test_model_loading_can_be_cancelled(qtbot, window, tmp_path, gated_load):
+    from tests.conftest import make_tiny_model
+    from cxrviewer import save_model
+
+    other = save_model(make_tiny_model(("A", "B", "C")), tmp_path / "other.safetensors")
+    old = window.model
+    window.load_model_file(other)
+    assert "Loading other.safetensors" in window.model_label.text() and window.cancel_act.isEnabled()
+    window.cancel_act.trigger()
+    gated_load("other.safetensors").set()
+    qtbot.waitUntil(lambda: window._model_task is None, timeout=10000)
+    assert window.model is old and "tiny" in window.model_label.text()
+    assert window.message.text() == "Model loading cancelled" and not window.cancel_act.isEnabled()
+
+
+def test_a_newer_model_choice_wins_over_a_slower_earlier_one(qtbot, window, tmp_path, gated_load):
+    from tests.conftest import make_tiny_model
+    from cxrviewer import save_model
+
+    slow = save_model(make_tiny_model(("A", "B", "C")), tmp_path / "slow.safetensors")
+    fast = save_model(make_tiny_model(("X", "Y")), tmp_path / "fast.safetensors")
+    gated_load("fast.safetensors").set()
+    window.load_model_file(slow)
+    first = window._model_task
+    with qtbot.waitSignal(window.modelChanged, timeout=10000):
+        window.load_model_file(fast)
+    with qtbot.waitSignal(first.finished, timeout=10000) as finished:
+        gated_load("slow.safetensors").set()
+    assert finished.args == [False]  # replaced: cancelled, its model dropped
+    assert window.model.class_names == ["X", "Y"] and window.model_path == fast
