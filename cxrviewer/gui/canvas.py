@@ -22,10 +22,9 @@ from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
-from ..core.overlay import compose, upsample_cam
-
-BACKGROUND = "#101216"
-TEXT = "#c9ced6"
+from ..core.overlay import DEFAULT_CMAP, compose, upsample_cam
+from .theme import CANVAS_BACKGROUND, CAPTION_BOX, FRAME, TEXT
+from .view_state import ViewState
 
 
 def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int] | None:
@@ -46,7 +45,7 @@ class ScreenImage(AxesImage):
     direct = True
 
     def make_image(self, renderer, magnification=1.0, unsampled=False):
-        a = self._A
+        a = self.get_array()  # (public API; the pixel-for-pixel test in tests/gui catches a change here)
         if (self.direct and not unsampled and magnification == 1.0 and a is not None and a.dtype == np.uint8
                 and a.ndim == 3 and a.shape[2] == 4 and self.get_interpolation() == "none"):
             x0, x1, y0, y1 = self.get_extent()
@@ -71,14 +70,15 @@ class Overlay:
 
 
 class ImageCanvas(FigureCanvasQTAgg):
-    """Shows one radiograph and one overlay; knows nothing about files, models or tables."""
+    """Shows one radiograph and one overlay as a :class:`ViewState` says; knows nothing about files,
+    models or tables. Zoom and pan are its own."""
 
-    windowChanged = Signal(float, float)  # low, high grey limits in [0, 1] after a right-drag
+    windowDragged = Signal(float, float)  # low, high grey limits after a right-drag (the window redraws on set_view)
     hovered = Signal(str)                 # "x, y: value" under the cursor, "" when outside
     fitBoxChanged = Signal()              # resized: fit_box() changed
 
     def __init__(self, parent=None):
-        super().__init__(Figure(facecolor=BACKGROUND))
+        super().__init__(Figure(facecolor=CANVAS_BACKGROUND))
         if parent is not None:
             self.setParent(parent)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -86,7 +86,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.ax = self.figure.add_axes((0.01, 0.01, 0.86, 0.98))
         self.cax = self.figure.add_axes((0.895, 0.12, 0.022, 0.76))
-        self.ax.set_facecolor(BACKGROUND)
+        self.ax.set_facecolor(CANVAS_BACKGROUND)
         self.ax.set_axis_off()
         self._pixels: np.ndarray | None = None
         self._preview: np.ndarray | None = None
@@ -95,9 +95,9 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._cam_cache: tuple | None = None
         self._base_cache: tuple | None = None
         self._fitted = True  # whole image in view: drawn from a copy made at screen size
-        # The colour bar: a jet gradient whose extent is the overlay's range (cheaper to update per
+        # The colour bar: the overlay's colormap as a gradient whose extent is the overlay's range (cheaper to update per
         # image than matplotlib's Colorbar, which rebuilds its mesh on every change of limits).
-        self._bar = self.cax.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap="jet", aspect="auto", origin="lower",
+        self._bar = self.cax.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap=DEFAULT_CMAP, aspect="auto", origin="lower",
                                     extent=(0.0, 1.0, 0.0, 1.0), interpolation="nearest")
         self._bar_range: tuple | None = None
         self.cax.xaxis.set_visible(False)
@@ -105,15 +105,12 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.yaxis.set_label_position("right")
         self.cax.tick_params(colors=TEXT, labelsize=8)
         for spine in self.cax.spines.values():
-            spine.set_edgecolor("#3a3f47")
+            spine.set_edgecolor(FRAME)
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
         self._overlay: Overlay | None = None
-        self.overlay_visible = True
-        self.opacity = 0.4
-        self.grey_window = (0.0, 1.0)
-        self.inverted = False
+        self._view = ViewState()
         self._drag: tuple | None = None
         self.cax.set_visible(False)
         self.mpl_connect("scroll_event", self._on_scroll)
@@ -126,6 +123,15 @@ class ImageCanvas(FigureCanvasQTAgg):
     @property
     def has_image(self) -> bool:
         return self._pixels is not None
+
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the image on show, None when there is none."""
+        return None if self._pixels is None else self._pixels.shape[:2]
+
+    @property
+    def view(self) -> ViewState:
+        return self._view
 
     def show_message(self, text: str) -> None:
         """Clear the image and show ``text`` in the middle of the view."""
@@ -144,9 +150,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.ax.set_ylim(1, 0)
         self.draw_idle()
 
-    def set_image(self, pixels: np.ndarray, preview: np.ndarray | None = None, keep_view: bool = False,
-                  overlay: Overlay | None = None) -> None:
-        """Show grey ``pixels`` (H x W in [0, 1], dense = bright) with ``overlay``; fits unless ``keep_view``.
+    def set_image(self, pixels: np.ndarray, preview: np.ndarray | None = None, overlay: Overlay | None = None) -> None:
+        """Show grey ``pixels`` (H x W in [0, 1], dense = bright) with ``overlay``, fitted to the view.
 
         ``preview``: a reduced copy drawn while the whole image is in view (full
         resolution is drawn once zoomed in far enough to need it).
@@ -154,8 +159,6 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._overlay = overlay
         if overlay is not None:
             self._set_bar(overlay)
-        same_shape = self._pixels is not None and self._pixels.shape == pixels.shape
-        view = (self.ax.get_xlim(), self.ax.get_ylim())
         self._pixels = pixels
         self._preview = preview if preview is not None else pixels
         self._shown = self._preview
@@ -169,12 +172,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             self.ax.add_image(self._image)
         else:
             self._image.set_extent(extent)
-        if keep_view and same_shape:
-            self.ax.set_xlim(view[0])
-            self.ax.set_ylim(view[1])
-            self._pick_resolution()
-        else:
-            self._fit_limits()
+        self._fit_limits()
         self._recompose()
 
     def set_overlay(self, overlay: Overlay | None) -> None:
@@ -192,25 +190,12 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.draw_idle()
 
     # -- display settings ------------------------------------------------------
-    def set_overlay_visible(self, visible: bool) -> None:
-        self.overlay_visible = bool(visible)
-        self._recompose()
-
-    def set_opacity(self, opacity: float) -> None:
-        self.opacity = float(np.clip(opacity, 0.0, 1.0))
-        self._recompose()
-
-    def set_window(self, low: float, high: float) -> None:
-        """Grey limits in [0, 1] (window/level); ``high`` > ``low``."""
-        low, high = float(np.clip(low, 0.0, 0.99)), float(np.clip(high, 0.01, 1.0))
-        if high <= low:
-            high = min(1.0, low + 0.01)
-        self.grey_window = (low, high)
-        self._recompose()
-
-    def set_inverted(self, inverted: bool) -> None:
-        self.inverted = bool(inverted)
-        self._recompose()
+    def set_view(self, view: ViewState) -> None:
+        """Draw with ``view``'s window, inversion, overlay switch and opacity (class and scale pick
+        the :class:`Overlay`, which the window hands over with :meth:`set_overlay`)."""
+        if view != self._view:
+            self._view = view
+            self._recompose()
 
     def fit(self) -> None:
         """Show the whole image."""
@@ -246,7 +231,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=9)
 
     def _overlay_shown(self) -> bool:
-        return self.overlay_visible and self._overlay is not None and self._pixels is not None
+        return self._view.overlay and self._overlay is not None and self._pixels is not None
 
     def _recompose(self) -> None:
         """Compose what is drawn: grey (window, invert) with the overlay at the current opacity."""
@@ -262,8 +247,9 @@ class ImageCanvas(FigureCanvasQTAgg):
             if self._cam_cache is None or self._cam_cache[0] != key:
                 self._cam_cache = (key, upsample_cam(o.cam, base.shape))
             cam = self._cam_cache[1]
-        rgb = compose(base, cam, o.vmin if o else 0.0, o.vmax if o else 1.0, alpha=self.opacity,
-                      window=self.grey_window, invert=self.inverted)
+        v = self._view
+        rgb = compose(base, cam, o.vmin if o else 0.0, o.vmax if o else 1.0, alpha=v.opacity, cmap=DEFAULT_CMAP,
+                      window=v.grey_window, invert=v.invert)
         rgba = np.empty((*rgb.shape[:2], 4), np.uint8)  # RGBA uint8 is matplotlib's fastest image path
         rgba[..., :3] = rgb
         rgba[..., 3] = 255
@@ -346,7 +332,7 @@ class ImageCanvas(FigureCanvasQTAgg):
                 return
             self._caption = self.ax.text(0.015, 0.985, text, transform=self.ax.transAxes, ha="left", va="top",
                                          fontsize=11, fontweight="bold", color=colour, zorder=5,
-                                         bbox=dict(boxstyle="round,pad=0.35", fc="#000000", ec="none", alpha=0.55))
+                                         bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
         else:
             self._caption.set_text(text)
             self._caption.set_color(colour)
@@ -368,7 +354,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             if self._fitted:
                 self._unfit()
         elif event.button == 3:
-            self._drag = ("window", event.x, event.y, self.grey_window)
+            self._drag = ("window", event.x, event.y, self._view.grey_window)
 
     def _on_motion(self, event) -> None:
         if self._drag is None:
@@ -387,10 +373,9 @@ class ImageCanvas(FigureCanvasQTAgg):
             self.draw_idle()
         else:
             low, high = self._drag[3]
-            width = max(0.02, (high - low) * (1.0 + dx / 200.0))
+            width = (high - low) * (1.0 + dx / 200.0)
             level = (low + high) / 2 + dy / 400.0
-            self.set_window(level - width / 2, level + width / 2)
-            self.windowChanged.emit(*self.grey_window)
+            self.windowDragged.emit(level - width / 2, level + width / 2)
 
     def _on_release(self, event) -> None:
         self._drag = None

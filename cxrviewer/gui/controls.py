@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from dataclasses import replace
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
-from .display import SCALE_FIXED, SCALE_IMAGE
+from .view_state import MIN_WINDOW, SCALE_FIXED, SCALE_IMAGE, ViewState
 
 PREDICTED = ""  # class combo entry meaning "the predicted class"
 
 
-def _slider(lo: int, hi: int, value: int, tip: str, width: int = 80) -> QSlider:
+def _slider(lo: int, hi: int, tip: str, width: int = 80) -> QSlider:
     s = QSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
-    s.setValue(value)
     s.setToolTip(tip)
     s.setFixedWidth(width)
     return s
 
 
 class ViewControls(QWidget):
-    """Emits what the user picks; holds no image state of its own."""
+    """Shows a :class:`ViewState` (:meth:`set_view`) and emits ``viewEdited`` with the state the
+    user's edit makes of it; holds no other state."""
 
-    overlayToggled = Signal(bool)
-    classChanged = Signal(str)       # a class name, or PREDICTED
-    scaleChanged = Signal(str)       # SCALE_IMAGE or SCALE_FIXED
-    opacityChanged = Signal(float)   # 0..1
-    windowChanged = Signal(float, float)  # low, high in [0, 1]
-    invertToggled = Signal(bool)
+    viewEdited = Signal(object)  # ViewState
     fitRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self._view = ViewState()
         self.overlay = QCheckBox("Overlay")
-        self.overlay.setChecked(True)
         self.overlay.setToolTip("Show the class activation map (O)")
         self.class_box = QComboBox()
         self.class_box.setToolTip("Which class's activation map to show")
@@ -43,15 +40,29 @@ class ViewControls(QWidget):
         self.scale_box.addItem("Per image", SCALE_IMAGE)
         self.scale_box.addItem("Fixed", SCALE_FIXED)
         self.scale_box.setToolTip("Colour scale: per-image min-max, or the model's fixed scale in logit units")
-        self.opacity = _slider(0, 100, 40, "Overlay opacity")
-        self.window_slider = _slider(2, 100, 100, "Window width (or right-drag on the image)")
-        self.level_slider = _slider(0, 100, 50, "Window level (or right-drag on the image)")
+        self.opacity = _slider(0, 100, "Overlay opacity")
+        self.window_slider = _slider(round(100 * MIN_WINDOW), 100, "Window width (or right-drag on the image)")
+        self.level_slider = _slider(0, 100, "Window level (or right-drag on the image)")
         self.invert = QCheckBox("Invert")
         self.invert.setToolTip("Invert the grey scale (I)")
         self.fit = QToolButton()
         self.fit.setText("Fit")
         self.fit.setToolTip("Fit the image to the view (F, or double-click)")
+        self._lay_out()
+        self.set_classes([])
+        self.set_view(self._view, force=True)
 
+        edit = self._edit
+        self.overlay.toggled.connect(lambda on: edit(overlay=on))
+        self.class_box.currentIndexChanged.connect(lambda _i: edit(class_name=self.class_box.currentData() or None))
+        self.scale_box.currentIndexChanged.connect(lambda _i: edit(scale=self.scale_box.currentData()))
+        self.opacity.valueChanged.connect(lambda v: edit(opacity=v / 100.0))
+        self.window_slider.valueChanged.connect(lambda v: edit(window=v / 100.0))
+        self.level_slider.valueChanged.connect(lambda v: edit(level=v / 100.0))
+        self.invert.toggled.connect(lambda on: edit(invert=on))
+        self.fit.clicked.connect(self.fitRequested)
+
+    def _lay_out(self) -> None:
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 3, 6, 3)
         layout.setSpacing(6)
@@ -64,49 +75,32 @@ class ViewControls(QWidget):
         layout.addStretch(1)
         layout.addWidget(self.fit)
 
-        self.overlay.toggled.connect(self.overlayToggled)
-        self.class_box.currentIndexChanged.connect(lambda _i: self.classChanged.emit(self.class_name()))
-        self.scale_box.currentIndexChanged.connect(lambda _i: self.scaleChanged.emit(self.scale()))
-        self.opacity.valueChanged.connect(lambda v: self.opacityChanged.emit(v / 100.0))
-        self.window_slider.valueChanged.connect(self._emit_window)
-        self.level_slider.valueChanged.connect(self._emit_window)
-        self.invert.toggled.connect(self.invertToggled)
-        self.fit.clicked.connect(self.fitRequested)
-
-    # -- state in ------------------------------------------------------------------
     def set_classes(self, names: list[str]) -> None:
-        self.class_box.blockSignals(True)
-        self.class_box.clear()
-        self.class_box.addItem("Predicted", PREDICTED)
-        for n in names:
-            self.class_box.addItem(n, n)
-        self.class_box.blockSignals(False)
+        """The classes offered for the map (plus "Predicted"); the current choice stays when it still exists."""
+        with QSignalBlocker(self.class_box):
+            self.class_box.clear()
+            self.class_box.addItem("Predicted", PREDICTED)
+            for n in names:
+                self.class_box.addItem(n, n)
+            self.class_box.setCurrentIndex(max(0, self.class_box.findData(self._view.class_name or PREDICTED)))
 
-    def set_opacity(self, opacity: float) -> None:
-        self.opacity.setValue(round(100 * opacity))
+    def set_view(self, view: ViewState, force: bool = False) -> None:
+        """Show ``view`` (emits nothing)."""
+        if view == self._view and not force:
+            return
+        self._view = view
+        values = ((self.overlay, view.overlay), (self.invert, view.invert))
+        for box, on in values:
+            with QSignalBlocker(box):
+                box.setChecked(on)
+        for slider, v in ((self.opacity, view.opacity), (self.window_slider, view.window), (self.level_slider, view.level)):
+            with QSignalBlocker(slider):
+                slider.setValue(round(100 * v))
+        for combo, data in ((self.class_box, view.class_name or PREDICTED), (self.scale_box, view.scale)):
+            with QSignalBlocker(combo):
+                combo.setCurrentIndex(max(0, combo.findData(data)))
 
-    def show_window(self, low: float, high: float) -> None:
-        """Reflect a window set elsewhere (e.g. right-drag) without emitting."""
-        for s, v in ((self.window_slider, (high - low) * 100), (self.level_slider, (high + low) * 50)):
-            s.blockSignals(True)
-            s.setValue(round(v))
-            s.blockSignals(False)
-
-    # -- state out -----------------------------------------------------------------
-    def class_name(self) -> str:
-        return self.class_box.currentData() or PREDICTED
-
-    def set_class_name(self, name: str) -> None:
-        i = self.class_box.findData(name)
-        if i >= 0:
-            self.class_box.setCurrentIndex(i)
-
-    def scale(self) -> str:
-        return self.scale_box.currentData() or SCALE_IMAGE
-
-    def window_limits(self) -> tuple[float, float]:
-        width, level = self.window_slider.value() / 100.0, self.level_slider.value() / 100.0
-        return level - width / 2, level + width / 2
-
-    def _emit_window(self, _value: int) -> None:
-        self.windowChanged.emit(*self.window_limits())
+    def _edit(self, **change) -> None:
+        view = replace(self._view, **change)
+        self._view = view
+        self.viewEdited.emit(view)

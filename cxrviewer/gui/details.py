@@ -1,4 +1,8 @@
-"""The details panel: everything known about the current file and the model that read it."""
+"""The details panel: everything known about the current file and the model that read it.
+
+The result's fields are the core's :func:`~cxrviewer.core.columns.detail_columns`, as the CSV
+and the table show them.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,20 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
+from ..core.columns import Batch, detail_columns
 from ..core.results import FileResult
+from . import theme
 
 _SKIP_META = {"format", "original_size", "decoded_size", "path"}
+_SHOWN_ABOVE = {"path", "label", "error"}  # the title, the prediction and the error line show these
 
 
 @dataclass
 class ModelInfo:
-    """What the details panel says about the active model."""
+    """What the details panel says about the active model: its batch facts and the device it runs on."""
 
-    name: str = ""
+    batch: Batch = field(default_factory=Batch)
     device: str = ""
-    class_names: list[str] = field(default_factory=list)
-    positive: str | None = None
-    threshold: float | None = None
 
 
 def _label(key) -> str:
@@ -70,18 +74,20 @@ class DetailsPanel(QWidget):
 
     def clear(self, message: str = "No file selected.") -> None:
         self._last = (self.clear, (message,))
-        self.browser.setHtml(f"<p style='color:#8a8f98'>{_esc(message)}</p>{self._model_html()}")
+        self.browser.setHtml(f"<p style='color:{theme.MUTED}'>{_esc(message)}</p>{self._model_html()}")
 
     def show_file(self, path: Path, status: str, result: FileResult | None, image_meta: dict | None = None) -> None:
         self._last = (self.show_file, (path, status, result, image_meta))
         parts = [f"<h3 style='margin-bottom:2px'>{_esc(Path(path).name)}</h3>",
-                 f"<div style='color:#8a8f98; font-size:small'>{_esc(Path(path).parent)}</div>"]
+                 f"<div style='color:{theme.MUTED}; font-size:small'>{_esc(Path(path).parent)}</div>"]
         if result is not None and result.error:
-            parts.append(f"<p style='color:#d9534f'><b>Error:</b> {_esc(result.error)}</p>")
+            parts.append(f"<p style='color:{theme.ERROR}'><b>Error:</b> {_esc(result.error)}</p>")
         elif result is not None and result.ok:
             parts.append(self._prediction_html(result))
         else:
-            parts.append(f"<p style='color:#8a8f98'>Status: {_esc(status)}</p>")
+            parts.append(f"<p style='color:{theme.MUTED}'>Status: {_esc(status)}</p>")
+        if result is not None:
+            parts.append(self._result_html(result))
         meta = dict(result.meta) if result is not None and result.meta else {}
         meta.update(image_meta or {})
         parts.append(self._image_html(result, meta))
@@ -89,29 +95,38 @@ class DetailsPanel(QWidget):
         self.browser.setHtml("".join(parts))
 
     def _prediction_html(self, r: FileResult) -> str:
-        colour = "#e8833a" if self.model.positive and r.label == self.model.positive else "#5cb85c"
+        positive = self.model.batch.positive
+        colour = theme.POSITIVE if positive and r.label == positive else theme.NEGATIVE
         rows = []
         for name, p in sorted(r.probs.items(), key=lambda kv: -kv[1]):
             bar = max(1, round(100 * p))
-            bar_colour = "#e8833a" if name == self.model.positive else "#4a90d9"
+            bar_colour = theme.POSITIVE if name == positive else theme.PROBABILITY_BAR
             rows.append(
                 f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{100 * p:.1f}%</td></tr>"
                 f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='{bar}%'>"
                 f"<tr><td bgcolor='{bar_colour}' height='6'></td></tr></table></td></tr>")
         out = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>",
                "<table width='100%' cellspacing='2'>", *rows, "</table>"]
-        if self.model.threshold is not None and self.model.positive:
-            out.append(f"<p style='color:#8a8f98'>Decision: {_esc(self.model.positive)} when its probability "
-                       f"&ge; {self.model.threshold:.3f}</p>")
+        threshold = self.model.batch.threshold
+        if threshold is not None and positive:
+            out.append(f"<p style='color:{theme.MUTED}'>Decision: {_esc(positive)} when its probability "
+                       f"&ge; {threshold:.3f}</p>")
         return "".join(out)
+
+    def _result_html(self, r: FileResult) -> str:
+        """The result's columns (as in the CSV), those with a value."""
+        batch = self.model.batch
+        items = [(c.header, c.text(r, batch)) for c in detail_columns(batch) if c.key not in _SHOWN_ABOVE]
+        rows = "".join(f"<tr><td style='color:{theme.MUTED}'>{_esc(k)}</td><td>&nbsp;{_esc(v)}</td></tr>"
+                       for k, v in items if v)
+        return f"<h4 style='margin-bottom:2px'>Result</h4><table>{rows}</table>" if rows else ""
 
     def _image_html(self, r: FileResult | None, meta: dict) -> str:
         items = []
-        if meta.get("format"):
+        if r is None and meta.get("format"):  # (else the result's columns show them)
             items.append(("Format", _esc(meta["format"])))
-        size = meta.get("original_size") or (r.image_size if r is not None else None)
-        if size:
-            items.append(("Size", _size(size)))
+        if meta.get("original_size") or (r is not None and r.image_size):
+            items.append(("Size", _size(meta.get("original_size") or r.image_size)))
         for key, value in meta.items():
             if key in _SKIP_META or value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
                 continue
@@ -122,15 +137,16 @@ class DetailsPanel(QWidget):
             items.append((_esc(_label(key)), _esc(value)))
         if not items:
             return ""
-        rows = "".join(f"<tr><td style='color:#8a8f98'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in items)
+        rows = "".join(f"<tr><td style='color:{theme.MUTED}'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in items)
         return f"<h4 style='margin-bottom:2px'>Image</h4><table>{rows}</table>"
 
     def _model_html(self) -> str:
-        m = self.model
-        if not m.name:
-            return "<h4 style='margin-bottom:2px'>Model</h4><p style='color:#d9534f'>No model loaded.</p>"
-        rows = [("Model", _esc(m.name)), ("Device", _esc(m.device)), ("Classes", _esc(", ".join(m.class_names)))]
-        if m.threshold is not None:
-            rows.append(("Threshold", f"{m.threshold:.3f} on P({_esc(m.positive)})"))
-        body = "".join(f"<tr><td style='color:#8a8f98'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
+        b = self.model.batch
+        if not b.model_name:
+            return f"<h4 style='margin-bottom:2px'>Model</h4><p style='color:{theme.ERROR}'>No model loaded.</p>"
+        rows = [("Model", _esc(b.model_name)), ("Device", _esc(self.model.device)),
+                ("Classes", _esc(", ".join(b.class_names)))]
+        if b.threshold is not None:
+            rows.append(("Threshold", f"{b.threshold:.3f} on P({_esc(b.positive)})"))
+        body = "".join(f"<tr><td style='color:{theme.MUTED}'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
         return f"<h4 style='margin-bottom:2px'>Model</h4><table>{body}</table>"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-IMAGE_FILTER = "Radiographs (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.dcm *.dicom);;All files (*)"
+from ..core.imaging import IMAGE_SUFFIXES
+
+IMAGE_FILTER = f"Radiographs ({' '.join(f'*{s}' for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
 MODEL_FILTER = "cxrviewer model (*.safetensors);;All files (*)"
 
 
@@ -46,10 +48,6 @@ def confirm(parent: QWidget | None, title: str, text: str) -> bool:
 
 def show_error(parent: QWidget | None, title: str, text: str) -> None:
     QMessageBox.warning(parent, title, text)
-
-
-def show_info(parent: QWidget | None, title: str, text: str) -> None:
-    QMessageBox.information(parent, title, text)
 
 
 def show_about(parent: QWidget | None, title: str, html: str) -> None:

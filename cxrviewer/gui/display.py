@@ -11,9 +11,8 @@ from __future__ import annotations
 from ..core.overlay import cam_for_display, cam_range_from_meta, class_evidence
 from ..core.results import FileResult
 from .canvas import Overlay
+from .view_state import SCALE_FIXED
 
-SCALE_IMAGE = "image"  # per-image min-max (the seed article's look)
-SCALE_FIXED = "fixed"  # one range in logit units for every image (the model's cam_range)
 MAX_CAM_SIDE = 256     # display resolution of the smooth map
 
 

@@ -1,7 +1,7 @@
 """Viewer exports, run on a background Task, built on the core's overlay and export modules.
 
-Overlay PNGs are what the canvas shows (class, scale, opacity, window, invert)
-at the image's own size, with the core's colour bar and caption. Files are
+Overlay PNGs are what the canvas shows (its :class:`ViewState`: class, scale, opacity,
+window, invert) at the image's own size, with the core's colour bar and caption. Files are
 written atomically; batch exports never overwrite (``name (1).png``), and a
 single export replaces a file only when the user chose that name in a save
 dialog (which asked first).
@@ -16,36 +16,32 @@ from pathlib import Path
 from PIL import Image
 
 from ..core.errors import CxrError
-from ..core.columns import Batch
-from ..core.export import overlay_path, save_png, write_csv
+from ..core.export import overlay_path, save_png
 from ..core.imaging import Radiograph, load_radiograph
-from ..core.overlay import compose, render_export
+from ..core.overlay import DEFAULT_CMAP, compose, render_export
 from ..core.results import FileResult
+from .view_state import ViewState
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderOptions:
-    """How the canvas shows an image; exports reproduce it."""
+    """What an export draws: the canvas's :class:`ViewState` plus the model's fixed colour range and name."""
 
-    class_name: str | None = None  # None: the predicted class
-    scale: str = "image"
-    fixed: tuple[float, float] | None = None
-    opacity: float = 0.4
-    overlay: bool = True
-    window: tuple[float, float] = (0.0, 1.0)
-    inverted: bool = False
+    view: ViewState = ViewState()
+    cam_range: tuple[float, float] | None = None  # the "fixed" scale's limits
     model_name: str | None = None
 
 
 def render(result: FileResult, options: RenderOptions, radiograph: Radiograph | None = None) -> Image.Image:
     """The PNG image for ``result``: the overlay with colour bar and caption, or the grey image alone."""
     radiograph = radiograph or load_radiograph(result.path)
-    if options.overlay and result.ok:
-        class_name = options.class_name if options.class_name in result.probs else None
-        return render_export(radiograph, result, class_name=class_name, scale=options.scale, cam_range=options.fixed,
-                             alpha=options.opacity, window=options.window, invert=options.inverted,
+    v = options.view
+    if v.overlay and result.ok:
+        class_name = v.class_name if v.class_name in result.probs else None
+        return render_export(radiograph, result, class_name=class_name, scale=v.scale, cam_range=options.cam_range,
+                             alpha=v.opacity, cmap=DEFAULT_CMAP, window=v.grey_window, invert=v.invert,
                              model_name=options.model_name)
-    grey = compose(radiograph.pixels, None, 0.0, 1.0, window=options.window, invert=options.inverted)
+    grey = compose(radiograph.pixels, None, 0.0, 1.0, window=v.grey_window, invert=v.invert)
     return Image.fromarray(grey, "RGB")
 
 
@@ -76,10 +72,3 @@ def export_overlays(results: list[FileResult], options: RenderOptions, folder: P
             failed.append(f"{r.path.name}: {type(e).__name__}: {e}")
         yield i + 1, len(todo)
     return {"written": written, "failed": failed, "folder": Path(folder)}
-
-
-def export_csv(results: list[FileResult], class_names: list[str], path: Path, threshold: float | None,
-               model_name: str, positive: str | None = None) -> Path:
-    """The results CSV, same columns as ``cxrviewer predict`` (replacing ``path``: the save dialog asked)."""
-    batch = Batch(tuple(class_names), positive, threshold, model_name)
-    return write_csv(results, path, batch, overwrite=True)

@@ -9,28 +9,32 @@ stops them all. Slots here only route plain data between widgets.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
 from ..core.checkpoint import default_model_path, load_model
+from ..core.columns import Batch
+from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
 from . import dialogs
-from .canvas import ImageCanvas
+from .about import about_html
+from .canvas import ImageCanvas, Overlay
 from .controls import ViewControls
 from .details import DetailsPanel, ModelInfo
-from ..core.export import ExportError, check_output_dir
 from .display import choose_overlay, fixed_range
-from .exporting import RenderOptions, export_csv, export_overlay, export_overlays, suggested_name
+from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
-from .model_card import about_html
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
 from .status import BatchStatus, MessageLabel
+from .theme import CAPTION_NEGATIVE, CAPTION_POSITIVE
+from .view_state import ViewState
 from .worker import BatchRunner, Task, TaskGroup
 
 LOADING_HINT_MS = 150
@@ -55,6 +59,8 @@ class MainWindow(QMainWindow):
         self.inputs: list[Path] = []
         self._batch_start = 0.0
         self._current_row = -1
+        self.view = ViewState()
+        self.batch = Batch()
         self._model_task: Task | None = None
 
         self.setWindowTitle("cxrviewer")
@@ -130,10 +136,10 @@ class MainWindow(QMainWindow):
         self.quit_act = act("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit cxrviewer")
         self.cancel_act = act("&Cancel Batch", self.cancel_batch, "Esc", "Stop classifying")
         self.load_model_act = act("&Load Model...", self.choose_model, "Ctrl+M", "Load another model file")
-        self.overlay_act = act("Show &Overlay", self.controls.overlay.setChecked, "O",
+        self.overlay_act = act("Show &Overlay", lambda on: self.set_view(replace(self.view, overlay=on)), "O",
                                "Show or hide the class activation map", checkable=True)
-        self.overlay_act.setChecked(True)
-        self.invert_act = act("&Invert", self.controls.invert.setChecked, "I", "Invert the grey scale", True)
+        self.invert_act = act("&Invert", lambda on: self.set_view(replace(self.view, invert=on)), "I",
+                              "Invert the grey scale", True)
         self.fit_act = act("&Fit Image", self.canvas.fit, "F", "Show the whole image")
         self.zoom_in_act = act("Zoom &In", lambda: self.canvas.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
         self.zoom_out_act = act("Zoom &Out", lambda: self.canvas.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
@@ -195,17 +201,9 @@ class MainWindow(QMainWindow):
         self.canvas.fitBoxChanged.connect(self._update_fit_box)
         self.loader.failed.connect(self._on_image_failed)
         self._loading_timer.timeout.connect(self._show_loading_hint)
-        c = self.controls
-        c.overlayToggled.connect(self.canvas.set_overlay_visible)
-        c.overlayToggled.connect(self.overlay_act.setChecked)
-        c.invertToggled.connect(self.canvas.set_inverted)
-        c.invertToggled.connect(self.invert_act.setChecked)
-        c.opacityChanged.connect(self.canvas.set_opacity)
-        c.windowChanged.connect(self.canvas.set_window)
-        c.fitRequested.connect(self.canvas.fit)
-        c.classChanged.connect(lambda _n: self._refresh_overlay())
-        c.scaleChanged.connect(lambda _s: self._refresh_overlay())
-        self.canvas.windowChanged.connect(c.show_window)
+        self.controls.viewEdited.connect(self.set_view)
+        self.controls.fitRequested.connect(self.canvas.fit)
+        self.canvas.windowDragged.connect(lambda low, high: self.set_view(self.view.with_grey_window(low, high)))
         self.canvas.hovered.connect(self.hover_label.setText)
 
     # -- settings ---------------------------------------------------------------------
@@ -215,14 +213,13 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(s.geometry)
         if s.splitter:
             self.splitter.setSizes(s.splitter)
-        self.controls.set_opacity(s.opacity)
-        self.canvas.set_opacity(s.opacity)
+        self.set_view(replace(self.view, opacity=s.opacity))
 
     def _save_settings(self) -> None:
         s = self.settings
         s.geometry = self.saveGeometry()
         s.splitter = self.splitter.sizes()
-        s.opacity = self.controls.opacity.value() / 100.0
+        s.opacity = self.view.opacity
         s.sync()
 
     # -- opening ------------------------------------------------------------------------
@@ -354,8 +351,7 @@ class MainWindow(QMainWindow):
     def _display(self, path: Path, image) -> None:
         self._loading_timer.stop()
         r = self.results_model.row(self._current_row)
-        o = self._overlay_options()
-        overlay = choose_overlay(r.result, o.class_name, o.scale, o.fixed, image.pixels.shape)
+        overlay = self._overlay_for(r.result, image.pixels.shape)
         self.canvas.set_image(image.pixels, image.preview, overlay=overlay)
         self._update_caption(r.result)
         self.details.show_file(path, r.status, r.result, image.meta)
@@ -392,23 +388,35 @@ class MainWindow(QMainWindow):
             self.results_view.select_first()
         self._update_actions()
 
-    def _overlay_options(self) -> RenderOptions:
-        return RenderOptions(class_name=self.controls.class_name() or None, scale=self.controls.scale(),
-                             fixed=fixed_range(self.model.meta if self.model is not None else None),
-                             opacity=self.canvas.opacity, overlay=self.canvas.overlay_visible,
-                             window=self.canvas.grey_window, inverted=self.canvas.inverted,
-                             model_name=self.model_name())
+    # -- the view ------------------------------------------------------------------------
+    def set_view(self, view: ViewState) -> None:
+        """Show the image as ``view`` says: controls, canvas, actions and the overlay follow."""
+        old, self.view = self.view, view
+        self.controls.set_view(view)
+        self.canvas.set_view(view)
+        for action, on in ((self.overlay_act, view.overlay), (self.invert_act, view.invert)):
+            with QSignalBlocker(action):
+                action.setChecked(on)
+        if (old.class_name, old.scale) != (view.class_name, view.scale):
+            self._refresh_overlay()
+
+    def _overlay_for(self, result, image_hw) -> Overlay | None:
+        """The overlay the view asks for (class, scale) of ``result`` on an image of ``image_hw``."""
+        meta = self.model.meta if self.model is not None else None
+        return choose_overlay(result, self.view.class_name, self.view.scale, fixed_range(meta), image_hw)
+
+    def _render_options(self) -> RenderOptions:
+        """What exports draw: the view, plus the model's fixed colour range and name."""
+        meta = self.model.meta if self.model is not None else None
+        return RenderOptions(self.view, fixed_range(meta), self.model_name())
 
     def model_name(self) -> str:
-        if self.model is None:
-            return ""
-        return str(self.model.meta.get("name") or (self.model_path.stem if self.model_path else "model"))
+        """The model's display name (the core's, as the CLI writes it)."""
+        return self.model.display_name if self.model is not None else ""
 
     def _refresh_overlay(self, draw_details: bool = True) -> None:
         result = self.current_result()
-        o = self._overlay_options()
-        shape = self.canvas._pixels.shape if self.canvas.has_image else None
-        self.canvas.set_overlay(choose_overlay(result, o.class_name, o.scale, o.fixed, shape))
+        self.canvas.set_overlay(self._overlay_for(result, self.canvas.image_shape))
         self._update_caption(result)
         if draw_details and self._current_row >= 0:
             r = self.results_model.row(self._current_row)
@@ -418,9 +426,8 @@ class MainWindow(QMainWindow):
     def _update_caption(self, result) -> None:
         if result is not None and result.ok and result.label:
             p = result.probs.get(result.label, 0.0)
-            m = self.model
-            positive = m is not None and m.positive_index is not None and result.label == m.class_names[m.positive_index]
-            self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", "#ffb066" if positive else "#8fe38f")
+            positive = result.label == self.batch.positive
+            self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
         else:
             self.canvas.set_caption("")
 
@@ -501,19 +508,16 @@ class MainWindow(QMainWindow):
 
     def _set_model(self, model, path: Path | None) -> None:
         self.model, self.model_path = model, path
-        names = model.class_names if model is not None else []
-        positive = names[model.positive_index] if model is not None and model.positive_index is not None else None
-        self.results_model.set_classes(names, positive if model is not None and model.threshold is not None else None)
+        self.batch = Batch.of(model)
+        names = list(self.batch.class_names)
+        self.results_model.set_batch(self.batch)
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
-        if model is None:
-            self.model_label.setText("No model")
-            self.details.set_model(ModelInfo())
-        else:
-            name = self.model_name()
-            self.model_label.setText(f"Model: {name}  ·  {self.device.type.upper()}")
-            self.details.set_model(ModelInfo(name=name, device=str(self.device), class_names=names,
-                                             positive=positive, threshold=model.threshold))
+        if self.view.class_name not in names:
+            self.set_view(replace(self.view, class_name=None))
+        device = str(self.device) if model is not None else ""
+        self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}" if model else "No model")
+        self.details.set_model(ModelInfo(self.batch, device))
         self._update_actions()
 
     # -- exports -------------------------------------------------------------------------
@@ -524,7 +528,7 @@ class MainWindow(QMainWindow):
         result = self.current_result()
         if result is None or not result.ok:
             return
-        options = self._overlay_options()
+        options = self._render_options()
         suggested = self._export_folder_start() / suggested_name(result)
         path = dialogs.ask_save_file(self, "Export Overlay", suggested, "PNG image (*.png)")
         if not path:
@@ -555,7 +559,7 @@ class MainWindow(QMainWindow):
                 f"{folder} is the folder you opened.\nWrite {len(results)} PNG files into it anyway?"):
             return
         self.settings.last_export_folder = folder
-        options = self._overlay_options()
+        options = self._render_options()
         task = self.tasks.start(lambda _cancel: export_overlays(results, options, folder), name="export-all")
         task.yielded.connect(lambda p: self.message.show_message(f"Exporting overlays: {p[0]} of {p[1]}"))
         task.done.connect(self._on_exported)
@@ -571,9 +575,8 @@ class MainWindow(QMainWindow):
             return
         path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
         self.settings.last_export_folder = path.parent
-        names, threshold, name = self.model.class_names, self.model.threshold, self.model_name()
-        task = self.tasks.start(lambda _cancel: export_csv(results, names, path, threshold, name),
-                                name="export-csv")
+        batch = self.batch
+        task = self.tasks.start(lambda _cancel: write_csv(results, path, batch, overwrite=True), name="export-csv")
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
 

@@ -1,4 +1,8 @@
-"""The results table: one row per file (a Qt model, not a widget per row) and its filter proxy."""
+"""The results table: one row per file (a Qt model, not a widget per row) and its filter proxy.
+
+Its columns are the core's :func:`~cxrviewer.core.columns.table_columns` (header, text, sort
+key, width, tooltip), plus the row's status, which is the table's own.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,21 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor
 
+from ..core.columns import Batch, Column, table_columns
 from ..core.results import FileResult
+from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
 PATH_ROLE = Qt.ItemDataRole.UserRole + 3
 
-NAME, STATUS, CLASS, PROB = range(4)
+NAME, STATUS, CLASS, PROB = range(4)  # where table_columns() and the status land
+STATUS_WIDTH = 62
 _STATUS_ORDER = {ERROR: 0, QUEUED: 1, NO_MODEL: 2, CANCELLED: 3, DONE: 4}
-_ERROR_COLOUR = QColor("#d9534f")
-_MUTED_COLOUR = QColor("#8a8f98")
-_POSITIVE_COLOUR = QColor("#e8833a")
+_ERROR_COLOUR = QColor(theme.ERROR)
+_MUTED_COLOUR = QColor(theme.MUTED)
+_POSITIVE_COLOUR = QColor(theme.POSITIVE)
 
 
 @dataclass
@@ -27,6 +34,11 @@ class Row:
     path: Path
     status: str = QUEUED
     result: FileResult | None = None
+
+
+def _columns(batch: Batch) -> list[Column | None]:
+    name, label, prob = table_columns(batch)
+    return [name, None, label, prob]  # None: the status
 
 
 class ResultsModel(QAbstractTableModel):
@@ -41,8 +53,8 @@ class ResultsModel(QAbstractTableModel):
         self._rows: list[Row] = []
         self._index: dict[Path, int] = {}
         self._sort_keys: dict[int, list] = {}  # column -> key per row, rebuilt after any change
-        self.class_names: list[str] = []
-        self.positive: str | None = None
+        self.batch = Batch()
+        self.columns = _columns(self.batch)
 
     # -- filling -----------------------------------------------------------------
     def set_paths(self, paths: list[Path], status: str = QUEUED) -> None:
@@ -52,11 +64,18 @@ class ResultsModel(QAbstractTableModel):
         self._index = {r.path: i for i, r in enumerate(self._rows)}
         self.endResetModel()
 
-    def set_classes(self, class_names: list[str], positive: str | None = None) -> None:
-        self.class_names = list(class_names)
-        self.positive = positive
+    def set_batch(self, batch: Batch) -> None:
+        """The model's facts (classes, positive class, threshold, name): they decide the columns' text."""
+        self.batch = batch
+        self.columns = _columns(batch)
         self._sort_keys.clear()
-        self.headerDataChanged.emit(Qt.Orientation.Horizontal, PROB, PROB)
+        self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(self.columns) - 1))
+
+    @property
+    def positive(self) -> str | None:
+        return self.batch.positive
 
     def apply(self, results: list[FileResult]) -> None:
         """Store a chunk of results (``result.index`` is the row) and refresh those rows."""
@@ -106,30 +125,30 @@ class ResultsModel(QAbstractTableModel):
     def count(self, status: str) -> int:
         return sum(1 for r in self._rows if r.status == status)
 
-    def shown_probability(self, result: FileResult | None) -> float | None:
-        if result is None or not result.ok or not result.probs:
-            return None
-        if self.positive and self.positive in result.probs:
-            return result.probs[self.positive]
-        return result.probs.get(result.label or "", max(result.probs.values()))
-
     # -- Qt model API ------------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else 4
+        return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation != Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
             return None
+        spec = self.columns[section]
         if role == Qt.ItemDataRole.DisplayRole:
-            prob = f"P({self.positive})" if self.positive else "Probability"
-            return ("File", "Status", "Class", prob)[section] if 0 <= section < 4 else None
-        if role == Qt.ItemDataRole.ToolTipRole and section == PROB:
-            return (f"Calibrated probability of {self.positive}" if self.positive
-                    else "Calibrated probability of the predicted class")
+            return "Status" if spec is None else spec.header
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "Queued, done, error, cancelled or no model" if spec is None else spec.tip or None
         return None
+
+    def width_hint(self, section: int) -> int:
+        spec = self.columns[section]
+        return STATUS_WIDTH if spec is None else spec.width
+
+    def _cell(self, row: Row, col: int) -> str:
+        spec = self.columns[col]
+        return row.status if spec is None else spec.text(row.result or FileResult(row.path), self.batch)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or not (0 <= index.row() < len(self._rows)):
@@ -137,15 +156,7 @@ class ResultsModel(QAbstractTableModel):
         row, col = self._rows[index.row()], index.column()
         res = row.result
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == NAME:
-                return row.path.name
-            if col == STATUS:
-                return row.status
-            if col == CLASS:
-                return res.label if res is not None and res.ok else ""
-            if col == PROB:
-                p = self.shown_probability(res)
-                return "" if p is None else f"{100 * p:.1f}%"
+            return self._cell(row, col)
         elif role == SORT_ROLE:
             return self._sort_key(row, col)
         elif role == Qt.ItemDataRole.ToolTipRole:
@@ -168,18 +179,13 @@ class ResultsModel(QAbstractTableModel):
             return row.path
         return None
 
-    def _sort_key(self, row: Row, col: int):
-        res = row.result
-        if col == NAME:
-            return row.path.name.lower()
-        if col == STATUS:
-            return _STATUS_ORDER.get(row.status, 9)
-        if col == CLASS:
-            return res.label if res is not None and res.ok and res.label else ""
-        if col == PROB:
-            p = self.shown_probability(res)
-            return -1.0 if p is None else p
-        return None
+    def _sort_key(self, row: Row, col: int) -> tuple[bool, object]:
+        """(no value, the column's sort key): rows without a value sort last in either order."""
+        spec = self.columns[col]
+        if spec is None:
+            return False, _STATUS_ORDER.get(row.status, 9)
+        value = spec.get(row.result or FileResult(row.path), self.batch)
+        return value is None or value == "", spec.sort(value)
 
     def sort_keys(self, col: int) -> list:
         """``SORT_ROLE`` of every row in column ``col`` (cached until the model changes)."""
@@ -227,7 +233,10 @@ class ResultsFilter(QSortFilterProxyModel):
         model = self.sourceModel()
         if isinstance(model, ResultsModel) and self.sortRole() == SORT_ROLE:
             keys = model.sort_keys(left.column())
-            return keys[left.row()] < keys[right.row()]
+            (a_missing, a), (b_missing, b) = keys[left.row()], keys[right.row()]
+            if a_missing or b_missing:  # empty cells last, ascending or descending
+                return b_missing and not a_missing if self.sortOrder() == Qt.SortOrder.AscendingOrder else a_missing and not b_missing
+            return a < b
         return super().lessThan(left, right)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:

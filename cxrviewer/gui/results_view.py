@@ -53,9 +53,9 @@ class ResultsView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
-        for col, width in ((1, 62), (2, 96), (3, 104)):
+        for col in range(1, model.columnCount()):  # widths from the column specs
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(col, width)
+            header.resizeSection(col, model.width_hint(col))
         header.setHighlightSections(False)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)

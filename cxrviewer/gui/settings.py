@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..core.overlay import DEFAULT_ALPHA
+
 ORGANIZATION = "cxrviewer"
 APPLICATION = "cxrviewer"
 MAX_RECENT = 8
@@ -64,9 +66,9 @@ class Settings:
     @property
     def opacity(self) -> float:
         try:
-            return min(1.0, max(0.0, float(self._s.value("view/opacity", 0.4))))
+            return min(1.0, max(0.0, float(self._s.value("view/opacity", DEFAULT_ALPHA))))
         except (TypeError, ValueError):
-            return 0.4
+            return DEFAULT_ALPHA
 
     @opacity.setter
     def opacity(self, value: float) -> None:
@@ -92,7 +94,6 @@ class Settings:
 
     # -- window state (opaque Qt blobs) -------------------------------------------
     geometry = _Setting("window/geometry", _blob)
-    window_state = _Setting("window/state", _blob)
 
     @property
     def splitter(self) -> list[int] | None:

@@ -1,9 +1,22 @@
-"""A dark Fusion palette suited to reading radiographs."""
+"""A dark Fusion palette suited to reading radiographs, and every colour the viewer draws with."""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
+
+# -- named colours (the canvas, the table, the details panel and the About box use these) --
+CANVAS_BACKGROUND = "#101216"
+TEXT = "#c9ced6"           # canvas text, colour-bar ticks
+FRAME = "#3a3f47"          # colour-bar outline
+CAPTION_BOX = "#000000"    # behind the canvas caption (drawn translucent)
+CAPTION_POSITIVE = "#ffb066"
+CAPTION_NEGATIVE = "#8fe38f"
+MUTED = "#8a8f98"          # secondary text: labels, queued rows
+ERROR = "#d9534f"
+POSITIVE = "#e8833a"       # the positive class (e.g. PNEUMONIA), and the intended-use notice
+NEGATIVE = "#5cb85c"
+PROBABILITY_BAR = "#4a90d9"
 
 _STYLE = """
 QToolTip { color: #e6e9ee; background: #2b2f36; border: 1px solid #3a3f47; }

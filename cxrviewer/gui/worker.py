@@ -178,7 +178,10 @@ class Task(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
-        self._worker = self._thread = None  # superqt deletes both (perhaps already)
+        thread = self._thread
+        if shiboken6.isValid(thread):
+            thread.wait()  # past ``finished`` the thread still deletes the worker: let it, before we let go of it
+        self._worker = self._thread = None  # superqt deletes both (the thread perhaps already)
         self.finished.emit(not self.cancelled)
         self.deleteLater()
 

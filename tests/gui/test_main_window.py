@@ -248,7 +248,7 @@ def test_details_show_the_model_once_it_has_loaded(window):
 
 
 def test_about_lists_the_key_metrics_of_every_split():
-    from cxrviewer.gui.model_card import about_html
+    from cxrviewer.gui.about import about_html
     from tests.conftest import make_tiny_model
 
     model = make_tiny_model(size=64, threshold=0.3)

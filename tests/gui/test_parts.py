@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from cxrviewer.core.columns import Batch
 from cxrviewer.core.results import FileResult
 from cxrviewer.gui import app as app_module
 from cxrviewer.gui.desktop import desktop_entry, install_desktop_entry
@@ -20,7 +21,7 @@ from cxrviewer.gui.status import ProgressRate, format_eta
 
 def filled_model(n=30):
     m = ResultsModel()
-    m.set_classes(["NORMAL", "PNEUMONIA"], "PNEUMONIA")
+    m.set_batch(Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.5, "tiny"))
     m.set_paths([Path(f"/data/{i:03d}.png") for i in range(n)])
     chunk = []
     for i in range(0, n - 5):
@@ -43,7 +44,8 @@ def test_results_model_statuses_and_sort_keys():
     m = filled_model()
     assert m.count(ERROR) == 4 and m.count(DONE) == 21 and m.count(QUEUED) == 5
     assert m.index(3, 1).data() == "error"
-    assert m.index(1, PROB).data() == "37.0%" and m.index(1, PROB).data(SORT_ROLE) == 0.37
+    assert m.index(1, PROB).data() == "37.0%" and m.index(1, PROB).data(SORT_ROLE) == (False, (0, 0.37))
+    assert m.index(27, PROB).data(SORT_ROLE)[0] is True  # no probability yet: sorts last, either way
     m.mark_unfinished()
     assert m.count(CANCELLED) == 5 and m.count(QUEUED) == 0
 
@@ -61,11 +63,14 @@ def test_sorted_view_follows_results_as_they_arrive():
     def shown():
         return [proxy.index(r, PROB).data(SORT_ROLE) for r in range(proxy.rowCount())]
 
-    assert shown() == sorted(shown(), reverse=True) and shown()[0] == 0.96
+    texts = [proxy.index(r, PROB).data() for r in range(proxy.rowCount())]
+    assert texts[0] == "96.0%" and texts[-9:] == [""] * 9  # 4 errors and 5 queued rows last
+    present = [k for k in shown() if not k[0]]
+    assert present == sorted(present, reverse=True)
     late = FileResult(Path("/data/027.png"), 27, {"NORMAL": 0.01, "PNEUMONIA": 0.99}, "PNEUMONIA",
                       cams=np.zeros((2, 2, 2), np.float32))
     m.apply([late])  # a queued row gets the highest probability: it moves to the top
-    assert proxy.index(0, 0).data() == "027.png" and shown() == sorted(shown(), reverse=True)
+    assert proxy.index(0, 0).data() == "027.png" and proxy.index(0, PROB).data() == "99.0%"
     proxy.sort(0, Qt.SortOrder.AscendingOrder)
     assert [proxy.index(r, 0).data() for r in range(3)] == ["000.png", "001.png", "002.png"]
 

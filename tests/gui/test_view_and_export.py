@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cxrviewer.gui import dialogs
-from cxrviewer.gui.display import SCALE_FIXED
+from cxrviewer.gui.view_state import SCALE_FIXED
 from cxrviewer.gui.results_model import DONE
 
 from tests.gui.helpers import open_and_wait, write_image
@@ -35,7 +35,7 @@ def test_overlay_toggle_and_opacity_change_the_canvas(reviewed):
     reviewed.overlay_act.trigger()
     assert np.array_equal(canvas.rgba(), with_overlay)
     reviewed.controls.opacity.setValue(90)
-    assert canvas.opacity == pytest.approx(0.9)
+    assert reviewed.view.opacity == pytest.approx(0.9) and canvas.view is reviewed.view
     assert np.abs(canvas.rgba().astype(int) - with_overlay.astype(int)).sum() > 0
 
 
@@ -43,7 +43,8 @@ def test_choosing_another_class_changes_the_cam(reviewed):
     result = reviewed.current_result()
     other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
     before, cam_before = reviewed.canvas.rgba(), reviewed.canvas._overlay.cam
-    reviewed.controls.set_class_name(other)
+    reviewed.controls.class_box.setCurrentIndex(reviewed.controls.class_box.findData(other))
+    assert reviewed.view.class_name == other
     cam_after = reviewed.canvas._overlay.cam
     assert other in reviewed.canvas._overlay.label
     # two classes: the evidence map of one class is the negative of the other's
@@ -55,11 +56,11 @@ def test_window_level_and_invert_change_the_grey_image(reviewed):
     reviewed.overlay_act.trigger()
     base = reviewed.canvas.rgba()
     reviewed.controls.window_slider.setValue(40)
-    assert reviewed.canvas.grey_window == pytest.approx((0.3, 0.7))
+    assert reviewed.view.grey_window == pytest.approx((0.3, 0.7)) and reviewed.canvas.view == reviewed.view
     windowed = reviewed.canvas.rgba()
     assert np.abs(windowed.astype(int) - base.astype(int)).sum() > 0
     reviewed.invert_act.trigger()
-    assert reviewed.canvas.inverted
+    assert reviewed.view.invert and reviewed.controls.invert.isChecked()
     assert np.abs(reviewed.canvas.rgba().astype(int) - windowed.astype(int)).sum() > 0
 
 

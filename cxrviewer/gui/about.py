@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from . import theme
+
 NOTICE = ("For research and education only. cxrviewer is not a medical device and must not be used "
           "for diagnosis or treatment decisions.")
 _HIDDEN = {"format_version", "mean", "std", "file", "class_names", "metrics", "cam_range"}
@@ -25,7 +27,7 @@ def _short(text: str, limit: int = 240) -> str:
 
 
 def _rows(items) -> str:
-    return "".join(f"<tr><td style='color:#8a8f98'>{html.escape(str(k))}</td>"
+    return "".join(f"<tr><td style='color:{theme.MUTED}'>{html.escape(str(k))}</td>"
                    f"<td>&nbsp;{html.escape(_short(_fmt(v)))}</td></tr>" for k, v in items)
 
 
@@ -83,7 +85,7 @@ def about_html(model, path: Path | None, device, version: str) -> str:
     """Rich text for the About box: version, notice, and the active model's card."""
     parts = [f"<h2>cxrviewer {html.escape(version)}</h2>",
              "<p>Review chest radiographs with an AI second reader and its class activation maps.</p>",
-             f"<p style='color:#e8833a'><b>{html.escape(NOTICE)}</b></p>"]
+             f"<p style='color:{theme.POSITIVE}'><b>{html.escape(NOTICE)}</b></p>"]
     if model is None:
         parts.append("<p>No model is loaded.</p>")
         return "".join(parts)
