@@ -27,6 +27,7 @@ class ModelInfo:
 
     batch: Batch = field(default_factory=Batch)
     device: str = ""
+    precision: str = ""  # what the forward pass runs in, and why: "bfloat16 (auto: ...)"
 
 
 def _label(key) -> str:
@@ -148,5 +149,7 @@ class DetailsPanel(QWidget):
                 ("Classes", _esc(", ".join(b.class_names)))]
         if b.threshold is not None:
             rows.append(("Threshold", f"{b.threshold:.3f} on P({_esc(b.positive)})"))
+        if self.model.precision:
+            rows.append(("Precision", _esc(self.model.precision)))
         body = "".join(f"<tr><td style='color:{theme.MUTED}'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
         return f"<h4 style='margin-bottom:2px'>Model</h4><table>{body}</table>"

@@ -12,6 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from ..core.overlay import DEFAULT_ALPHA
+from ..core.precision import PRECISIONS
 
 ORGANIZATION = "cxrviewer"
 APPLICATION = "cxrviewer"
@@ -62,6 +63,7 @@ class Settings:
     last_folder = _path_setting("files/last_folder")
     last_export_folder = _path_setting("files/last_export_folder")
     model_path = _path_setting("model/path")
+    precision = _Setting("model/precision", lambda v: v if v in PRECISIONS else "auto")
 
     @property
     def opacity(self) -> float:
