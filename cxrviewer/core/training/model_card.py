@@ -84,7 +84,7 @@ def _metrics(metrics: dict, tr: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
-        if isinstance(m, dict) and name != "validation_shifted":
+        if isinstance(m, dict) and name not in ("validation_shifted", "explanations"):
             lines.append(f"| {name} | {m.get('n')} | {_f3(m.get('auroc'))} | {_pct(m.get('accuracy'))} | {_f3(m.get('sensitivity'))} | "
                          f"{_f3(m.get('specificity'))} | {_f3(m.get('precision'))} | {_f3(m.get('f1'))} | {_f3(m.get('ece'))} |")
     shifted = metrics.get("validation_shifted")
@@ -164,6 +164,10 @@ def _explanations(ex: dict | None) -> list[str]:
     return lines
 
 
+def _score_words(key: str) -> str:
+    return key.replace("_", " with ") + " fill"
+
+
 def _margin_words(margins: dict) -> str:
     """One sentence per floor: by how much the evidence map beats it (paired mean, 95% interval)."""
     words = []
@@ -174,12 +178,14 @@ def _margin_words(margins: dict) -> str:
         parts = [f"{k.replace('_', ', ')} fill {v[0]:+.3f} ± {v[1]:.3f}" for k, v in row.items()]
         words.append(f"Margin of the evidence map over {label} (positive = better; paired mean ± 95% interval): "
                      + "; ".join(parts) + ".")
-    beats = [k for k in ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")
-             if all(k in (margins.get(f) or {}) and margins[f][k][0] - margins[f][k][1] > 0 for f in ("random", "prior"))]
-    if margins:
-        words.append("In plain words: the map beats both floors beyond chance on "
-                     + (", ".join(k.replace("_", " with ") + " fill" for k in beats) if beats else "no score")
-                     + "; where it does not, it ranks the image's regions no better than a guess that knows nothing of the image.")
+    for floor, label in (("random", "the random map"), ("prior", "the centred prior")):
+        row = margins.get(floor) or {}
+        wins = [_score_words(k) for k, (m, h) in row.items() if m - h > 0]
+        losses = [_score_words(k) for k, (m, h) in row.items() if m + h < 0]
+        if row:
+            words.append(f"In plain words, against {label}: better beyond chance on {', '.join(wins) or 'no score'}"
+                         + (f"; worse on {', '.join(losses)}" if losses else "")
+                         + "; elsewhere no better than this guess that knows nothing of the image.")
     return " ".join(words)
 
 

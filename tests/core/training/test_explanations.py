@@ -38,11 +38,11 @@ def _audit(evidence_del, passed):
 def test_card_section_states_the_margins_and_the_sanity_verdict_in_plain_words():
     text = "\n".join(_explanations(_audit(0.6, passed=True)))
     assert "| evidence map (what the viewer draws) | 0.600 | 0.800 | 0.900 | 0.900 |" in text
-    assert "beats both floors beyond chance on deletion with mean fill, insertion with mean fill;" in text
+    assert "against the random map: better beyond chance on deletion with mean fill, insertion with mean fill;" in text
     assert "Sanity check: PASSED" in text and "| classifier | -0.10 (abs 0.20) |" in text
     failed = "\n".join(_explanations(_audit(0.74, passed=False)))
     assert "Sanity check: FAILED" in failed and "Do not read them as the model's evidence" in failed
-    assert "beats both floors beyond chance on insertion with mean fill;" in failed
+    assert "against the centred prior: better beyond chance on insertion with mean fill;" in failed
     assert _explanations(None) == [] and _explanations({}) == []
 
 
