@@ -2,7 +2,7 @@
 
 It owns no heavy work: every background job is a :class:`Task` of the window's
 :class:`TaskGroup` (batches through a :class:`BatchRunner`, display images through an
-:class:`ImageLoader`, model loading and exports directly), and closing the window
+:class:`ImageLoader`, model files through a :class:`ModelLoader`, exports directly), and closing the window
 stops them all. Slots here only route plain data between widgets.
 """
 
@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..core.checkpoint import default_model_path, load_model
+from ..core.checkpoint import default_model_path
 from ..core.columns import Batch
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
@@ -30,13 +30,14 @@ from .details import DetailsPanel, ModelInfo
 from .display import choose_overlay, fixed_range
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
+from .model_loader import ModelLoader
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_POSITIVE
 from .view_state import ViewState
-from .worker import BatchRunner, Task, TaskGroup
+from .worker import BatchRunner, TaskGroup
 
 LOADING_HINT_MS = 150
 PREFETCH_AHEAD, PREFETCH_BEHIND = 3, 1  # rows decoded ahead of the reader (the cache keeps 8 images)
@@ -71,7 +72,6 @@ class MainWindow(QMainWindow):
         self._current_row = -1
         self.view = ViewState()
         self.batch = Batch()
-        self._model_task: Task | None = None
 
         self.setWindowTitle("cxrviewer")
         self.setAcceptDrops(True)
@@ -87,6 +87,8 @@ class MainWindow(QMainWindow):
         self.tasks = TaskGroup(self)
         self.runner = BatchRunner(self.tasks, self)
         self.loader = ImageLoader(self.tasks, parent=self)
+        self.model_loader = ModelLoader(self.tasks, self)
+        self._quiet_load = False
         self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
 
         self._build_layout()
@@ -213,6 +215,9 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._on_batch_finished)
         self.batch_status.cancel_button.clicked.connect(self.cancel_batch)
         self.loader.loaded.connect(self._on_image_loaded)
+        self.model_loader.loaded.connect(self._on_model_loaded)
+        self.model_loader.failed.connect(self._on_model_failed)
+        self.model_loader.cancelled.connect(self._on_model_cancelled)
         self.canvas.fitBoxChanged.connect(self._update_fit_box)
         self.loader.failed.connect(self._on_image_failed)
         self._loading_timer.timeout.connect(self._show_loading_hint)
@@ -307,8 +312,7 @@ class MainWindow(QMainWindow):
         """Esc / Cancel: stop the batch (rows not reached become cancelled) and any model still loading."""
         if self.runner.cancel():
             self.batch_status.set_cancelling()
-        if self._model_task is not None:
-            self._model_task.cancel()
+        self.model_loader.cancel()
         self._update_actions()
 
     def _fill_recent_menu(self) -> None:
@@ -470,25 +474,14 @@ class MainWindow(QMainWindow):
     def load_model_file(self, path: Path, quiet: bool = False) -> None:
         """Load ``path`` in the background (replacing a load still running; Esc cancels it);
         on failure say why and keep the current model."""
-        path = Path(path)
-        if self._model_task is not None:
-            self._model_task.cancel()
-        self.model_label.setText(f"Loading {path.name}...")
-        task = self.tasks.start(lambda _cancel: load_model(path), name="load-model")
-        task.done.connect(lambda model: self._on_model_loaded(path, model))
-        task.failed.connect(lambda msg: self._on_model_failed(path, msg, quiet))
-        task.finished.connect(lambda completed, t=task: self._on_model_task_finished(t, completed))
-        self._model_task = task
+        self._quiet_load = quiet
+        self.model_label.setText(f"Loading {Path(path).name}...")
+        self.model_loader.load(path)
         self._update_actions()
 
-    def _on_model_task_finished(self, task: Task, completed: bool) -> None:
-        if task is not self._model_task:
-            return  # replaced by a newer load
-        self._model_task = None
-        if not completed:
-            self._set_model(self.model, self.model_path)
-            self.message.show_message("Model loading cancelled", 5000)
-        self._update_actions()
+    def _on_model_cancelled(self, _path: Path) -> None:
+        self._set_model(self.model, self.model_path)
+        self.message.show_message("Model loading cancelled", 5000)
 
     def _on_model_loaded(self, path: Path, model) -> None:
         self._set_model(model, path)
@@ -511,12 +504,12 @@ class MainWindow(QMainWindow):
             self.runner.start(self.inputs, model=self.model, device=self.device, precision=self.settings.precision)
         self._update_actions()
 
-    def _on_model_failed(self, path: Path, message: str, quiet: bool) -> None:
+    def _on_model_failed(self, path: Path, message: str) -> None:
         self._set_model(self.model, self.model_path)
         text = f"Could not load the model {path.name}:\n{message}"
         if self.model is not None:
             text += f"\n\nStill using {self.model_path.name}."
-        if quiet:
+        if self._quiet_load:
             self.message.show_message(text.replace("\n", " "))
         else:
             dialogs.show_error(self, "Load Model", text)
@@ -640,7 +633,7 @@ class MainWindow(QMainWindow):
         self.export_overlay_act.setEnabled(result is not None and result.ok)
         self.export_all_act.setEnabled(has_results)
         self.export_csv_act.setEnabled(self.model is not None and bool(self.results_model.results()))
-        self.cancel_act.setEnabled(self.runner.running or self._model_task is not None)
+        self.cancel_act.setEnabled(self.runner.running or self.model_loader.loading)
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.StatusTip:  # menu hints go to the message line, not over the batch's progress
@@ -661,6 +654,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self._save_settings()
         self.tasks.shutdown()  # every background task: cancelled, and waited for
-        self._model_task = None
         super().closeEvent(event)
 

@@ -97,8 +97,8 @@ class BatchStatus(QWidget):
 
     @property
     def active(self) -> bool:
-        """The progress bar and Cancel are on show (a batch is running)."""
-        return self.bar.isVisibleTo(self) and self.cancel_button.isVisibleTo(self)
+        """The progress bar and Cancel are on show (a batch is running; nothing hides this widget)."""
+        return not self.isHidden() and self.bar.isVisibleTo(self) and self.cancel_button.isVisibleTo(self)
 
 
 class MessageLabel(QLabel):

@@ -324,7 +324,7 @@ def test_progress_and_cancel_stay_visible_while_messages_come_and_go(qtbot, monk
     monkeypatch.setattr(worker, "Predictor", SlowPredictor)
     window.open_inputs([forty_pngs])
     qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
-    assert window.batch_status.active
+    assert window.batch_status.active and not window.batch_status.isHidden()
     QApplication.sendEvent(window, QStatusTipEvent("Save the results table as CSV"))
     assert window.batch_status.active and window.message.text() == "Save the results table as CSV"
     with qtbot.waitSignal(window.modelChanged, timeout=10000):
@@ -375,16 +375,16 @@ def test_reclassifying_keeps_the_current_row_and_the_scroll_position(qtbot, wind
 @pytest.fixture
 def gated_load(monkeypatch):
     """load_model that waits for the test to open a gate (per path name)."""
-    from cxrviewer.gui import main_window as main_window_module
+    from cxrviewer.gui import model_loader
 
     gates: dict[str, threading.Event] = {}
-    real = main_window_module.load_model
+    real = model_loader.load_model
 
     def load(path):
         gates.setdefault(Path(path).name, threading.Event()).wait(10)
         return real(path)
 
-    monkeypatch.setattr(main_window_module, "load_model", load)
+    monkeypatch.setattr(model_loader, "load_model", load)
     return lambda name: gates.setdefault(name, threading.Event())
 
 
@@ -398,7 +398,7 @@ def test_model_loading_can_be_cancelled(qtbot, window, tmp_path, gated_load):
     assert "Loading other.safetensors" in window.model_label.text() and window.cancel_act.isEnabled()
     window.cancel_act.trigger()
     gated_load("other.safetensors").set()
-    qtbot.waitUntil(lambda: window._model_task is None, timeout=10000)
+    qtbot.waitUntil(lambda: not window.model_loader.loading, timeout=10000)
     assert window.model is old and "tiny" in window.model_label.text()
     assert window.message.text() == "Model loading cancelled" and not window.cancel_act.isEnabled()
 
@@ -411,7 +411,7 @@ def test_a_newer_model_choice_wins_over_a_slower_earlier_one(qtbot, window, tmp_
     fast = save_model(make_tiny_model(("X", "Y")), tmp_path / "fast.safetensors")
     gated_load("fast.safetensors").set()
     window.load_model_file(slow)
-    first = window._model_task
+    first = window.model_loader._task
     with qtbot.waitSignal(window.modelChanged, timeout=10000):
         window.load_model_file(fast)
     with qtbot.waitSignal(first.finished, timeout=10000) as finished:
