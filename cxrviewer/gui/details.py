@@ -18,7 +18,7 @@ from ..core.results import FileResult
 from . import theme
 
 _SKIP_META = {"format", "original_size", "decoded_size", "path"}
-_SHOWN_ABOVE = {"path", "label", "error"}  # the title, the prediction and the error line show these
+_SHOWN_ELSEWHERE = {"path", "label", "error", "threshold", "model"}  # title, prediction, error line, Model section
 
 
 @dataclass
@@ -117,7 +117,7 @@ class DetailsPanel(QWidget):
     def _result_html(self, r: FileResult) -> str:
         """The result's columns (as in the CSV), those with a value."""
         batch = self.model.batch
-        items = [(c.header, c.text(r, batch)) for c in detail_columns(batch) if c.key not in _SHOWN_ABOVE]
+        items = [(c.header, c.text(r, batch)) for c in detail_columns(batch) if c.key not in _SHOWN_ELSEWHERE]
         rows = "".join(f"<tr><td style='color:{theme.MUTED}'>{_esc(k)}</td><td>&nbsp;{_esc(v)}</td></tr>"
                        for k, v in items if v)
         return f"<h4 style='margin-bottom:2px'>Result</h4><table>{rows}</table>" if rows else ""

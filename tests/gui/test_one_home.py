@@ -84,6 +84,8 @@ def test_details_list_the_result_columns(qtbot, window, image_folder):
         window.results_view.select_source_row(1)
     text = window.details.text()
     assert "Result" in text and "Precision" in text and "float32" in text and window.model.display_name in text
+    result = text[text.index("Result"):text.index("Image")]
+    assert "Width" in result and "Threshold" not in result and "Model" not in result  # shown once, in Model
 
 
 def test_cli_and_viewer_write_the_same_csv(qtbot, monkeypatch, window, image_folder, tiny_model_file, tmp_path):
