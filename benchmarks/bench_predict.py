@@ -342,7 +342,8 @@ def main(args: argparse.Namespace) -> int:
         for p in precisions:
             seconds = time_predictor(model, bench, args.batch_size, p)
             if seconds is not None:
-                engine[p] = add(f"`Predictor` end to end, {p}", "default", len(bench), seconds)
+                engine[p] = add(f"`Predictor` end to end, {p} (in process: OpenMP threads spin, torch's default)",
+                                "default", len(bench), seconds)
         marginal: dict[str, float] = {}
         for p in predict_precisions(precisions):
             large = paths[:args.large]
