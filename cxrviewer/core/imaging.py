@@ -193,14 +193,14 @@ def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple
         orientation = _exif_orientation(im)
         mode = im.mode
         try:
-            pixels = _pillow_grey(_reduced(im, fmt, target_size))
+            pixels, colour = _pillow_grey(_reduced(im, fmt, target_size))
         except Exception:  # noqa: BLE001 - truncated / damaged data surface as many types
             raise CorruptFileError(path, f"truncated or damaged {fmt} data") from None
     pixels = _orient(pixels, orientation)
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     meta = {"format": fmt, "original_size": (w, h), "decoded_size": (pixels.shape[1], pixels.shape[0]),
-            "mode": mode, "exif_orientation": orientation}
+            "mode": mode, "exif_orientation": orientation, "colour_fraction": colour}
     return Radiograph(path, pixels, meta)
 
 
@@ -210,37 +210,57 @@ def _reduced(im: Image.Image, fmt: str, target_size: tuple[int, int] | None) -> 
         return im
     side = max(int(target_size[0]), int(target_size[1]), 1)  # either way up after EXIF rotation
     if fmt == "JPEG":
-        im.draft("L" if im.mode in ("L", "RGB") else None, (side, side))
+        # YCbCr keeps the chroma for the colour measure; its Y is what draft("L") would give
+        im.draft("L" if im.mode == "L" else "YCbCr" if im.mode == "RGB" else None, (side, side))
     factor = min(im.size) // (REDUCE_MARGIN * side)
-    if factor < 2 or im.mode not in ("L", "RGB", "RGBA", "I", "F", "I;16", "LA", "P"):
+    if factor < 2 or im.mode not in ("L", "RGB", "YCbCr", "RGBA", "I", "F", "I;16", "LA", "P"):
         return im
     if im.mode == "P":
         im = im.convert("RGB")
     return im.reduce(factor)
 
 
-def _pillow_grey(im: Image.Image) -> np.ndarray:
-    """Decode ``im`` to float32 grey in [0, 1], keeping 16-bit precision."""
+def _pillow_grey(im: Image.Image) -> tuple[np.ndarray, float]:
+    """Decode ``im`` to float32 grey in [0, 1], keeping 16-bit precision, and its colour fraction.
+
+    The colour fraction is the share of pixels whose chroma (distance from grey in YCbCr, on a
+    0-1 scale) exceeds ``COLOUR_CHROMA``: 0.0 for grey images.
+    """
     mode = im.mode
     if mode.startswith("I;16"):
-        return np.asarray(im).astype(np.float32) / 65535.0
+        return np.asarray(im).astype(np.float32) / 65535.0, 0.0
     if mode in ("I", "F"):
         a = np.asarray(im).astype(np.float32)
         if mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
-            return a / 65535.0  # 16-bit PNG / TIFF opened as 32-bit ints
-        return _minmax(a)
+            return a / 65535.0, 0.0  # 16-bit PNG / TIFF opened as 32-bit ints
+        return _minmax(a), 0.0
     if mode == "L":
-        return np.asarray(im, dtype=np.float32) / 255.0
+        return np.asarray(im, dtype=np.float32) / 255.0, 0.0
     if mode in ("1", "LA", "La"):
         im = im.convert("L") if mode == "1" else im.getchannel("L")
-        return np.asarray(im, dtype=np.float32) / 255.0
+        return np.asarray(im, dtype=np.float32) / 255.0, 0.0
+    if mode == "YCbCr":  # JPEG decoded in draft mode: Y is the luma
+        ycc = np.asarray(im)
+        return ycc[..., 0].astype(np.float32) / 255.0, _colour_fraction(ycc)
     if mode in ("P", "PA"):
         im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
     elif mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
-        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV ...
+        im = im.convert("RGB")  # CMYK, LAB, HSV ...
     if im.mode != "RGB":
         im = im.convert("RGB")  # alpha is ignored: a radiograph is its colour channels
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, _colour_fraction(np.asarray(im.convert("YCbCr")))
+
+
+#: Chroma (0-1 scale) above which a pixel counts as coloured rather than grey.
+COLOUR_CHROMA = 0.08
+
+
+def _colour_fraction(ycc: np.ndarray) -> float:
+    """Share of pixels of a uint8 YCbCr array (sampled on a <= ~256 px grid) with chroma > COLOUR_CHROMA."""
+    step = max(1, max(ycc.shape[:2]) // 256)
+    c = ycc[::step, ::step, 1:].astype(np.float32) - 128.0
+    chroma = np.sqrt((c * c).sum(axis=-1)) / 255.0
+    return round(float((chroma > COLOUR_CHROMA).mean()), 4) if chroma.size else 0.0
 
 
 def _exif_orientation(im: Image.Image) -> int:

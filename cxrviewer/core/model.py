@@ -71,10 +71,15 @@ class CamClassifier(nn.Module):
         ``cams[n, k]`` is in logit units without the bias: its spatial mean plus
         ``classifier.bias[k]`` equals ``logits[n, k]``.
         """
+        logits, cams, _ = self.logits_cams_pooled(x)
+        return logits, cams
+
+    def logits_cams_pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`logits_and_cams`, plus the pooled features ``N x F`` the linear head reads."""
         feats = self.features(x)
         cams = torch.einsum("kc,nchw->nkhw", self.classifier.weight.to(feats.dtype), feats)
         logits = cams.mean(dim=(2, 3)) + self.classifier.bias.to(cams.dtype)
-        return logits, cams
+        return logits, cams, feats.mean(dim=(2, 3))
 
     # -- metadata-driven helpers ------------------------------------------------
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .. import scope as S
 from ..checkpoint import read_header
 from .report import report_dir
 
@@ -36,7 +37,8 @@ def render_model_card(model_path: Path, meta: dict) -> str:
     sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
                 _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _protocol(meta.get("protocol")),
                 _explanations((meta.get("metrics") or {}).get("explanations")),
-                _plots(report_dir(model_path)), LIMITATIONS)
+                _plots(report_dir(model_path)), _scope(meta.get("scope")), _site_calibration(meta.get("site_calibration")),
+                LIMITATIONS)
     return "\n".join(line for section in sections for line in section)
 
 
@@ -51,7 +53,7 @@ def _what_it_is(meta: dict, tr: dict) -> list[str]:
         f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // 32} x {w // 32}), "
         f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
-        "- Decision rule: " + (f"`{meta['positive_class']}` when its calibrated probability >= {meta['threshold']:.4f} "
+        "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {meta['threshold']:.4f} "
                                 f"(threshold fitted on validation by the `{rule}` rule)"
                                 if meta.get("threshold") is not None else "argmax") + ".",
         f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} (fitted on validation by NLL).",
@@ -193,6 +195,47 @@ def _plots(report: Path) -> list[str]:
     if not report.is_dir():
         return []
     return ["", "## Plots", ""] + [f"![{png.stem}]({report.name}/{png.name})" for png in sorted(report.glob("*.png"))]
+
+
+def _scope(scope) -> list[str]:
+    if not isinstance(scope, dict):
+        return []
+    sep = scope.get("separation") or {}
+    lines = ["", "## Scope: when the model does not answer",
+             "An image is out of scope (label `OUT_OF_SCOPE`, probabilities kept) when a DICOM's Modality is not CR or DX, "
+             f"its Body Part Examined is not the chest, or it is multi-frame; when an image is smaller than {S.MIN_SIDE} px a side, "
+             f"has an aspect ratio beyond {S.MAX_ASPECT}:1, is blank, or is a colour picture; or when its scope score exceeds "
+             f"the threshold (for a DICOM whose header declares a chest radiograph: {S.HEADER_MARGIN} x the threshold).",
+             f"- Scope score: Mahalanobis distance of the pooled features to the nearest class mean (shared covariance: "
+             f"rank {scope.get('rank', '?')} plus an isotropic rest), fitted on {scope.get('fitted_on', '?')}; in scope when the "
+             f"score is <= {_f3(scope.get('threshold'))}, the {_pct(scope.get('quantile'))} quantile over "
+             f"{scope.get('threshold_on', 'validation')}."]
+    rates = scope.get("validation_in_scope")
+    if isinstance(rates, dict) and rates:
+        lines.append("- Validation in scope: " + ", ".join(f"{k} {_pct(v)}" for k, v in rates.items()) + ".")
+    if sep:
+        lines.append(f"- Separation: AUROC {_f3(sep.get('auroc'))} of validation against {sep.get('n_out_of_scope', '?')} "
+                     f"out-of-scope images ({sep.get('out_of_scope_set', '?')}); {_pct(sep.get('out_of_scope_caught'))} of "
+                     f"them caught by the score, {_pct(sep.get('out_of_scope_caught_with_rules'))} with the rules.")
+    return lines
+
+
+def _site_calibration(site) -> list[str]:
+    if not isinstance(site, dict):
+        return []
+    prev = site.get("previous", {})
+    lines = ["", "## Site calibration",
+             f"Calibrated on the labelled folder `{site.get('folder')}` ({site.get('images')}) on {site.get('date')} "
+             f"with the rule `{site.get('rule')}`, from `{site.get('source_model')}` (weights unchanged, SHA-256 of the "
+             f"tensor data `{str(site.get('weights_sha256', '?'))[:16]}...`). Previous threshold {_f3(prev.get('threshold'))}, "
+             f"temperature {_f3(prev.get('temperature'))}, scope threshold {_f3(prev.get('scope_threshold'))}.", "",
+             "| on the site's folder | threshold | AUROC | sensitivity | specificity | accuracy | ECE | in scope |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, key in (("before", "metrics_before"), ("after", "metrics")):
+        m = site.get(key) or {}
+        lines.append(f"| {name} | {_f3(m.get('threshold'))} | {_f3(m.get('auroc'))} | {_f3(m.get('sensitivity'))} | "
+                     f"{_f3(m.get('specificity'))} | {_pct(m.get('accuracy'))} | {_f3(m.get('ece'))} | {_pct(m.get('in_scope_rate'))} |")
+    return lines + ["These were measured on the folder the operating point was fitted on (optimistic)."]
 
 
 def write_model_card(model_path: str | Path) -> Path:
