@@ -33,60 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cxrviewer.core.checkpoint import load_model  # noqa: E402
 from cxrviewer.core.errors import RadiographError  # noqa: E402
 from cxrviewer.core.imaging import load_radiograph  # noqa: E402
-from cxrviewer.core.scope import ScopeStats, energy, rule_reason  # noqa: E402
+from cxrviewer.core.scope import HEADER_MARGIN, QUANTILE, ScopeStats, energy, rule_reason  # noqa: E402
 from cxrviewer.core.training.data import find_classes, list_samples, split_by_patient  # noqa: E402
 from cxrviewer.core.training.features import extract_features  # noqa: E402
 from cxrviewer.core.training.metrics import auroc  # noqa: E402
-
-# One file per distinct image (pydicom-data repeats images under several encodings).
-PYDICOM_DATA = {
-    "CT": ["CT_small.dcm", "693_UNCR.dcm", "explicit_VR-UN.dcm", "bad_sequence.dcm", "eCT_Supplemental.dcm"],
-    "MR": ["MR_small.dcm", "MR2_UNCR.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "emri_small.dcm"],
-    "US": ["US1_UNCR.dcm", "OBXXXX1A.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "gdcm-US-ALOKA-16.dcm", "color-px.dcm"],
-    "tibia (CR)": ["RG3_UNCR.dcm"],
-    "other DICOM (NM, OT, SEG)": ["JPEG2000_UNC.dcm", "SC_rgb.dcm", "OT-PAL-8-face.dcm", "mlut_18.dcm", "vlut_04.dcm", "liver.dcm"],
-}
-SKIMAGE = ["astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "chessboard_GRAY.png", "clock_motion.png",
-           "coffee.png", "coins.png", "color.png", "grass.png", "gravel.png", "horse.png", "hubble_deep_field.jpg",
-           "ihc.png", "logo.png", "microaneurysms.png", "moon.png", "motorcycle_left.png", "page.png", "phantom.png",
-           "retina.jpg", "rocket.jpg", "text.png"]
-
+from cxrviewer.core.training.scope_fit import RANK, offline_out_of_scope_set  # noqa: E402
+from cxrviewer.core.training.shift import SHIFTS  # noqa: E402
 
 def out_of_scope_files(workdir: Path) -> dict[str, list[Path]]:
-    from pydicom.data import get_testdata_file
-    import skimage.data
-
-    groups = {name: [Path(get_testdata_file(f)) for f in files] for name, files in PYDICOM_DATA.items()}
-    groups["photographs (skimage.data)"] = [Path(skimage.data.data_dir) / f for f in SKIMAGE]
-    groups["synthetic patterns"] = synthetic_patterns(workdir)
+    groups = offline_out_of_scope_set(workdir)
+    if not groups:
+        sys.exit("needs scikit-image and pydicom-data: pip install -e '.[test]'")
     return groups
-
-
-def synthetic_patterns(folder: Path, size: int = 512) -> list[Path]:
-    """Grey test patterns as 8-bit PNGs: gradients, noise, checkerboards, stripes, rings, blobs, text-like bars."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    r = np.hypot(xx - 0.5, yy - 0.5)
-    smooth = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(size, size))) * np.exp(-(np.fft.fftfreq(size)[:, None] ** 2 + np.fft.fftfreq(size)[None] ** 2) * 2000)))
-    patterns = {
-        "gradient_h": xx, "gradient_v": yy, "gradient_radial": 1 - r * 1.4,
-        "noise_uniform": rng.random((size, size)), "noise_gauss": np.clip(0.5 + 0.15 * rng.normal(size=(size, size)), 0, 1),
-        "checker_8": ((xx * 8).astype(int) + (yy * 8).astype(int)) % 2, "checker_32": ((xx * 32).astype(int) + (yy * 32).astype(int)) % 2,
-        "stripes_h": (np.sin(yy * 60) > 0), "stripes_diag": 0.5 + 0.5 * np.sin((xx + yy) * 40),
-        "rings": 0.5 + 0.5 * np.cos(r * 80), "disc": (r < 0.3) * 0.8 + 0.1, "blobs": (smooth - smooth.min()) / np.ptp(smooth),
-        "bars": ((xx * 20).astype(int) % 3 == 0) * (yy > 0.2) * (yy < 0.8),
-        "sine_grid": 0.5 + 0.25 * (np.sin(xx * 50) + np.sin(yy * 50)),
-        "dark_noise": rng.random((size, size)) * 0.2, "bright_frame": np.pad(np.zeros((size - 80, size - 80)), 40, constant_values=1),
-        "constant_grey": np.full((size, size), 0.5),
-    }
-    out = []
-    for name, a in patterns.items():
-        p = folder / f"{name}.png"
-        Image.fromarray(np.clip(np.asarray(a, dtype=np.float64) * 255, 0, 255).astype(np.uint8)).save(p)
-        out.append(p)
-    return out
 
 
 def rules(paths: list[Path]) -> list[str | None]:
@@ -98,6 +56,16 @@ def rules(paths: list[Path]) -> list[str | None]:
         except RadiographError as e:
             out.append(f"unreadable: {e.reason}")
     return out
+
+
+def NAMED() -> list[Path]:
+    """Chest radiographs outside the validation split: pydicom-data's adult chest CR and the shipped samples."""
+    from pydicom.data import get_testdata_file
+
+    from cxrviewer.core.paths import resources_dir
+
+    return [Path(get_testdata_file("RG1_UNCR.dcm", download=False)),
+            *sorted((resources_dir() / "samples").glob("*.jpeg"))]
 
 
 def main(argv=None) -> None:
@@ -125,8 +93,12 @@ def main(argv=None) -> None:
             for name, paths in (("train", [s.path for s in train]), ("val", [s.path for s in val]), ("ood", ood)):
                 f, lg, ok = extract_features(model, paths)
                 feats[f"{name}_f"], feats[f"{name}_logits"], feats[f"{name}_ok"] = f, lg, ok
-            if args.cache:
-                np.savez(args.cache, **feats)
+        if "shift_f" not in feats:  # validation under the acquisition shifts, and a few named radiographs
+            paths = [s.path for s in val]
+            feats["shift_f"] = np.stack([extract_features(model, paths, transform=fn)[0] for fn in SHIFTS.values()])
+            feats["named_f"] = extract_features(model, NAMED())[0]
+        if args.cache:
+            np.savez(args.cache, **feats)
         ood_rules = rules(ood)
     text = report(model, train, val, groups, feats, ood_rules)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +135,32 @@ def report(model, train, val, groups, feats, ood_rules) -> str:
         thr = np.quantile(sv, 0.99)
         row += [f"{(so > thr).mean():.1%}", f"{((so > thr) | caught_by_rule).mean():.1%}"]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", f"Rules alone (header, size, blank, colour) put {caught_by_rule.mean():.1%} of the out-of-scope set out of scope.", ""]
+    lines += ["", f"Rules alone (header, size, blank, colour) put {caught_by_rule.mean():.1%} of the out-of-scope set out of scope.",
+              "", protocol(feats, y_train, caught_by_rule), ""]
     return "\n".join(lines)
+
+
+def protocol(feats, y_train, caught_by_rule) -> str:
+    """The shipped protocol: rank 64, threshold = 99% quantile of validation as acquired and under the shifts."""
+    stats = ScopeStats.fit(feats["train_f"], y_train, rank=RANK)
+    views = [feats["val_f"], *feats["shift_f"]]
+    stats.threshold = float(np.quantile(np.concatenate([stats.distance(v) for v in views]), QUANTILE))
+    rates = [float((stats.distance(v) <= stats.threshold).mean()) for v in views]
+    so = stats.distance(feats["ood_f"])
+    named = [f"{p.name} {s:.2f}" for p, s in zip(NAMED(), stats.distance(feats["named_f"]))]
+    return "\n".join([
+        f"## Shipped protocol (Mahalanobis, rank {RANK})", "",
+        f"Threshold {stats.threshold:.3f} = the {QUANTILE:.0%} quantile over the validation images as acquired and under "
+        f"the {len(SHIFTS)} acquisition shifts of `core/training/shift.py`.", "",
+        "| view of the validation split | in scope |", "|---|---|",
+        *[f"| {name} | {r:.1%} |" for name, r in zip(["as acquired", *SHIFTS], rates)], "",
+        f"Out-of-scope set: {(so > stats.threshold).mean():.1%} caught by the score alone, "
+        f"{((so > stats.threshold) | caught_by_rule).mean():.1%} with the rules; lowest out-of-scope score "
+        f"{so.min():.2f}, lowest one the rules miss {so[~caught_by_rule].min():.2f}.", "",
+        f"Chest radiographs outside the split (score): {', '.join(named)}. `RG1_UNCR.dcm` is an adult chest CR whose "
+        f"header declares CR + CHEST: it is refused only beyond {HEADER_MARGIN} x the threshold "
+        f"({HEADER_MARGIN * stats.threshold:.2f}).",
+    ])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     cxrviewer [FOLDER_OR_FILE ...]          open the viewer (on these paths)
     cxrviewer predict INPUT ... --csv OUT   classify files and folders into a CSV
+    cxrviewer evaluate FOLDER --out DIR     metrics and plots on a labelled folder (see site_commands)
+    cxrviewer calibrate FOLDER --out NEW    a new model file fitted to a site's labelled folder
     cxrviewer --version
     torchrun --nproc_per_node=N -m cxrviewer predict INPUT ... --csv OUT   the same, N processes
 
@@ -78,7 +80,7 @@ def _positive_int(text: str) -> int:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Review chest radiographs with an AI second reader and its class activation maps.",
-                     epilog=f"Headless batch classification: {PROG} predict --help")
+                     epilog=f"Headless: {PROG} predict --help, {PROG} evaluate --help, {PROG} calibrate --help")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--install-desktop", action="store_true",
                         help="install a desktop menu entry and icon for this user (Linux), then exit")
@@ -116,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "predict":
             return _predict(build_predict_parser().parse_args(argv[1:]))
+        if argv and argv[0] in ("evaluate", "calibrate"):
+            from . import site_commands as site
+
+            parser = site.build_evaluate_parser() if argv[0] == "evaluate" else site.build_calibrate_parser()
+            return getattr(site, argv[0])(parser.parse_args(argv[1:]))
         return _gui(build_gui_parser().parse_args(argv))
     except SystemExit as e:  # argparse: --help, --version, usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)

@@ -97,7 +97,16 @@ def _size(i: int) -> Callable[[FileResult, Batch], int | None]:
 
 PATH = Column("path", "Path", lambda r, b: r.path, width=320, tip="The file as it was given or found")
 NAME = Column("name", "File", lambda r, b: r.path.name, sort=lambda v: (v.casefold(), v), width=220)
-LABEL = Column("label", "Class", lambda r, b: r.label if r.ok else None, width=96, tip="The model's decision")
+LABEL = Column("label", "Class", lambda r, b: r.label if r.ok else None, width=96,
+               tip="The model's decision; OUT_OF_SCOPE when the image is not one the model may answer")
+IN_SCOPE = Column("in_scope", "In scope", lambda r, b: r.in_scope if r.ok else None,
+                  fmt=lambda v: "" if v is None else ("yes" if v else "no"), width=70,
+                  tip="Whether the image is a chest radiograph the model may answer")
+SCOPE_SCORE = Column("scope_score", "Scope score", lambda r, b: r.scope_score if r.ok else None,
+                     fmt=lambda v: "" if v is None else f"{v:.4f}", width=84,
+                     tip="Distance of the image's features from the model's training radiographs (lower = more familiar)")
+SCOPE_REASON = Column("scope_reason", "Out of scope because", lambda r, b: r.scope_reason if r.ok else None,
+                      width=320, tip="Why the image is out of scope")
 ERROR = Column("error", "Error", lambda r, b: r.error, width=240, tip="Why the file could not be classified")
 THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, width=80,
                    tip="Decision threshold on the positive class's probability")
@@ -166,10 +175,10 @@ def shown_probability_column(batch: Batch) -> Column:
 
 
 def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
-    """The CSV's columns: path, label, one ``p_<class>`` per class, error, threshold, width, height, format,
-    model, precision, and ``overlay`` when overlays are written."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT,
-            MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ())]
+    """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, error,
+    threshold, width, height, format, model, precision, the checks, and ``overlay`` when overlays are written."""
+    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, ERROR,
+            THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ())]
 
 
 def table_columns(batch: Batch) -> list[Column]:
@@ -179,5 +188,5 @@ def table_columns(batch: Batch) -> list[Column]:
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), CHECKS, EVIDENCE_OUTSIDE, SHIFT_BORDER,
-            SHIFT_BLUR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]
+    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_REASON, SCOPE_SCORE, CHECKS,
+            EVIDENCE_OUTSIDE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

@@ -39,7 +39,8 @@ from .explain.checks import as_results, verdict_checks
 from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_model_input
 from .model import CamClassifier
 from .precision import PARITY_KEY, prepare_model, resolve_precision
-from .results import FileResult, VerdictChecks
+from .results import OUT_OF_SCOPE, FileResult, VerdictChecks
+from .scope import ScopeStats, judge, rule_reason
 from .workers import DaemonPool
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ class _Decoded:
     image_size: tuple[int, int] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    scope_rule: str | None = None
 
 
 def _decode(index: int, path: Path, size: tuple[int, int]) -> _Decoded:
@@ -209,6 +211,7 @@ def _decode(index: int, path: Path, size: tuple[int, int]) -> _Decoded:
         item.array = to_model_input(rad.pixels, size)
         if not np.isfinite(item.array).all():
             item.array, item.error = None, "the image holds non-finite values after decoding"
+        item.scope_rule = rule_reason(rad.pixels, rad.meta)
     except RadiographError as e:
         item.error = e.reason
     except Exception as e:  # noqa: BLE001 - one bad file must never end the batch
@@ -264,6 +267,7 @@ class Predictor:
         self.prefetch = max(0, int(prefetch))
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
         self.checks = bool(checks)
+        self.scope = ScopeStats.from_meta(model.meta.get("scope"))
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -342,15 +346,18 @@ class Predictor:
                 r.error = f"model failed: {_one_line(e)}"
             return results
         names = self.model.class_names
-        for (r, _), lg, cm, pr, lb in zip(ok, *out):
+        scores = self.scope.distance(out[4]) if self.scope is not None else [None] * len(ok)
+        rules = {d.index: d.scope_rule for d in batch}
+        for (r, _), lg, cm, pr, lb, score in zip(ok, *out[:4], scores):
             if int(lb) < 0 or not np.isfinite(lg).all():
                 r.error = NON_FINITE
                 continue
             r.logits = [float(v) for v in lg]
             r.cams = np.array(cm, dtype=np.float32, copy=True)
             r.probs = {n: float(v) for n, v in zip(names, pr)}
-            r.label = names[int(lb)]
+            r.predicted = names[int(lb)]
             r.precision = self.precision
+            self._judge_scope(r, rules[r.index], score)
         good = [i for i, (r, _) in enumerate(ok) if r.ok]
         if self.checks and good:
             scored = tuple(np.asarray(v)[good] for v in out)
@@ -363,7 +370,7 @@ class Predictor:
 
         A failure here never costs the verdicts: every file then gets ``None``.
         """
-        logits, cams, _, labels = out
+        logits, cams, _, labels = out[:4]
         dev = self.device
         try:
             x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None].to(dev)
@@ -374,17 +381,24 @@ class Predictor:
             log.warning("verdict checks failed for a batch of %d: %s", len(arrays), _one_line(e))
             return [None] * len(arrays)
 
-    def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _judge_scope(self, r: FileResult, rule: str | None, score) -> None:
+        """Set the scope fields of ``r``; an out-of-scope image's label becomes ``OUT_OF_SCOPE``."""
+        verdict = judge(rule, None if score is None else float(score),
+                        None if self.scope is None else self.scope.threshold, r.meta)
+        r.in_scope, r.scope_score, r.scope_reason = verdict.in_scope, verdict.score, verdict.reason
+        r.label = r.predicted if verdict.in_scope else OUT_OF_SCOPE
+
+    def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Classify a stack ``N x H x W`` of grey model inputs in [0, 1].
 
-        Returns numpy ``(logits N x K, cams N x K x h x w float32, probs N x K, labels N)``.
+        Returns numpy ``(logits N x K, cams N x K x h x w float32, probs N x K, labels N, pooled features N x F)``.
         """
         model = self.model
         x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None]
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            logits, cams = model.logits_and_cams(model.normalize(x))
+            logits, cams, pooled = model.logits_cams_pooled(model.normalize(x))
             probs = model.probabilities(logits)
             labels = model.decide(probs)
             return (logits.float().cpu().numpy(), cams.float().contiguous().cpu().numpy(),
-                    probs.float().cpu().numpy(), labels.cpu().numpy())
+                    probs.float().cpu().numpy(), labels.cpu().numpy(), pooled.float().cpu().numpy())

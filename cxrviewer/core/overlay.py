@@ -115,7 +115,7 @@ def cam_for_display(result: FileResult, class_name: str | None = None, size: tup
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     names = list(result.probs) or [str(i) for i in range(len(result.logits))]
-    name = class_name if class_name is not None else result.label
+    name = class_name if class_name is not None else (result.predicted or result.label)
     if name not in names:
         raise ValueError(f"unknown class {name!r}; the model's classes are {', '.join(names)}")
     if size is None:
@@ -226,7 +226,7 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     """
     pixels = _check_pixels(radiograph.pixels)
     h, w = pixels.shape
-    name = class_name if class_name is not None else result.label
+    name = class_name if class_name is not None else (result.predicted or result.label)
     cam, vmin, vmax = cam_for_display(result, name, (h, w), scale, cam_range)
     image = Image.fromarray(compose(pixels, cam, vmin, vmax, alpha, cmap, window, invert), "RGB")
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
@@ -246,8 +246,10 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
         _text(draw, (x0 - margin, y), f"{value:+.1f}", font, anchor)
 
     # caption
-    prob = result.probs.get(result.label, float("nan")) if result.label else float("nan")
-    parts = [f"{result.label} p={prob:.2f}", f"CAM {name}, {scale} scale"]
+    shown = result.predicted or result.label
+    prob = result.probs.get(shown, float("nan")) if shown else float("nan")
+    verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
+    parts = [verdict, f"CAM {name}, {scale} scale"]
     if model_name:
         parts.append(str(model_name))
     caption = _fit(" | ".join(parts), font, w - 2 * margin)

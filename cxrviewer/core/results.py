@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+#: The label of an image the model may not answer (see :mod:`cxrviewer.core.scope`): its verdict is withheld.
+OUT_OF_SCOPE = "OUT_OF_SCOPE"
+
 
 @dataclass(frozen=True)
 class VerdictChecks:
@@ -52,7 +55,13 @@ class FileResult:
     """What the model made of one file.
 
     ``probs``: calibrated probability per class name (empty on error).
-    ``label``: the class chosen by the model's decision rule (None on error).
+    ``label``: the class chosen by the model's decision rule, or ``OUT_OF_SCOPE`` when the
+    image is out of scope and the verdict is withheld (None on error).
+    ``predicted``: the class the decision rule chose, kept for audit (and the CAM) when the
+    verdict is withheld; equal to ``label`` otherwise.
+    ``in_scope``: whether the model may answer for this image (None on error);
+    ``scope_score``: the learned scope score (None when the model file has no scope statistics);
+    ``scope_reason``: why the image is out of scope, in one sentence (None when in scope).
     ``cams``: float32 K x h x w maps at the model's feature resolution, in logit
     units without the bias (the spatial mean plus the bias of class k is logit k);
     None on error.
@@ -77,6 +86,10 @@ class FileResult:
     overlay: Path | None = None
     precision: str | None = None
     checks: VerdictChecks | None = None
+    predicted: str | None = None
+    in_scope: bool | None = None
+    scope_score: float | None = None
+    scope_reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -32,11 +32,12 @@ import numpy as np
 RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "RG", "DR"})
 #: Body Part Examined values (upper case, substring match) that mean the chest.
 CHEST_WORDS = ("CHEST", "THORA", "TORAX", "LUNG", "PULM", "RIB")
-MIN_SIDE = 100          # px: smaller images are icons or thumbnails, not radiographs
+MIN_SIDE = 64           # px: smaller images are icons or thumbnails, not readable radiographs
 MAX_ASPECT = 2.5        # long side / short side; chest radiographs lie within ~0.7-1.5
 MIN_RANGE = 0.04        # 1st-99th percentile grey range (0-1) below which an image is blank
 MAX_COLOUR = 0.05       # share of distinctly coloured pixels above which an image is a colour picture
 QUANTILE = 0.99         # share of validation radiographs the learned threshold keeps in scope
+HEADER_MARGIN = 1.5     # a DICOM whose header declares a chest radiograph is refused only beyond this x threshold
 
 
 @dataclass(frozen=True)
@@ -162,14 +163,8 @@ class ScopeStats:
         return self.threshold
 
     def verdicts(self, features: np.ndarray) -> list[ScopeVerdict]:
-        """One verdict per row, with the distance as score and a reason for distances over the threshold."""
-        out = []
-        for s in self.distance(features):
-            far = s > self.threshold
-            reason = (f"unlike the chest radiographs the model learned from (scope score {s:.2f} > "
-                      f"{self.threshold:.2f})") if far else None
-            out.append(ScopeVerdict(not far, float(s), reason))
-        return out
+        """One verdict per row from the score alone (no header), with a reason for distances over the threshold."""
+        return [judge(None, float(s), self.threshold, {}) for s in self.distance(features)]
 
     def to_meta(self, **extra) -> dict:
         """JSON-ready ``meta["scope"]`` entry (arrays as base64 float32), with ``extra`` provenance keys."""
@@ -193,11 +188,30 @@ class ScopeStats:
         return stats
 
 
-def judge(pixels: np.ndarray, meta: dict[str, Any], features: np.ndarray | None,
-          stats: ScopeStats | None) -> ScopeVerdict:
-    """The verdict for one image: a rule's reason wins; else the learned score decides (if fitted)."""
-    score = None if stats is None or features is None else float(stats.distance(features)[0])
-    reason = rule_reason(pixels, meta)
-    if reason is None and score is not None and score > stats.threshold:
-        reason = stats.verdicts(features)[0].reason
+def declares_chest_radiograph(meta: dict[str, Any]) -> bool:
+    """True for a DICOM whose header says it is a projection radiograph (CR, DX, ...) of the chest."""
+    modality = str(meta.get("Modality") or "").strip().upper()
+    part = str(meta.get("BodyPartExamined") or "").strip().upper()
+    return (meta.get("format") == "DICOM" and modality in RADIOGRAPH_MODALITIES
+            and any(w in part for w in CHEST_WORDS))
+
+
+def learned_reason(score: float | None, threshold: float | None, meta: dict[str, Any]) -> str | None:
+    """Why the learned ``score`` puts an image out of scope, or None.
+
+    A DICOM whose header declares a chest radiograph (an adult chest CR, say: further from the
+    pediatric training set than its validation images, yet a chest radiograph) is refused only
+    beyond ``HEADER_MARGIN`` times the threshold: its header is evidence the score cannot see.
+    """
+    if score is None or threshold is None:
+        return None
+    limit = threshold * (HEADER_MARGIN if declares_chest_radiograph(meta) else 1.0)
+    if score <= limit:
+        return None
+    return f"unlike the chest radiographs the model learned from (scope score {score:.2f} > {limit:.2f})"
+
+
+def judge(rule: str | None, score: float | None, threshold: float | None, meta: dict[str, Any]) -> ScopeVerdict:
+    """The verdict for one image from its rule reason (see :func:`rule_reason`) and learned score: a rule wins."""
+    reason = rule or learned_reason(score, threshold, meta)
     return ScopeVerdict(reason is None, score, reason)

@@ -39,7 +39,7 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
         if result.image_size is None:
             return None
         image_hw = (result.image_size[1], result.image_size[0])
-    name = class_name or result.label
+    name = class_name or result.predicted or result.label  # an out-of-scope image keeps its CAM
     _smooth, lo, hi = cam_for_display(result, name, display_size(image_hw), scale, fixed)  # the limits
     cam = class_evidence(result.cams, result.logits, list(result.probs).index(name))  # upsampled when drawn
     how = "fixed scale" if scale == SCALE_FIXED else "per-image min-max"

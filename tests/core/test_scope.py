@@ -9,7 +9,8 @@ from pydicom.data import get_testdata_file
 
 from cxrviewer.core.imaging import load_radiograph
 from cxrviewer.core.paths import resources_dir
-from cxrviewer.core.scope import ScopeStats, dicom_reason, energy, judge, rule_reason
+from cxrviewer.core.scope import (HEADER_MARGIN, ScopeStats, ScopeVerdict, declares_chest_radiograph, dicom_reason,
+                                  energy, judge, rule_reason)
 
 
 def _rule(path):
@@ -112,18 +113,19 @@ def test_statistics_round_trip_through_json_metadata():
     assert ScopeStats.from_meta({"method": "mahalanobis", "means": "garbage"}) is None
 
 
-def test_judge_a_rule_wins_and_the_score_is_always_recorded():
-    x, y, centres = _clusters()
-    stats = ScopeStats.fit(x, y, rank=8)
-    stats.fit_threshold(x)
-    grey = np.random.default_rng(0).random((300, 300)).astype(np.float32)
-    v = judge(grey, {"format": "DICOM", "Modality": "CT", "original_size": (300, 300)}, x[:1], stats)
-    assert not v.in_scope and "Modality is CT" in v.reason and v.score is not None
-    v = judge(grey, {"format": "PNG", "original_size": (300, 300)}, x[:1], stats)
-    assert v.in_scope and v.reason is None
-    v = judge(grey, {"format": "PNG", "original_size": (300, 300)}, centres[:1] * 20, stats)
-    assert not v.in_scope and "scope score" in v.reason
-    assert judge(grey, {"format": "PNG", "original_size": (300, 300)}, None, None).in_scope
+def test_judge_a_rule_wins_the_score_is_recorded_and_a_chest_header_earns_a_margin():
+    png = {"format": "PNG"}
+    ct = {"format": "DICOM", "Modality": "CT"}
+    chest_cr = {"format": "DICOM", "Modality": "CR", "BodyPartExamined": "CHEST"}
+    v = judge("DICOM Modality is CT, ...", 0.5, 1.0, ct)
+    assert not v.in_scope and v.reason.startswith("DICOM Modality is CT") and v.score == 0.5
+    assert judge(None, 0.9, 1.0, png) == ScopeVerdict(True, 0.9, None)
+    v = judge(None, 1.2, 1.0, png)
+    assert not v.in_scope and "scope score 1.20 > 1.00" in v.reason
+    assert judge(None, 1.2, 1.0, chest_cr).in_scope  # the header vouches for a chest radiograph...
+    assert not judge(None, HEADER_MARGIN + 0.1, 1.0, chest_cr).in_scope  # ...within a margin
+    assert declares_chest_radiograph(chest_cr) and not declares_chest_radiograph({**chest_cr, "format": "PNG"})
+    assert judge(None, None, None, png).in_scope  # a model file without statistics: rules only
 
 
 def test_energy_is_minus_logsumexp():

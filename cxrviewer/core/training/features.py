@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ from ..model import CamClassifier
 
 
 @torch.inference_mode()
-def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 32,
-                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 32, device: str | torch.device = "cpu",
+                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(features N' x F, logits N' x K, ok N)`` for ``paths``; ``ok`` marks the files that could be read.
 
-    Float32, eval mode (restored afterwards), the model's input size and normalisation.
+    Float32, eval mode (restored afterwards), the model's input size and normalisation;
+    ``transform`` (e.g. an acquisition shift of :mod:`.shift`) acts on the N x 1 x H x W batch in [0, 1].
     """
     size = model.input_size
     was_training = model.training
@@ -26,6 +28,8 @@ def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 
 
     def run() -> None:
         x = torch.from_numpy(np.stack(batch))[:, None].to(device)
+        if transform is not None:
+            x = transform(x)
         lg, _, pooled = model.logits_cams_pooled(model.normalize(x))
         feats.append(pooled.float().cpu().numpy())
         logits.append(lg.float().cpu().numpy())
