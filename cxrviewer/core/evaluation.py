@@ -146,7 +146,7 @@ def write_evaluation(out_dir: str | Path, scores: LabelledScores, metrics: dict,
                      marks: dict[str, float] | None = None) -> list[Path]:
     """Write ``metrics.json`` and ``roc.png``, ``confusion.png``, ``reliability.png`` (and for two classes
     ``threshold_sweep.png``) into ``out_dir``; return the paths."""
-    from .training.report import _plot_roc_ovr, _write_json, plot_confusion, plot_reliability, plot_roc
+    from .training.report import _plot_roc_ovr, plot_confusion, plot_reliability, plot_roc, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,5 +165,5 @@ def write_evaluation(out_dir: str | Path, scores: LabelledScores, metrics: dict,
                                   title=f"{metrics['folder']} confusion"))
     written.append(plot_reliability(scores.probs, scores.labels, out / "reliability.png",
                                     title=f"{metrics['folder']} reliability"))
-    _write_json(metrics, out / "metrics.json")
+    write_json(metrics, out / "metrics.json")
     return [out / "metrics.json", *written]

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import _check_meta, _read_raw_header, read_header
+from .checkpoint import _check_meta, read_header
 from .errors import ModelFileError
 
 
@@ -59,7 +59,9 @@ def write_with_metadata(source: str | Path, out: str | Path, updates: dict[str, 
         else:
             meta[k] = v
     _check_meta(meta, out)
-    header = _read_raw_header(source)
+    with source.open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
     header["__metadata__"] = {k: json.dumps(v) for k, v in meta.items()}
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes

@@ -11,15 +11,16 @@ from pydicom.data import get_testdata_file
 
 from cxrviewer.core.checkpoint import load_model
 from cxrviewer.core.inference import Predictor
-from cxrviewer.core.paths import resources_dir
 from cxrviewer.core.results import OUT_OF_SCOPE
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chest_xray"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "chest_xray"
+SHIPPED = ROOT / "resources" / "models" / "cxr-resnet18-224.safetensors"
 
 
 @pytest.fixture(scope="module")
 def predictor():
-    model = load_model()
+    model = load_model(SHIPPED)
     assert model.meta.get("scope", {}).get("method") == "mahalanobis", "the shipped model has no scope statistics"
     return Predictor(model, device="cpu", batch_size=8)
 
@@ -59,7 +60,7 @@ def test_the_learned_score_alone_refuses_the_tibia_and_a_photograph(predictor):
 
 def test_chest_radiographs_are_in_scope(predictor):
     paths = [get_testdata_file("RG1_UNCR.dcm", download=False),
-             *sorted(p for p in (resources_dir() / "samples").iterdir() if p.suffix in (".jpeg", ".dcm"))]
+             *sorted(p for p in (ROOT / "resources" / "samples").iterdir() if p.suffix in (".jpeg", ".dcm"))]
     for r in predictor.predict(paths):
         assert r.in_scope and r.scope_reason is None and r.label == r.predicted in ("NORMAL", "PNEUMONIA"), r.path
 

@@ -214,9 +214,10 @@ def _scope(scope) -> list[str]:
     if isinstance(rates, dict) and rates:
         lines.append("- Validation in scope: " + ", ".join(f"{k} {_pct(v)}" for k, v in rates.items()) + ".")
     if sep:
-        lines.append(f"- Separation: AUROC {_f3(sep.get('auroc'))} of validation against {sep.get('n_out_of_scope', '?')} "
+        lines.append(f"- Separation: AUROC {float(sep.get('auroc', 'nan')):.4f} of validation against {sep.get('n_out_of_scope', '?')} "
                      f"out-of-scope images ({sep.get('out_of_scope_set', '?')}); {_pct(sep.get('out_of_scope_caught'))} of "
-                     f"them caught by the score, {_pct(sep.get('out_of_scope_caught_with_rules'))} with the rules.")
+                     f"them caught by the score, {_pct(sep.get('out_of_scope_caught_with_rules'))} with the rules "
+                     "(the energy score separated far worse: `docs/scope_separation.md`).")
     return lines
 
 

@@ -63,23 +63,28 @@ def fit_scope(model: CamClassifier, train: list[Sample], val: list[Sample], devi
     """The ``meta["scope"]`` entry for ``model``: statistics on ``train``, threshold on ``val`` and its shifts."""
     log(f"scope: features of {len(train)} training images")
     f_train, _, ok = extract_features(model, [s.path for s in train], device=device)
-    stats = ScopeStats.fit(f_train, np.array([s.label for s in train])[ok], rank=RANK)
     log(f"scope: features of {len(val)} validation images and {len(SHIFTS)} shifted views")
     paths = [s.path for s in val]
     views = {"as acquired": extract_features(model, paths, device=device)[0]}
     views.update({name: extract_features(model, paths, device=device, transform=fn)[0] for name, fn in SHIFTS.items()})
-    stats.threshold = float(np.quantile(np.concatenate([stats.distance(v) for v in views.values()]), QUANTILE))
-    rates = {name: round(float((stats.distance(v) <= stats.threshold).mean()), 4) for name, v in views.items()}
-    extra = {"fitted_on": f"{len(f_train)} training-split images", "quantile": QUANTILE,
-             "threshold_on": f"{len(views['as acquired'])} validation images as acquired and under {len(SHIFTS)} acquisition shifts",
-             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-             "validation_in_scope": rates}
-    scope = stats.to_meta(**extra)
+    stats, scope = scope_from_features(f_train, np.array([s.label for s in train])[ok], views)
     if ood is None:
         ood = offline_out_of_scope_set()
     if ood:
         scope["separation"] = separation(model, stats, views["as acquired"], ood, device)
     return scope
+
+
+def scope_from_features(f_train: np.ndarray, y_train: np.ndarray, views: dict[str, np.ndarray]) -> tuple[ScopeStats, dict]:
+    """Statistics fitted on training features; threshold = the QUANTILE of all validation ``views`` pooled."""
+    stats = ScopeStats.fit(f_train, y_train, rank=RANK)
+    stats.threshold = float(np.quantile(np.concatenate([stats.distance(v) for v in views.values()]), QUANTILE))
+    rates = {name: round(float((stats.distance(v) <= stats.threshold).mean()), 4) for name, v in views.items()}
+    extra = {"fitted_on": f"{len(f_train)} training-split images", "quantile": QUANTILE,
+             "threshold_on": f"{len(views['as acquired'])} validation images as acquired and under {len(views) - 1} "
+                             "acquisition shifts",
+             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "validation_in_scope": rates}
+    return stats, stats.to_meta(**extra)
 
 
 def separation(model: CamClassifier, stats: ScopeStats, val_features: np.ndarray, ood: dict[str, list[Path]],
