@@ -134,9 +134,9 @@ class ScopeStats:
         """Fit on training ``features`` (N x F) with class indices ``labels``; threshold unset."""
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(labels).astype(np.int64)
-        classes = np.unique(y)
-        means = np.stack([x[y == k].mean(axis=0) for k in range(int(classes.max()) + 1)])
-        centred = x - means[y]
+        classes = np.unique(y)  # a class without images has no mean
+        means = np.stack([x[y == k].mean(axis=0) for k in classes])
+        centred = x - means[np.searchsorted(classes, y)]
         cov = centred.T @ centred / max(len(x) - len(classes), 1)
         vals, vecs = np.linalg.eigh(cov)
         vals, vecs = vals[::-1], vecs[:, ::-1]

@@ -37,6 +37,7 @@ from .pretrained import load_backbone_weights
 from .report import jsonable, report_dir, write_report
 from .resume import Progress, checkpoint_state, load_checkpoint, save_checkpoint
 from .runtime import Runtime, close_runtime, init_runtime, seed_everything
+from .scope_fit import fit_scope
 
 __all__ = ["TrainingError", "get_args_parser", "command_line", "main"]
 
@@ -129,6 +130,12 @@ def _calibration_options(g) -> None:
     g.add_argument("--audit-images", default=32, type=int,
                    help="validation images for the heat-map audit (deletion/insertion; half as many for the sanity "
                         "check; all of them for the evidence-location threshold); 0 skips the audit")
+    g.add_argument("--scope", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit the scope score (Mahalanobis on pooled features: training split; threshold keeping 99%% "
+                        "of validation, as acquired and shifted, in scope) into the model file")
+    g.add_argument("--scope-separation", action="store_true",
+                   help="also measure the scope score against the offline out-of-scope set (needs the test extra: "
+                        "pydicom-data and scikit-image) and report it in the model card")
 
 
 def _run_options(g) -> None:
@@ -202,6 +209,9 @@ def main(args: argparse.Namespace) -> Path | None:
         splits = score_splits(model, cal, data.test_loader, rt)
         if not rt.is_main:
             return None
+        if args.scope:
+            model.meta["scope"] = fit_scope(model, data.train_set.samples, data.val_set.samples, rt.device,
+                                            ood=None if args.scope_separation else {}, log=log.info)
         explained = (explanation_record(model, (x for x, _ in data.val_loader), args.audit_images, rt.device)
                      if args.audit_images > 0 else None)
         return write_outputs(args, rt, model, data, progress, splits, started, explained)

@@ -118,6 +118,9 @@ def test_one_epoch_writes_a_loadable_model_and_report(tiny_data, tmp_path):
     assert set(parity) == {"bfloat16", "float16"}
     assert all(0 <= r["agreement"] <= 1 and r["max_prob_diff"] >= 0 and r["n"] == sum(meta["training"]["images"]["val"].values())
                for r in parity.values())
+    scope = meta["scope"]  # the scope-fit step: statistics on training, threshold on validation and its shifts
+    assert scope["method"] == "mahalanobis" and scope["threshold"] > 0 and len(scope["validation_in_scope"]) == 9
+    assert scope["validation_in_scope"]["as acquired"] >= 0.9 and "## Scope" in out.with_suffix(".md").read_text()
     shifted = meta["metrics"]["validation_shifted"]
     assert len(shifted) == 8 and all(0 <= v["sensitivity"] <= 1 and 0 <= v["specificity"] <= 1 for v in shifted.values())
     report = out.with_name("m_report")
