@@ -106,8 +106,16 @@ class DetailsPanel(QWidget):
                 f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{100 * p:.1f}%</td></tr>"
                 f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='{bar}%'>"
                 f"<tr><td bgcolor='{bar_colour}' height='6'></td></tr></table></td></tr>")
-        out = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>",
-               "<table width='100%' cellspacing='2'>", *rows, "</table>"]
+        if r.in_scope is False:
+            head = [f"<p style='font-size:large'>Prediction: <b style='color:{theme.ERROR}'>withheld (out of scope)</b></p>",
+                    f"<p style='color:{theme.ERROR}'><b>Why:</b> {_esc(r.scope_reason)}</p>",
+                    f"<p style='color:{theme.MUTED}'>For audit, the model would say {_esc(r.predicted)}:</p>"]
+        else:
+            head = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>"]
+        out = [*head, "<table width='100%' cellspacing='2'>", *rows, "</table>"]
+        if r.scope_score is not None:
+            out.append(f"<p style='color:{theme.MUTED}'>Scope score {r.scope_score:.2f} (in scope up to the model's "
+                       "threshold; lower = closer to its training radiographs)</p>")
         threshold = self.model.batch.threshold
         if threshold is not None and positive:
             out.append(f"<p style='color:{theme.MUTED}'>Decision: {_esc(positive)} when its probability "

@@ -35,7 +35,7 @@ from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsMode
 from .results_view import ResultsView
 from .settings import Settings
 from .status import BatchStatus, MessageLabel
-from .theme import CAPTION_NEGATIVE, CAPTION_POSITIVE
+from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
 from .view_state import ViewState
 from .worker import BatchRunner, TaskGroup
 
@@ -444,7 +444,11 @@ class MainWindow(QMainWindow):
             self.details.show_file(r.path, r.status, r.result, image.meta if image is not None else None)
 
     def _update_caption(self, result) -> None:
-        if result is not None and result.ok and result.label:
+        if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
+            p = result.probs.get(result.predicted or "", 0.0)
+            self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason}\n(no verdict; the model would say "
+                                    f"{result.predicted} {100 * p:.1f}%)", CAPTION_OUT_OF_SCOPE)
+        elif result is not None and result.ok and result.label:
             p = result.probs.get(result.label, 0.0)
             positive = result.label == self.batch.positive
             self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)

@@ -201,10 +201,10 @@ class ResultsModel(QAbstractTableModel):
 
 
 class ResultsFilter(QSortFilterProxyModel):
-    """Sorts by the model's ``SORT_ROLE`` and keeps rows of one class, errors only, or all;
-    plus a case-insensitive file-name filter."""
+    """Sorts by the model's ``SORT_ROLE`` and keeps rows of one class, errors only, out-of-scope
+    images only, or all; plus a case-insensitive file-name filter."""
 
-    ALL, ERRORS = "", "\x00errors"
+    ALL, ERRORS, OUT_OF_SCOPE = "", "\x00errors", "\x00out-of-scope"
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -219,7 +219,7 @@ class ResultsFilter(QSortFilterProxyModel):
         return self._mode
 
     def set_mode(self, mode: str) -> None:
-        """``ResultsFilter.ALL``, ``ResultsFilter.ERRORS`` or a class name."""
+        """``ResultsFilter.ALL``, ``ERRORS``, ``OUT_OF_SCOPE`` or a class name."""
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
             self.beginFilterChange()
             self._mode = mode
@@ -244,6 +244,8 @@ class ResultsFilter(QSortFilterProxyModel):
         row = model.row(source_row)
         if self._mode == self.ERRORS and row.status != ERROR:
             return False
-        if self._mode not in (self.ALL, self.ERRORS) and (row.result is None or row.result.label != self._mode):
+        if self._mode == self.OUT_OF_SCOPE and (row.result is None or row.result.in_scope is not False):
+            return False
+        if self._mode not in (self.ALL, self.ERRORS, self.OUT_OF_SCOPE) and (row.result is None or row.result.label != self._mode):
             return False
         return super().filterAcceptsRow(source_row, source_parent)

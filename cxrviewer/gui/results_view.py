@@ -32,7 +32,7 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(model)
         self.filter_box = QComboBox()
-        self.filter_box.setToolTip("Show all files, one predicted class, or failed files only")
+        self.filter_box.setToolTip("Show all files, one predicted class, images out of the model's scope, or failed files only")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by name")
         self.search.setClearButtonEnabled(True)
@@ -78,6 +78,7 @@ class ResultsView(QWidget):
         self.filter_box.addItem("All files", ResultsFilter.ALL)
         for n in names:
             self.filter_box.addItem(f"{n} only", n)
+        self.filter_box.addItem("Out of scope only", ResultsFilter.OUT_OF_SCOPE)
         self.filter_box.addItem("Errors only", ResultsFilter.ERRORS)
         i = self.filter_box.findData(current)
         self.filter_box.setCurrentIndex(max(i, 0))

@@ -12,6 +12,7 @@ FRAME = "#3a3f47"          # colour-bar outline
 CAPTION_BOX = "#000000"    # behind the canvas caption (drawn translucent)
 CAPTION_POSITIVE = "#ffb066"
 CAPTION_NEGATIVE = "#8fe38f"
+CAPTION_OUT_OF_SCOPE = "#ff6b6b"  # the banner over an image whose verdict is withheld
 MUTED = "#8a8f98"          # secondary text: labels, queued rows
 ERROR = "#d9534f"
 POSITIVE = "#e8833a"       # the positive class (e.g. PNEUMONIA), and the intended-use notice
