@@ -1,6 +1,6 @@
 """New model files from old ones with changed metadata: the weight bytes are copied verbatim.
 
-Used by ``calibrate`` and the scope refit. The safetensors layout is an 8-byte header length,
+Used by ``calibrate``, the scope refit, the parity record and the heat-map audit. The safetensors layout is an 8-byte header length,
 a JSON header (tensor entries + ``__metadata__``) and the tensor data; only ``__metadata__``
 changes, the tensor entries and the data bytes are kept as they are. The source is never
 modified, and an existing output is replaced only when asked.
@@ -51,13 +51,28 @@ def write_with_metadata(source: str | Path, out: str | Path, updates: dict[str, 
     """Write ``out``: ``source``'s tensors byte for byte, its metadata updated with ``updates`` (None deletes a key)."""
     source = Path(source)
     out = check_output(source, out, overwrite)
-    meta = read_header(source)
+    return _copy_with_metadata(source, out, _updated(source, updates))
+
+
+def rewrite_metadata(path: str | Path, updates: dict[str, Any]) -> Path:
+    """Replace ``path`` atomically by the same tensor bytes with its metadata updated (None deletes a key)."""
+    path = Path(path)
+    return _copy_with_metadata(path, path, _updated(path, updates))
+
+
+def _updated(source: Path, updates: dict[str, Any]) -> dict[str, Any]:
+    meta = read_header(source)  # checks the file first
     meta.pop("file", None)
     for k, v in updates.items():
         if v is None:
             meta.pop(k, None)
         else:
             meta[k] = v
+    return meta
+
+
+def _copy_with_metadata(source: Path, out: Path, meta: dict[str, Any]) -> Path:
+    """Write ``meta`` and ``source``'s tensor entries and bytes to a temporary file, check the weights, move it to ``out``."""
     _check_meta(meta, out)
     with source.open("rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
@@ -65,6 +80,7 @@ def write_with_metadata(source: str | Path, out: str | Path, updates: dict[str, 
     header["__metadata__"] = {k: json.dumps(v) for k, v in meta.items()}
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes
+    before = weights_digest(source)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as dst, source.open("rb") as src:
@@ -74,6 +90,8 @@ def write_with_metadata(source: str | Path, out: str | Path, updates: dict[str, 
             src.seek(8 + n)
             for block in iter(lambda: src.read(1 << 20), b""):
                 dst.write(block)
+        if weights_digest(tmp) != before:
+            raise ModelFileError(f"{out.name}: the copied weights differ from {source.name}; nothing written")
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
-import os
-import struct
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,8 @@ from typing import Any
 import torch
 
 from ..checkpoint import load_model, read_header
-from ..errors import CxrError, ModelFileError
+from ..errors import CxrError
+from ..model_update import rewrite_metadata, weights_digest  # noqa: F401 - re-exported for callers
 from ..model import CamClassifier
 from ..precision import PARITY_KEY, REDUCED, measure_parity
 
@@ -94,48 +91,6 @@ def _batches(samples: list, size: tuple[int, int], batch_size: int = 64) -> Iter
     folder = RadiographFolder(samples, size, cache=False)
     for start in range(0, len(folder), batch_size):
         yield torch.stack([folder[i][0] for i in range(start, min(start + batch_size, len(folder)))])
-
-
-def weights_digest(path: str | Path) -> str:
-    """SHA-256 of a model file's tensor bytes (everything after the safetensors header)."""
-    with Path(path).open("rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        f.seek(8 + n)
-        h = hashlib.sha256()
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def rewrite_metadata(path: str | Path, updates: dict[str, Any]) -> Path:
-    """Replace ``path`` atomically by the same tensors (bytes verbatim) with its metadata updated by ``updates``."""
-    path = Path(path)
-    meta = read_header(path)  # checks the file first
-    with path.open("rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    meta.pop("file", None)
-    meta.update(updates)
-    header["__metadata__"] = {k: json.dumps(v) for k, v in meta.items()}
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
-    before = weights_digest(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as dst, path.open("rb") as src:
-            dst.write(struct.pack("<Q", len(raw)) + raw)
-            (n,) = struct.unpack("<Q", src.read(8))
-            src.seek(8 + n)
-            for block in iter(lambda: src.read(1 << 20), b""):
-                dst.write(block)
-        if weights_digest(tmp) != before:
-            raise ModelFileError(f"{path.name}: the rewritten weights differ; file left unchanged")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
