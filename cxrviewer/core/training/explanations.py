@@ -60,7 +60,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from .parity import _batches, rewrite_metadata, validation_samples
+    from .parity import rewrite_metadata, validation_batches
 
     meta = read_header(args.model)
     if args.from_json:
@@ -69,9 +69,8 @@ def main(args: argparse.Namespace) -> dict:
             raise CxrError(f"{args.from_json} audits {found.get('model')!r}, not {args.model.name!r}")
         record = {THRESHOLD_KEY: found["audit"]["checks"][THRESHOLD_KEY], "explanations": found["audit"]}
     else:
-        data = args.data or Path((meta.get("training") or {}).get("data", ""))
         model = load_model(args.model)
-        record = explanation_record(model, _batches(validation_samples(meta, data), model.input_size), args.images)
+        record = explanation_record(model, validation_batches(meta, args.data, model), args.images)
     if not args.dry_run:
         updated = apply_record(meta, record)
         rewrite_metadata(args.model, {k: updated[k] for k in (THRESHOLD_KEY, "metrics")})

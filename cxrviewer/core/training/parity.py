@@ -85,10 +85,13 @@ def validation_samples(meta: dict[str, Any], data: Path) -> list:
     return val
 
 
-def _batches(samples: list, size: tuple[int, int], batch_size: int = 64) -> Iterable[torch.Tensor]:
+def validation_batches(meta: dict[str, Any], data: Path | None, model: CamClassifier,
+                       batch_size: int = 64) -> Iterable[torch.Tensor]:
+    """Batches of a model's validation images at its input size (``data``: default, the folder its metadata records)."""
     from .data import RadiographFolder
 
-    folder = RadiographFolder(samples, size, cache=False)
+    data = data or Path((meta.get("training") or {}).get("data", ""))
+    folder = RadiographFolder(validation_samples(meta, data), model.input_size, cache=False)
     for start in range(0, len(folder), batch_size):
         yield torch.stack([folder[i][0] for i in range(start, min(start + batch_size, len(folder)))])
 
@@ -105,10 +108,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> dict:
     meta = read_header(args.model)
-    data = args.data or Path((meta.get("training") or {}).get("data", ""))
-    samples = validation_samples(meta, data)
     model = load_model(args.model)
-    record = parity_record(model, _batches(samples, model.input_size), device=args.device)
+    record = parity_record(model, validation_batches(meta, args.data, model), device=args.device)
     print(json.dumps(record, indent=1))
     if not args.dry_run:
         rewrite_metadata(args.model, {PARITY_KEY: record})
