@@ -9,6 +9,10 @@ rescale) -> VOI (LUT sequence, else the first window with its VOI LUT Function, 
 0.5-99.5 percentile window) -> presentation: an explicit Presentation LUT Shape decides
 (INVERSE inverts), otherwise MONOCHROME1 is inverted; never twice. Colour DICOMs (RGB,
 YBR, palette) and colour rasters become luma (ITU-R 601); alpha is ignored.
+
+Beside the display pixels, every radiograph carries its *linear grey* (modality values mapped linearly
+onto [0, 1], no window; :mod:`cxrviewer.core.window`) and the :class:`ValueScale` that maps it back,
+so a viewer can window in modality units.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from PIL import Image
 
 from .dicom_reduced import reduced_frame
 from .errors import CorruptFileError, RadiographError, UnsupportedFileError
+from .window import ValueScale, Window, linear_scale
 
 #: File name suffixes recognised as radiographs (lower case; compare with ``suffix.lower()``).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"})
@@ -72,11 +77,20 @@ class Radiograph:
     ``meta``: ``format`` (e.g. "JPEG", "DICOM"), ``original_size`` (W, H) of the
     full-resolution image as displayed, ``decoded_size`` (W, H) of ``pixels``, and for
     DICOM the display pipeline and a few identifying tags.
+    ``linear``: the linear grey (modality values through ``scale``), or None when ``pixels`` are it;
+    ``scale``: the map between linear grey and modality values, with the file's own window.
     """
 
     path: Path
     pixels: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    linear: np.ndarray | None = None
+    scale: ValueScale = field(default_factory=ValueScale)
+
+    @property
+    def linear_pixels(self) -> np.ndarray:
+        """The linear grey: modality values mapped by ``scale`` onto [0, 1], no window."""
+        return self.pixels if self.linear is None else self.linear
 
 
 def is_radiograph_file(path: str | Path) -> bool:
@@ -127,7 +141,7 @@ def load_radiograph(path: str | Path, target_size: tuple[int, int] | None = None
                 raise CorruptFileError(path, "not enough memory to decode this image") from None
             except Exception:  # noqa: BLE001 - a library failure on a damaged file is still one clear reason
                 raise CorruptFileError(path, "the file is damaged and could not be decoded") from None
-    if not np.isfinite(rad.pixels).all():
+    if not np.isfinite(rad.pixels).all() or not np.isfinite(rad.linear_pixels).all():
         raise CorruptFileError(path, "the image has values that are not finite numbers after the display "
                                      "pipeline (rescale or window values out of range)")
     return rad
@@ -193,7 +207,7 @@ def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple
         orientation = _exif_orientation(im)
         mode = im.mode
         try:
-            pixels, colour = _pillow_grey(_reduced(im, fmt, target_size))
+            pixels, colour, (origin, span) = _pillow_grey(_reduced(im, fmt, target_size))
         except Exception:  # noqa: BLE001 - truncated / damaged data surface as many types
             raise CorruptFileError(path, f"truncated or damaged {fmt} data") from None
     pixels = _orient(pixels, orientation)
@@ -201,7 +215,17 @@ def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple
         w, h = h, w
     meta = {"format": fmt, "original_size": (w, h), "decoded_size": (pixels.shape[1], pixels.shape[0]),
             "mode": mode, "exif_orientation": orientation, "colour_fraction": colour}
-    return Radiograph(path, pixels, meta)
+    return Radiograph(path, pixels, meta, scale=_raster_scale(pixels, origin, span))
+
+
+def _raster_scale(pixels: np.ndarray, origin: float, span: float) -> ValueScale:
+    """The scale of a raster whose ``pixels`` are ``(value - origin) / span``: its values' range, integers."""
+    lo, hi = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 1.0)
+    lo, hi = origin + lo * span, origin + hi * span
+    whole = float(origin).is_integer() and float(span).is_integer()
+    if whole:
+        lo, hi = round(lo), round(hi)
+    return linear_scale(lo, hi, integer=whole, origin=origin, span=span)
 
 
 def _reduced(im: Image.Image, fmt: str, target_size: tuple[int, int] | None) -> Image.Image:
@@ -220,35 +244,40 @@ def _reduced(im: Image.Image, fmt: str, target_size: tuple[int, int] | None) -> 
     return im.reduce(factor)
 
 
-def _pillow_grey(im: Image.Image) -> tuple[np.ndarray, float]:
-    """Decode ``im`` to float32 grey in [0, 1], keeping 16-bit precision, and its colour fraction.
+def _pillow_grey(im: Image.Image) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Decode ``im`` to float32 grey in [0, 1], keeping 16-bit precision; its colour fraction; and the
+    (origin, span) that map grey back to pixel values (value = origin + grey * span).
 
     The colour fraction is the share of pixels whose chroma (distance from grey in YCbCr, on a
     0-1 scale) exceeds ``COLOUR_CHROMA``: 0.0 for grey images.
     """
     mode = im.mode
     if mode.startswith("I;16"):
-        return np.asarray(im).astype(np.float32) / 65535.0, 0.0
+        return np.asarray(im).astype(np.float32) / 65535.0, 0.0, (0.0, 65535.0)
     if mode in ("I", "F"):
         a = np.asarray(im).astype(np.float32)
         if mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535:
-            return a / 65535.0, 0.0  # 16-bit PNG / TIFF opened as 32-bit ints
-        return _minmax(a), 0.0
+            return a / 65535.0, 0.0, (0.0, 65535.0)  # 16-bit PNG / TIFF opened as 32-bit ints
+        return _minmax(a), 0.0, _minmax_map(a)
     if mode == "L":
-        return np.asarray(im, dtype=np.float32) / 255.0, 0.0
+        return np.asarray(im, dtype=np.float32) / 255.0, 0.0, _BYTE
     if mode in ("1", "LA", "La"):
         im = im.convert("L") if mode == "1" else im.getchannel("L")
-        return np.asarray(im, dtype=np.float32) / 255.0, 0.0
+        return np.asarray(im, dtype=np.float32) / 255.0, 0.0, _BYTE
     if mode == "YCbCr":  # JPEG decoded in draft mode: Y is the luma
         ycc = np.asarray(im)
-        return ycc[..., 0].astype(np.float32) / 255.0, _colour_fraction(ycc)
+        return ycc[..., 0].astype(np.float32) / 255.0, _colour_fraction(ycc), _BYTE
     if mode in ("P", "PA"):
         im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
     elif mode not in ("RGB", "RGBA", "RGBX", "RGBa"):
         im = im.convert("RGB")  # CMYK, LAB, HSV ...
     if im.mode != "RGB":
         im = im.convert("RGB")  # alpha is ignored: a radiograph is its colour channels
-    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0, _colour_fraction(np.asarray(im.convert("YCbCr")))
+    grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    return grey, _colour_fraction(np.asarray(im.convert("YCbCr"))), _BYTE
+
+
+_BYTE = (0.0, 255.0)  # 8-bit grey: value = 255 * grey
 
 
 #: Chroma (0-1 scale) above which a pixel counts as coloured rather than grey.
@@ -295,6 +324,10 @@ _INSTALL_HINT = {
     "rle": "pip install pylibjpeg pylibjpeg-rle",
 }
 _ID_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "Manufacturer")
+#: Tags kept for the four-corner text (:mod:`cxrviewer.core.corner_text`); patient ones hide when anonymised.
+_CORNER_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "AccessionNumber",
+                "InstitutionName", "StudyDescription", "SeriesDescription", "StudyTime", "ImageLaterality",
+                "Laterality")
 
 
 def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
@@ -327,21 +360,22 @@ def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
         "photometric_interpretation": photometric, "frames": frames,
         "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 0)) or 0),
     }
-    for tag in _ID_TAGS:
+    for tag in _ID_TAGS + _CORNER_TAGS:
         value = ds.get(tag)
         if value not in (None, ""):
             meta[tag] = str(value)
     try:
         if arr.ndim == 3 or photometric == "PALETTE COLOR":
-            pixels = _colour_to_grey(arr, ds, photometric, meta)
+            pixels, top = _colour_to_grey(arr, ds, photometric, meta)
+            linear, scale = None, _raster_scale(pixels, 0.0, top)
         else:
-            pixels = _monochrome_display(arr, ds, photometric, meta, target_size)
+            pixels, linear, scale = _monochrome_display(arr, ds, photometric, meta, target_size)
     except RadiographError:
         raise
     except Exception:  # noqa: BLE001 - bad LUTs or windows in the header
         raise CorruptFileError(path, "invalid DICOM display attributes (LUT, window or rescale values)") from None
     meta["decoded_size"] = (pixels.shape[1], pixels.shape[0])
-    return Radiograph(path, pixels, meta)
+    return Radiograph(path, pixels, meta, linear, scale)
 
 
 def _read_dicom(path: Path, f: BinaryIO, force: bool):
@@ -555,8 +589,8 @@ def _decode_first_frame(path: Path, f: BinaryIO, ds, tsyntax) -> np.ndarray:
                                      "attributes") from None
 
 
-def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.ndarray:
-    """RGB (YBR is already RGB after decoding) or palette colour -> luma in [0, 1]."""
+def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> tuple[np.ndarray, float]:
+    """RGB (YBR is already RGB after decoding) or palette colour -> luma in [0, 1], and the value of luma 1."""
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -567,26 +601,49 @@ def _colour_to_grey(arr: np.ndarray, ds, photometric: str, meta: dict) -> np.nda
     arr = arr.astype(np.float32)
     grey = arr[..., 0] * np.float32(0.299) + arr[..., 1] * np.float32(0.587) + arr[..., 2] * np.float32(0.114)
     meta.update(window=None, window_source="none (colour image)", inverted=False, rescale=None)
-    return _clip01(grey / np.float32(top) if top else grey)
+    return _clip01(grey / np.float32(top) if top else grey), top or 1.0
 
 
 def _monochrome_display(arr: np.ndarray, ds, photometric: str, meta: dict,
-                        target_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Stored values -> Modality LUT -> VOI LUT / window -> presentation (inversion), in [0, 1]."""
+                        target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, ValueScale]:
+    """Stored values -> Modality LUT -> VOI LUT / window -> presentation (inversion), in [0, 1];
+    with the linear grey of the modality values and its scale."""
     if arr.dtype.kind == "f":  # Float / Double Float Pixel Data
         arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     arr = _shrink(_fix_bits_stored(arr, ds), target_size, keep_values=bool(ds.get("ModalityLUTSequence")))
     values = _modality(arr, ds, meta)
-    y = _voi(values, ds, meta)
     shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
     # As highdicom: an explicit Presentation LUT Shape decides; otherwise MONOCHROME1 is inverted.
     # Either way the inversion happens at most once.
     invert = shape == "INVERSE" if shape in ("INVERSE", "IDENTITY") else photometric == "MONOCHROME1"
+    rescale = meta.get("rescale") or (1.0, 0.0)
+    whole = arr.dtype.kind in "ui" and all(float(v).is_integer() for v in rescale)
+    linear, scale = _linear(values, ds, invert, integer=whole)
+    y = _voi(values, ds, meta)
     if invert:
         np.subtract(np.float32(1.0), y, out=y)
     meta["inverted"] = bool(invert)
     meta["presentation_lut_shape"] = shape or None
-    return y
+    return y, linear, scale
+
+
+def _linear(values: np.ndarray, ds, inverted: bool, integer: bool) -> tuple[np.ndarray, ValueScale]:
+    """Modality ``values`` as linear grey (min -> 0, max -> 1; the reverse when ``inverted``) and its scale."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # refused by load_radiograph's finiteness check
+        return values.astype(np.float32), ValueScale()
+    unit = str(ds.get("RescaleType", "") or "").strip() or ("HU" if str(ds.get("Modality", "")) == "CT" else "")
+    scale = linear_scale(lo, hi, inverted=inverted, unit=unit, integer=integer,
+                         file_window=None if ds.get("VOILUTSequence") else _file_window(ds))
+    linear = values.astype(np.float32)
+    linear -= np.float32(scale.origin)
+    linear /= np.float32(scale.span)
+    return linear, scale
+
+
+def _file_window(ds) -> Window | None:
+    window = _first_window(ds)
+    return None if window is None else Window(*window)
 
 
 def _shrink(arr: np.ndarray, target_size: tuple[int, int] | None, keep_values: bool) -> np.ndarray:
@@ -720,6 +777,13 @@ def apply_window(x: np.ndarray, center: float, width: float, function: str = "LI
 def _clip01(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float32)
     return np.clip(a, 0.0, 1.0, out=a)
+
+
+def _minmax_map(a: np.ndarray) -> tuple[float, float]:
+    """(origin, span) that undo :func:`_minmax` on ``a``."""
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()) if a.size else 0.0, float(a.max()) if a.size else 0.0
+    return lo, (hi - lo) if hi > lo else 1.0
 
 
 def _minmax(a: np.ndarray) -> np.ndarray:
