@@ -105,6 +105,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
                         help="floating-point type of the forward pass: auto = bfloat16 on CPUs with native bf16 "
                              "(float16 on CUDA) where the model file records >= 99.5%% label agreement with float32 "
                              "on validation, else float32 (default: auto)")
+    parser.add_argument("--stability", action="store_true",
+                        help="also re-score each image with a 10%% black border and with a slight blur and fill the "
+                             "unstable and shift_* columns (the stability badge); costs two more forward passes per "
+                             "image, about 3x the model time (default: off, those columns say 'not run')")
     parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
     parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
                         help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
@@ -198,7 +202,8 @@ def _predict_here(args: argparse.Namespace) -> int:
 
 
 def _predictor(args: argparse.Namespace, workers: int | None = None):
-    """The model (``--model``, checked against ``--class``) and a Predictor for it (``--device``, ``--precision``)."""
+    """The model (``--model``, checked against ``--class``) and a Predictor for it (``--device``, ``--precision``,
+    ``--stability``)."""
     from .core.checkpoint import load_model
     from .core.errors import CxrError
     from .core.inference import Predictor, pick_device
@@ -207,7 +212,8 @@ def _predictor(args: argparse.Namespace, workers: int | None = None):
     if args.cam_class is not None and args.cam_class not in model.class_names:
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size, workers=workers,
-                          first_batch=args.batch_size, precision=args.precision)  # full batches: same under torchrun
+                          first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
+                          stability=args.stability)
     return model, predictor
 
 

@@ -58,6 +58,8 @@ def test_predict_writes_csv_and_overlays_without_touching_inputs(scans, tiny_mod
                                  "error"]
     assert {"threshold", "width", "height", "format", "model", "overlay"} <= set(rows[0])
     assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.JPEG", "broken.jpg", "c.jpg"]
+    assert {(r["unstable"], r["shift_border"], r["shift_blur"]) for r in rows if not r["error"]} == {("not run",) * 3}
+    assert all(r["evidence_flag"] in ("yes", "no") for r in rows if not r["error"])  # evidence location: always on
     broken = rows[2]
     assert broken["error"] and broken["label"] == "" and broken["overlay"] == ""
     for r in rows[:2] + rows[3:]:
@@ -78,6 +80,16 @@ def test_predict_writes_csv_and_overlays_without_touching_inputs(scans, tiny_mod
                  "--model", str(tiny_model_file), "--class", "NORMAL", "--scale", "fixed"]) == 0
     assert (ov / "a_cam (1).png").exists() and (ov / "a_cam.png").read_bytes() == first
     assert len(list(csv.DictReader(out.open()))) == 1
+
+
+def test_predict_stability_fills_the_stability_columns(scans, tiny_model_file, tmp_path):
+    out = tmp_path / "stable.csv"
+    assert main(["predict", str(scans), "--csv", str(out), "--model", str(tiny_model_file), "--stability"]) == 0
+    rows = [r for r in csv.DictReader(out.open(newline="")) if not r["error"]]
+    assert len(rows) == 3 and all(r["unstable"] in ("yes", "no") for r in rows)
+    for r in rows:
+        shifts = float(r["shift_border"]), float(r["shift_blur"])
+        assert (r["unstable"] == "yes") == (max(map(abs, shifts)) > 1 or "unstable" in r["checks"])
 
 
 def test_overlays_never_go_inside_an_input_folder(scans, tiny_model_file, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import subprocess
@@ -38,10 +39,11 @@ def _env() -> dict[str, str]:
 
 def test_two_processes_under_torchrun_write_the_single_process_csv(scans, tiny_model_file, tmp_path):
     one, two, overlays = tmp_path / "one.csv", tmp_path / "two.csv", tmp_path / "overlays"
-    assert main(["predict", str(scans), "--csv", str(one), "--model", str(tiny_model_file), "--batch-size", "2"]) == 0
+    assert main(["predict", str(scans), "--csv", str(one), "--model", str(tiny_model_file), "--batch-size", "2",
+                 "--stability"]) == 0
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cxrviewer",
            "predict", str(scans), "--csv", str(two), "--model", str(tiny_model_file), "--batch-size", "2",
-           "--overlays", str(overlays)]
+           "--overlays", str(overlays), "--stability"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "on 2 ranks" in proc.stderr
@@ -50,6 +52,9 @@ def test_two_processes_under_torchrun_write_the_single_process_csv(scans, tiny_m
     assert [",".join(l.split(",")[:-1]) for l in lines] == one.read_text().splitlines()
     assert lines[0].endswith(",precision,evidence_outside,evidence_flag,no_positive_evidence,unstable,shift_border,"
                              "shift_blur,checks,overlay") and len(lines) == 1 + 8
+    rows = list(csv.DictReader(two.open(newline="")))
+    assert {r["unstable"] for r in rows if not r["error"]} <= {"yes", "no"}  # every rank ran the stability check
+    assert all(r["shift_border"] and r["shift_border"] != "not run" for r in rows if not r["error"])
     pngs = sorted(p.name for p in overlays.iterdir())
     assert pngs == sorted(f"img{i}_cam.png" for i in range(7))  # each rank wrote its own share
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary parts left

@@ -124,16 +124,30 @@ def _checks(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
     return lambda r, b: get(r.checks) if r.ok and r.checks is not None else None
 
 
-def _yes_no(value: bool | None) -> str:
-    return "" if value is None else ("yes" if value else "no")
+#: What the stability columns say when the check was not run (``predict`` without ``--stability``).
+NOT_RUN = "not run"
+
+
+def _stability(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
+    """Getter of one stability field: :data:`NOT_RUN` when the checks ran without the stability check."""
+    return _checks(lambda c: get(c) if c.stability_checked else NOT_RUN)
+
+
+def _ran_first(value: Any) -> tuple:
+    """Sort key of a stability column: values, then :data:`NOT_RUN`, then missing ones."""
+    return (2, 0) if value is None or value == "" else (1, 0) if value == NOT_RUN else (0, value)
+
+
+def _yes_no(value: bool | str | None) -> str:
+    return "" if value is None else value if isinstance(value, str) else ("yes" if value else "no")
 
 
 def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _shift(value: float | None) -> str:
-    return "" if value is None else f"{value:+.2f}"
+def _shift(value: float | str | None) -> str:
+    return "" if value is None else value if isinstance(value, str) else f"{value:+.2f}"
 
 
 def _warnings(r: FileResult, b: Batch) -> str | None:
@@ -147,12 +161,15 @@ EVIDENCE_FLAG = Column("evidence_flag", "Check framing", _checks(lambda c: c.evi
                        tip="Evidence outside the chest above the model's threshold: check the framing")
 NO_POSITIVE = Column("no_positive_evidence", "No positive evidence", _checks(lambda c: c.no_positive_evidence),
                      fmt=_yes_no, width=80, tip="The map has (almost) no positive part for the predicted class")
-UNSTABLE = Column("unstable", "Unstable", _checks(lambda c: c.unstable), fmt=_yes_no, width=72,
-                  tip="The label flips, or its log-odds move by more than 1, under a 10% black border or a slight blur")
-SHIFT_BORDER = Column("shift_border", "Log-odds shift (border)", _checks(lambda c: c.shifts.get("border")), fmt=_shift,
-                      width=80, tip="Change of the verdict's calibrated log-odds with a 10% black border")
-SHIFT_BLUR = Column("shift_blur", "Log-odds shift (blur)", _checks(lambda c: c.shifts.get("blur")), fmt=_shift,
-                    width=80, tip="Change of the verdict's calibrated log-odds with a Gaussian blur of sigma 2 px")
+UNSTABLE = Column("unstable", "Unstable", _stability(lambda c: c.unstable), fmt=_yes_no, sort=_ran_first, width=72,
+                  tip="The label flips, or its log-odds move by more than 1, under a 10% black border or a slight "
+                      "blur ('not run': the stability check was off)")
+SHIFT_BORDER = Column("shift_border", "Log-odds shift (border)", _stability(lambda c: c.shifts.get("border")),
+                      fmt=_shift, sort=_ran_first, width=80,
+                      tip="Change of the verdict's calibrated log-odds with a 10% black border")
+SHIFT_BLUR = Column("shift_blur", "Log-odds shift (blur)", _stability(lambda c: c.shifts.get("blur")), fmt=_shift,
+                    sort=_ran_first, width=80,
+                    tip="Change of the verdict's calibrated log-odds with a Gaussian blur of sigma 2 px")
 CHECKS = Column("checks", "Checks", _warnings, width=200, tip="What the per-verdict checks found (empty: nothing)")
 
 

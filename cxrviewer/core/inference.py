@@ -248,14 +248,15 @@ class Predictor:
     :func:`~cxrviewer.core.precision.resolve_precision`. ``self.precision`` is
     the one in use, ``self.precision_reason`` says why. The forward pass runs on
     ``self.model``, a private copy in that precision: ``model`` is not moved or changed.
-    ``checks``: run the per-verdict checks (:mod:`cxrviewer.core.explain.checks`: evidence
-    outside the chest, stability under a black border and a blur, in the same precision)
-    and set each result's ``checks``; they cost two more forward passes per image.
+    ``checks``: run the per-verdict checks (:mod:`cxrviewer.core.explain.checks`) and set
+    each result's ``checks``: evidence outside the chest (from the same forward pass, cheap)
+    and, with ``stability``, the verdict's stability under a black border and a blur, in the
+    same precision, which costs two more forward passes per image (off: ``checks.unstable`` is None).
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
                  workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "auto",
-                 checks: bool = True):
+                 checks: bool = True, stability: bool = False):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
@@ -267,6 +268,7 @@ class Predictor:
         self.prefetch = max(0, int(prefetch))
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
         self.checks = bool(checks)
+        self.stability = bool(stability)
         self.scope = ScopeStats.from_meta(model.meta.get("scope"))
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
@@ -366,7 +368,7 @@ class Predictor:
         return results
 
     def verdict_checks(self, arrays: np.ndarray, out: tuple[np.ndarray, ...]) -> list[VerdictChecks | None]:
-        """The per-verdict checks of a batch :meth:`forward` scored (same model and precision, one batch of 2N copies).
+        """The per-verdict checks of a batch :meth:`forward` scored (stability: same model and precision, one batch of 2N copies).
 
         A failure here never costs the verdicts: every file then gets ``None``.
         """
@@ -375,7 +377,8 @@ class Predictor:
         try:
             x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None].to(dev)
             found = verdict_checks(self.model, x, torch.from_numpy(logits).to(dev), torch.from_numpy(cams).to(dev),
-                                   torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(dev))
+                                   torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(dev),
+                                   with_stability=self.stability)
             return list(as_results(found))
         except Exception as e:  # noqa: BLE001 - the checks are extra; the verdicts stand without them
             log.warning("verdict checks failed for a batch of %d: %s", len(arrays), _one_line(e))

@@ -22,7 +22,8 @@ class VerdictChecks:
     ``no_positive_evidence``: the map has (almost) no positive part, so it shows nothing.
     ``shifts``: perturbation name -> change of the verdict's calibrated log-odds.
     ``flipped``: the perturbations that changed the label. ``unstable``: a flip, or a
-    change of more than 1 in log-odds.
+    change of more than 1 in log-odds; None when the stability check was not run
+    (``shifts`` then empty): never read as stable.
     """
 
     outside_share: float | None = None
@@ -30,7 +31,11 @@ class VerdictChecks:
     no_positive_evidence: bool = False
     shifts: dict[str, float] = field(default_factory=dict)
     flipped: tuple[str, ...] = ()
-    unstable: bool = False
+    unstable: bool | None = False
+
+    @property
+    def stability_checked(self) -> bool:
+        return self.unstable is not None
 
     def warnings(self, label: str | None = None) -> list[str]:
         """Plain-words lines for a reader, most important first (empty when all is well)."""

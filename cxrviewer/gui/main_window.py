@@ -158,6 +158,10 @@ class MainWindow(QMainWindow):
         self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
         self.prev_act = act("&Previous Image", lambda: self.step(-1), "P", "Go to the previous row")
         self.about_act = act("&About cxrviewer", self.show_about, None, "Model card and intended use")
+        self.stability_act = act("&Stability Check", self.set_stability, None, "Re-score each image with a black "
+                                 "border and a slight blur to flag unstable verdicts (two more forward passes per "
+                                 "image)", checkable=True)
+        self.stability_act.setChecked(self.settings.stability)
         self.precision_group = QActionGroup(self, exclusive=True)
         for name, tip in zip(PRECISIONS, PRECISION_TIPS):
             a = QAction(name, self.precision_group, checkable=True, statusTip=tip, checked=name == self.settings.precision)
@@ -183,6 +187,7 @@ class MainWindow(QMainWindow):
         model_menu = bar.addMenu("&Model")
         model_menu.addAction(self.load_model_act)
         model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
+        model_menu.addAction(self.stability_act)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_act)
         self._fill_recent_menu()
@@ -275,7 +280,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} - cxrviewer")
         self.batch_status.set_idle(f"Scanning {name}...")
         self._batch_start = time.monotonic()
-        self.runner.start(inputs, model=self.model, device=self.device, precision=self.settings.precision)
+        self._start_run(inputs)
         self._update_actions()
 
     def _on_scanned(self, paths: list) -> None:
@@ -503,10 +508,15 @@ class MainWindow(QMainWindow):
         self._batch_start = time.monotonic()
         if paths:
             self.batch_status.start(len(paths))
-            self.runner.start(paths=paths, model=self.model, device=self.device, precision=self.settings.precision)
+            self._start_run(paths=paths)
         else:
-            self.runner.start(self.inputs, model=self.model, device=self.device, precision=self.settings.precision)
+            self._start_run(self.inputs)
         self._update_actions()
+
+    def _start_run(self, inputs=(), paths: list[Path] | None = None) -> None:
+        """Classify with the model and the Model menu's choices (precision, stability check)."""
+        self.runner.start(inputs, paths=paths, model=self.model, device=self.device,
+                          precision=self.settings.precision, stability=self.settings.stability)
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._set_model(self.model, self.model_path)
@@ -553,6 +563,15 @@ class MainWindow(QMainWindow):
         self._set_model(self.model, self.model_path)
         self.message.show_message(f"Precision: {self.precision_text() or name}", 8000)
         if self.model is not None and self.inputs:
+            self._reclassify()
+
+    def set_stability(self, on: bool) -> None:
+        """Model > Stability Check: keep the choice; switched on, classify again to fill in the badges."""
+        if on == self.settings.stability:
+            return
+        self.settings.stability = on
+        self.message.show_message("Stability check on" if on else "Stability check off from the next batch", 8000)
+        if on and self.model is not None and self.inputs:
             self._reclassify()
 
     # -- exports -------------------------------------------------------------------------

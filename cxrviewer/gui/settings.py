@@ -64,6 +64,8 @@ class Settings:
     last_export_folder = _path_setting("files/last_export_folder")
     model_path = _path_setting("model/path")
     precision = _Setting("model/precision", lambda v: v if v in PRECISIONS else "auto")
+    stability = _Setting("model/stability", lambda v: str(v).lower() not in ("false", "0"), bool)
+    """Run the per-verdict stability check (default on: two more forward passes per image)."""
 
     @property
     def opacity(self) -> float:

@@ -253,8 +253,9 @@ class Problem:
 
 def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path] | None, model, device,
               batch_size: int, after: threading.Event | None = None,
-              precision: str = "auto") -> Iterator[Scanned | Chunk | Problem]:
-    """The batch task: scan ``inputs`` (unless ``paths`` are given), then classify with ``model``.
+              precision: str = "auto", stability: bool = True) -> Iterator[Scanned | Chunk | Problem]:
+    """The batch task: scan ``inputs`` (unless ``paths`` are given), then classify with ``model``
+    (``stability``: run the per-verdict stability check, two more forward passes per image).
 
     ``after``: the previous run's ``stopped`` event; this run waits for it, even when
     cancelled itself, so that two runs never use a model at the same time (nor share the CPU).
@@ -268,7 +269,8 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
         paths = scan_inputs(inputs)
         yield Scanned(list(paths))
     if model is not None and paths:
-        yield from _classify(cancel, paths, Predictor(model, device, batch_size=batch_size, precision=precision))
+        predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability)
+        yield from _classify(cancel, paths, predictor)
 
 
 def _classify(cancel: threading.Event, paths: list[Path], predictor: Predictor) -> Iterator[Chunk | Problem]:
@@ -324,7 +326,7 @@ class BatchRunner(QObject):
         return self._task is not None and not self._task.cancelled
 
     def start(self, inputs: Sequence[str | Path] = (), model=None, device=None, batch_size: int = 16,
-              paths: list[Path] | None = None, precision: str = "auto") -> Task:
+              paths: list[Path] | None = None, precision: str = "auto", stability: bool = True) -> Task:
         """Replace any current run (it stops without reporting) with a new one.
 
         ``paths``: classify these (no scan, no ``scanned``); else scan ``inputs``.
@@ -334,7 +336,7 @@ class BatchRunner(QObject):
             previous.cancel()
         after = previous.stopped if previous is not None else None
         task = self.tasks.start(run_batch, [Path(p) for p in inputs], paths, model, device, batch_size, after,
-                                precision, name="batch")
+                                precision, stability, name="batch")
         task.yielded.connect(self._on_event)
         task.failed.connect(self.problem)
         task.finished.connect(lambda completed, t=task: self._on_finished(t, completed))

@@ -59,3 +59,18 @@ def test_check_columns_read_the_verdict_checks():
     assert calm.warnings("NORMAL") == ["unstable: the log-odds move by +1.5 with a 10% black border",
                                        "no positive evidence for NORMAL in the map"]
     assert VerdictChecks(outside_share=0.1).warnings() == []
+
+
+def test_stability_columns_say_not_run_when_the_check_was_off():
+    batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.5, "m")
+    off = FileResult(Path("a.png"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL",
+                     checks=VerdictChecks(outside_share=0.2, unstable=None))
+    on = FileResult(Path("b.png"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL",
+                    checks=VerdictChecks(outside_share=0.2, shifts={"border": 0.1, "blur": -0.3}, unstable=False))
+    text = {c.key: c.text(off, batch) for c in csv_columns(batch)}
+    assert text["unstable"] == text["shift_border"] == text["shift_blur"] == columns.NOT_RUN
+    assert text["evidence_outside"] == "0.200" and text["evidence_flag"] == "no" and text["checks"] == ""
+    assert columns.UNSTABLE.text(on, batch) == "no" and columns.SHIFT_BLUR.text(on, batch) == "-0.30"
+    failed = FileResult(Path("c.png"), error="broken")
+    rows = sorted([failed, off, on], key=lambda r: columns.UNSTABLE.sort_key(r, batch))
+    assert rows == [on, off, failed]  # checked values first, then 'not run', then none

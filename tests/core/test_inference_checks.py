@@ -29,7 +29,7 @@ def grainy_files(tmp_path):
 
 def test_results_carry_the_checks_and_the_blur_flip_is_caught(grainy_files):
     model = texture_model()  # grainy images read PNEUMONIA; a slight blur turns them NORMAL
-    results = list(Predictor(model, device="cpu", batch_size=2).predict(grainy_files))
+    results = list(Predictor(model, device="cpu", batch_size=2, stability=True).predict(grainy_files))
     assert [r.ok for r in results] == [True, True, True, False] and results[3].checks is None
     for r in results[:3]:
         assert r.label == "PNEUMONIA" and isinstance(r.checks, VerdictChecks)
@@ -42,6 +42,20 @@ def test_results_carry_the_checks_and_the_blur_flip_is_caught(grainy_files):
     assert results[0].checks.shifts == pytest.approx(direct.shifts, abs=1e-3)
 
 
+def test_stability_is_opt_in_and_never_reads_as_stable(grainy_files):
+    model = texture_model()
+    with_it = list(Predictor(model, device="cpu", batch_size=2, stability=True).predict(grainy_files[:3]))
+    results = list(Predictor(model, device="cpu", batch_size=2).predict(grainy_files[:3]))
+    for r, full in zip(results, with_it):
+        assert r.label == full.label and r.probs == pytest.approx(full.probs, abs=1e-6)
+        assert r.checks.unstable is None and not r.checks.stability_checked and not r.checks.shifts
+        assert not r.checks.flipped and full.checks.unstable  # the flip the off state does not claim to have checked
+        # the evidence-location check runs either way, from the same forward pass
+        assert r.checks.outside_share == full.checks.outside_share
+        assert r.checks.no_positive_evidence == full.checks.no_positive_evidence
+        assert not any(w.startswith("unstable") for w in r.checks.warnings())
+
+
 def test_checks_can_be_switched_off_and_never_cost_a_verdict(grainy_files, monkeypatch):
     model = texture_model()
     assert all(r.checks is None for r in Predictor(model, device="cpu", checks=False).predict(grainy_files[:2]))
@@ -50,5 +64,5 @@ def test_checks_can_be_switched_off_and_never_cost_a_verdict(grainy_files, monke
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr("cxrviewer.core.inference.verdict_checks", broken)
-    results = list(Predictor(model, device="cpu").predict(grainy_files[:2]))
+    results = list(Predictor(model, device="cpu", stability=True).predict(grainy_files[:2]))
     assert all(r.ok and r.label == "PNEUMONIA" and r.checks is None for r in results)

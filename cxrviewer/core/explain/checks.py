@@ -11,7 +11,8 @@
 - **Stability**: the image is re-scored with a 10% black border and with a
   Gaussian blur of sigma 2 px (at the model's input size), in one batch. The
   verdict is unstable when either copy changes the label or moves the log-odds
-  of the predicted class by more than :data:`MAX_LOG_ODDS_SHIFT`.
+  of the predicted class by more than :data:`MAX_LOG_ODDS_SHIFT`. Optional: it
+  costs two more forward passes per image (evidence location costs none).
 
 All functions are batched and take the model input as grey values in [0, 1].
 """
@@ -143,13 +144,15 @@ def outside_threshold(model: CamClassifier) -> float:
 
 
 def verdict_checks(model: CamClassifier, images: torch.Tensor, logits: torch.Tensor, cams: torch.Tensor,
-                   labels: torch.Tensor, threshold: float | None = None) -> dict[str, torch.Tensor]:
+                   labels: torch.Tensor, threshold: float | None = None,
+                   with_stability: bool = True) -> dict[str, torch.Tensor]:
     """Every per-verdict check for a batch, from the forward pass already run plus :func:`stability`.
 
     Returns ``N``-long tensors: ``outside_share`` (NaN without positive evidence),
     ``positive_mass``, ``no_positive_evidence``, ``evidence_flag`` (share above
     ``threshold``, default :func:`outside_threshold`; never with no positive
-    evidence), and :func:`stability`'s ``flipped``, ``shift`` (``N x 2``), ``unstable``.
+    evidence), and :func:`stability`'s ``flipped``, ``shift`` (``N x 2``), ``unstable``
+    unless ``with_stability`` is False (then no extra forward pass at all).
     """
     ev = evidence_maps(logits.float(), cams.float(), labels)
     mass = positive_mass(ev).cpu()
@@ -157,20 +160,25 @@ def verdict_checks(model: CamClassifier, images: torch.Tensor, logits: torch.Ten
     limit = outside_threshold(model) if threshold is None else float(threshold)
     none = mass < MIN_POSITIVE_MASS
     flag = torch.nan_to_num(share, nan=0.0) > limit
-    return {"outside_share": share, "positive_mass": mass, "no_positive_evidence": none,
-            "evidence_flag": flag & ~none, **stability(model, images, logits, labels)}
+    found = {"outside_share": share, "positive_mass": mass, "no_positive_evidence": none, "evidence_flag": flag & ~none}
+    return {**found, **stability(model, images, logits, labels)} if with_stability else found
 
 
 def as_results(found: dict[str, torch.Tensor]) -> list[VerdictChecks]:
-    """:func:`verdict_checks`' tensors as one plain :class:`~cxrviewer.core.results.VerdictChecks` per image."""
+    """:func:`verdict_checks`' tensors as one plain :class:`~cxrviewer.core.results.VerdictChecks` per image
+    (``unstable`` None when the stability check was not run)."""
     out = []
-    for i in range(found["unstable"].shape[0]):
+    for i in range(found["outside_share"].shape[0]):
         share = float(found["outside_share"][i])
         out.append(VerdictChecks(
             outside_share=None if math.isnan(share) else round(share, 4),
             evidence_outside=bool(found["evidence_flag"][i]),
             no_positive_evidence=bool(found["no_positive_evidence"][i]),
-            shifts={p: round(float(found["shift"][i, j]), 4) for j, p in enumerate(PERTURBATIONS)},
-            flipped=tuple(p for j, p in enumerate(PERTURBATIONS) if bool(found["flipped"][i, j])),
-            unstable=bool(found["unstable"][i])))
+            **(_stability_fields(found, i) if "unstable" in found else {"unstable": None})))
     return out
+
+
+def _stability_fields(found: dict[str, torch.Tensor], i: int) -> dict:
+    return {"shifts": {p: round(float(found["shift"][i, j]), 4) for j, p in enumerate(PERTURBATIONS)},
+            "flipped": tuple(p for j, p in enumerate(PERTURBATIONS) if bool(found["flipped"][i, j])),
+            "unstable": bool(found["unstable"][i])}

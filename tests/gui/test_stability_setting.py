@@ -1,0 +1,23 @@
+"""Model > Stability Check: on by default in the viewer, can be switched off, and the choice is kept."""
+
+from cxrviewer.gui.settings import Settings
+from tests.gui.helpers import open_and_wait
+
+
+def _checked(window) -> set[bool]:
+    return {r.checks.stability_checked for r in window.results_model.results() if r.ok}
+
+
+def test_stability_check_is_on_by_default_can_be_switched_off_and_persists(qtbot, window, image_folder):
+    assert window.stability_act.isChecked() and Settings().stability is True
+    assert window.stability_act in window.menuBar().actions()[2].menu().actions()  # in the Model menu
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+    assert _checked(window) == {True}
+    window.stability_act.trigger()  # off: kept, and used from the next batch on
+    assert Settings().stability is False and not window.stability_act.isChecked()
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+    assert _checked(window) == {False}
+    assert "not run" in window.details.text()  # the details panel says so, never a pass
+    with qtbot.waitSignal(window.batchFinished, timeout=20000):
+        window.stability_act.trigger()  # on again: the open batch is checked again
+    assert _checked(window) == {True} and Settings().stability is True
