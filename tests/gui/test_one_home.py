@@ -92,7 +92,7 @@ def test_cli_and_viewer_write_the_same_csv(qtbot, monkeypatch, window, image_fol
     (image_folder / "broken.png").write_bytes(b"")
     from_cli = tmp_path / "cli.csv"
     assert cli_main(["predict", str(image_folder), "--csv", str(from_cli), "--model", str(tiny_model_file),
-                     "--device", "cpu"]) == 0
+                     "--device", "cpu", "--stability"]) == 0  # the viewer runs the stability check by default
     open_and_wait(qtbot, window, [image_folder])
     from_viewer = tmp_path / "viewer.csv"
     monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: from_viewer)
