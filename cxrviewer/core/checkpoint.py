@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import torch
 
 from .errors import ModelFileError
-from .model import ARCHS, CamClassifier
+from .model import ARCHS, RESNETS, CamClassifier
 from .paths import resources_dir
 
 FORMAT_VERSION = 1
@@ -250,6 +250,9 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
     temp = meta.get("temperature")
     if temp is not None and not (_is_number(temp) and TEMPERATURE_RANGE[0] <= temp <= TEMPERATURE_RANGE[1]):
         raise ModelFileError(f"{path.name}: temperature must be a number from {TEMPERATURE_RANGE[0]} to {TEMPERATURE_RANGE[1]}")
+    dilate = meta.get("dilate_last", False)
+    if type(dilate) is not bool or (dilate and meta["arch"] not in RESNETS):
+        raise ModelFileError(f"{path.name}: dilate_last must be true or false, and true only for a ResNet")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

@@ -22,15 +22,20 @@ RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 ARCHS = RESNETS + ("densenet121",)
 
 
-def build_backbone(arch: str, input_channels: int = 1) -> tuple[nn.Sequential, int]:
+def build_backbone(arch: str, input_channels: int = 1, dilate_last: bool = False) -> tuple[nn.Sequential, int]:
     """Return the convolutional trunk of a torchvision ``arch`` and its channel count.
 
-    The trunk maps ``N x input_channels x H x W`` to ``N x F x H/32 x W/32``.
+    The trunk maps ``N x input_channels x H x W`` to ``N x F x H/32 x W/32``
+    (``H/16 x W/16`` with ``dilate_last``: a ResNet's last stage at stride 1, dilation 2).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if dilate_last and arch not in RESNETS:
+        raise ValueError(f"dilate_last needs a ResNet, not {arch}")
     net = getattr(torchvision.models, arch)(weights=None)
     if arch in RESNETS:
+        if dilate_last:
+            dilate_stage(net.layer4)
         if input_channels != 3:
             net.conv1 = nn.Conv2d(input_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -44,22 +49,42 @@ def build_backbone(arch: str, input_channels: int = 1) -> tuple[nn.Sequential, i
     return trunk, net.classifier.in_features
 
 
+def dilate_stage(stage: nn.Sequential, dilation: int = 2) -> None:
+    """Turn a ResNet stage's stride 2 into dilation, in place, as torchvision's ``replace_stride_with_dilation``.
+
+    The first block keeps dilation 1 and loses its stride (3 x 3 conv and shortcut);
+    the 3 x 3 convolutions of the later blocks get ``dilation`` (padding to match).
+    Unlike torchvision this also works for BasicBlock (ResNet-18/34). Weights keep their shapes.
+    """
+    for i, block in enumerate(stage):
+        for conv in block.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.stride = (1, 1)
+                if i > 0 and conv.kernel_size == (3, 3):
+                    conv.dilation = conv.padding = (dilation, dilation)
+
+
 class CamClassifier(nn.Module):
     """Image classifier whose every class has an exact class activation map.
 
     ``model(x)`` returns logits for a normalized ``N x C x H x W`` batch;
     :meth:`logits_and_cams` returns the logits and the maps of all classes from
     the same forward pass. ``meta`` holds the model file's metadata (class
-    names, input size, normalisation, threshold, temperature, ...).
+    names, input size, normalisation, threshold, temperature, ...). ``dilate_last``
+    (ResNets; default ``meta["dilate_last"]``, else False): maps at stride 16 instead of 32.
     """
 
-    def __init__(self, arch: str, num_classes: int, input_channels: int = 1, meta: dict[str, Any] | None = None):
+    def __init__(self, arch: str, num_classes: int, input_channels: int = 1, meta: dict[str, Any] | None = None,
+                 dilate_last: bool | None = None):
         super().__init__()
         self.arch = arch
         self.input_channels = input_channels
-        self.features, width = build_backbone(arch, input_channels)
-        self.classifier = nn.Linear(width, num_classes)
         self.meta: dict[str, Any] = dict(meta or {})
+        self.dilate_last = bool(self.meta.get("dilate_last", False) if dilate_last is None else dilate_last)
+        if self.dilate_last:
+            self.meta["dilate_last"] = True
+        self.features, width = build_backbone(arch, input_channels, self.dilate_last)
+        self.classifier = nn.Linear(width, num_classes)
 
     # -- forward -----------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,12 +45,14 @@ def render_model_card(model_path: Path, meta: dict) -> str:
 def _what_it_is(meta: dict, tr: dict) -> list[str]:
     rule = (meta.get("protocol") or {}).get("rule") or tr.get("args", {}).get("threshold_rule", "?")
     h, w = meta["input_size"][:2]
+    stride = 16 if meta.get("dilate_last") else 32
     return [
         "## What it is",
         f"- Architecture: torchvision `{meta['arch']}` trunk, global average pooling, one linear layer "
         f"(class activation maps exact: their mean plus the bias is the logit); trained from "
         f"{'ImageNet weights' if tr.get('args', {}).get('pretrained') else 'scratch'}.",
-        f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // 32} x {w // 32}), "
+        f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // stride} x {w // stride}"
+        f"{', last stage dilated' if stride == 16 else ''}), "
         f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
         "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {meta['threshold']:.4f} "
