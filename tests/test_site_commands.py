@@ -26,17 +26,32 @@ def _error(capsys) -> str:
 
 def test_evaluate_writes_metrics_and_plots_and_never_touches_the_folder(site, tiny_model_file, tmp_path, capsys):
     before = sorted(p.relative_to(site) for p in site.rglob("*"))
-    assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(tmp_path / "ev")]) == 0
+    assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(tmp_path / "ev"),
+                 "--faithfulness-images", "0"]) == 0
     assert "41 images" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "ev").iterdir()} == {"metrics.json", "roc.png", "confusion.png",
                                                              "reliability.png", "threshold_sweep.png"}
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert m["n"] == 41 and m["threshold"] == 0.5 and m["in_scope_rate"] == 1.0
+    assert m["n"] == 41 and m["threshold"] == 0.5 and m["in_scope_rate"] == 1.0 and "faithfulness" not in m
     assert sorted(p.relative_to(site) for p in site.rglob("*")) == before
     assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(tmp_path / "ev")]) == 1
     assert "already holds an evaluation" in _error(capsys)
     assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(site / "NORMAL" / "x")]) == 1
     assert "inside the labelled folder" in _error(capsys)
+
+
+def test_evaluate_scores_heat_map_faithfulness_on_a_stratified_subset(site, tiny_model_file, tmp_path, capsys):
+    assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(tmp_path / "ev"),
+                 "--faithfulness-images", "4"]) == 0
+    assert "faithfulness on 4 images" in capsys.readouterr().out
+    f = json.loads((tmp_path / "ev" / "metrics.json").read_text())["faithfulness"]
+    assert f["n"] == 4 and len(f["files"]) == 4 and all(str(site) in p for p in f["files"])
+    assert set(f["mean"]) == {"evidence", "gradcam", "random", "prior"}
+    for row in f["mean"].values():
+        assert set(row) == {"deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur"}
+        assert all(0.0 <= v <= 1.0 for v in row.values())
+    assert set(f["margins"]) == {"random", "prior"}
+    assert sum(c["n"] for c in f["by_predicted_class"].values()) == 4
 
 
 def test_calibrate_round_trip_and_predict_applies_the_new_threshold(site, tiny_model_file, tmp_path, capsys):

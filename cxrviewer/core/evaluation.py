@@ -109,6 +109,38 @@ def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive
     return m
 
 
+def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images: int,
+                           device=None, seed: int = 0) -> dict | None:
+    """Deletion and insertion (:func:`.explain.audit.faithfulness_section`) on at most ``images`` of the scored files.
+
+    The files are drawn as evenly as possible per predicted class (seeded), read exactly as
+    ``predict`` reads them, and scored for their predicted class: the evidence map, Grad-CAM
+    (peer), a random and a centred-prior map (floors), mean and blur fill. None when ``images`` is 0.
+    """
+    import torch
+
+    from .explain.audit import faithfulness_section, stratified_subset
+    from .imaging import load_radiograph, to_model_input
+
+    if images <= 0 or len(scores.paths) == 0:
+        return None
+    predicted = torch.as_tensor(M.predict(scores.probs, model.threshold, model.positive_index))
+    decided = torch.nonzero(predicted >= 0).flatten()
+    pick = decided[stratified_subset(predicted[decided], images, seed)].tolist()
+    size = model.input_size
+    grey = torch.from_numpy(np.stack([to_model_input(load_radiograph(scores.paths[i], target_size=size).pixels, size)
+                                      for i in pick]))[:, None]
+    was_training, where = model.training, next(model.parameters()).device
+    model.eval().to(device or "cpu")
+    try:
+        x = grey.to(next(model.parameters()).device)
+        section = faithfulness_section(model, x, predicted[pick].to(x.device), seed=seed)
+    finally:
+        model.train(was_training).to(where)
+    section["files"] = [str(scores.paths[i]) for i in pick]
+    return section
+
+
 def disagreements(scores: LabelledScores, threshold: float | None, positive_index: int | None) -> dict[Path, str]:
     """Files whose predicted class differs from their folder's label: path -> the folder's class name."""
     pred = M.predict(scores.probs, threshold, positive_index)

@@ -89,6 +89,24 @@ def _margins(per_image: dict[str, dict[str, list[float]]], of: str = "evidence")
     return out
 
 
+def faithfulness_section(model: CamClassifier, images: torch.Tensor, labels: torch.Tensor,
+                         steps: int = STEPS, seed: int = 0) -> dict:
+    """Deletion and insertion of :func:`faithfulness_maps` on ``images`` for class ``labels`` (the predicted ones).
+
+    Returns ``n``, ``steps``, ``target``, ``mean`` (AUC per map and fill), ``by_predicted_class``
+    and ``margins`` (:func:`_margins`): the section the model card and ``cxrviewer evaluate`` show.
+    """
+    maps = faithfulness_maps(model, images, labels, seed)
+    per_image = faithfulness_scores(model, images, maps, labels, steps=steps)
+    names, n = model.class_names, images.shape[0]
+    by_class = {names[c]: {"n": int((labels == c).sum()),
+                           **_summary({m: {k: [v[i] for i in range(n) if int(labels[i]) == c] for k, v in row.items()}
+                                       for m, row in per_image.items()})}
+                for c in sorted(set(labels.tolist()))}
+    return {"n": n, "steps": steps, "target": "calibrated probability of the predicted class",
+            "mean": _summary(per_image), "by_predicted_class": by_class, "margins": _margins(per_image)}
+
+
 def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, n_sanity: int = 16,
           steps: int = STEPS, seed: int = 0, log: Callable[[str], None] | None = None,
           scored: tuple[dict, dict] | None = None) -> dict:
@@ -119,19 +137,7 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
 
     sub = stratified_subset(labels, n_faithfulness, seed)
     say(f"deletion and insertion on {len(sub)} images")
-    maps = faithfulness_maps(model, images[sub], labels[sub], seed)
-    per_image = faithfulness_scores(model, images[sub], maps, labels[sub], steps=steps)
-    names = model.class_names
-    result["faithfulness"] = {
-        "n": len(sub), "steps": steps, "target": "calibrated probability of the predicted class",
-        "mean": _summary(per_image),
-        "by_predicted_class": {
-            names[c]: {"n": int((labels[sub] == c).sum()),
-                       **_summary({m: {k: [v[i] for i in range(len(sub)) if int(labels[sub][i]) == c]
-                                       for k, v in row.items()} for m, row in per_image.items()})}
-            for c in sorted(set(labels[sub].tolist()))},
-    }
-    result["faithfulness"]["margins"] = _margins(per_image)
+    result["faithfulness"] = faithfulness_section(model, images[sub], labels[sub], steps, seed)
     ssub = stratified_subset(labels, n_sanity, seed)
     say(f"cascading randomization on {len(ssub)} images")
     result["sanity"] = cascading_randomization(model, model.normalize(images[ssub]), labels[ssub],
