@@ -185,6 +185,16 @@ def test_no_positive_evidence_when_the_positive_mass_is_tiny():
     assert res["positive_mass"].item() < checks.MIN_POSITIVE_MASS
 
 
+def test_no_positive_evidence_rule_counts_mass_and_share():
+    strong = torch.full((7, 7), -4.0)
+    strong[0, 0] = 8.0  # mean positive 0.16 logit, but 4% of the absolute evidence
+    some = torch.full((7, 7), -1.0)
+    some[:2] = 2.0      # 29% of the absolute evidence
+    flat = torch.full((7, 7), 0.02)  # all positive, but 0.02 logit
+    assert checks.no_positive_evidence(torch.stack([strong, some, flat])).tolist() == [True, False, True]
+    assert checks.no_positive_evidence(some.numpy()).tolist() == [False]  # one numpy map
+
+
 # -- the audit ---------------------------------------------------------------------------
 def test_stratified_subset_balances_the_predicted_classes():
     labels = torch.tensor([0] * 3 + [1] * 20)
