@@ -5,8 +5,12 @@ window, invert, jet overlay at the chosen opacity), so the canvas shows exactly
 what exports write, and a redraw only resamples one ``uint8`` image. A reduced
 preview is drawn while the whole image is in view, full resolution when zoomed in.
 
-Mouse: wheel zooms about the cursor, left or middle drag pans, right drag sets
-window (horizontal) and level (vertical), double-click fits the image.
+The canvas draws the image's *linear grey* (modality values, no window) through the
+view's window in modality units, converted by the image's :class:`ValueScale`.
+
+Mouse: wheel zooms about the cursor, left or middle drag pans (the image never leaves the
+view), right drag sets window (horizontal) and level (vertical), a whole view's drag being
+the image's whole value range; double-click asks for a reset (fit and default window).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
+from ..core.corner_text import CornerInfo
 from ..core.overlay import DEFAULT_CMAP, compose, upsample_cam
+from ..core.window import ValueScale
+from .corners import CornerText
 from .theme import CANVAS_BACKGROUND, CAPTION_BOX, FRAME, TEXT
 from .view_state import ViewState
+from .viewport import clamp_limits, dragged_window
 
 
 def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int] | None:
@@ -73,7 +81,8 @@ class ImageCanvas(FigureCanvasQTAgg):
     """Shows one radiograph and one overlay as a :class:`ViewState` says; knows nothing about files,
     models or tables. Zoom and pan are its own."""
 
-    windowDragged = Signal(float, float)  # low, high grey limits after a right-drag (the window redraws on set_view)
+    windowDragged = Signal(object)        # the Window (modality units) a right-drag asks for (drawn on set_view)
+    resetRequested = Signal()             # double-click: fit the image and reset its window
     hovered = Signal(str)                 # "x, y: value" under the cursor, "" when outside
     fitBoxChanged = Signal()              # resized: fit_box() changed
 
@@ -111,6 +120,8 @@ class ImageCanvas(FigureCanvasQTAgg):
                                      color=TEXT, fontsize=12, wrap=True)
         self._overlay: Overlay | None = None
         self._view = ViewState()
+        self._scale = ValueScale()
+        self.corners = CornerText(self.ax)
         self._drag: tuple | None = None
         self.cax.set_visible(False)
         self.mpl_connect("scroll_event", self._on_scroll)
@@ -136,6 +147,7 @@ class ImageCanvas(FigureCanvasQTAgg):
     def show_message(self, text: str) -> None:
         """Clear the image and show ``text`` in the middle of the view."""
         self._pixels = self._preview = self._shown = None
+        self.corners.info = None
         self._overlay = None
         self._cam_cache = None
         for artist in (self._image, self._caption):
@@ -150,13 +162,16 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.ax.set_ylim(1, 0)
         self.draw_idle()
 
-    def set_image(self, pixels: np.ndarray, preview: np.ndarray | None = None, overlay: Overlay | None = None) -> None:
-        """Show grey ``pixels`` (H x W in [0, 1], dense = bright) with ``overlay``, fitted to the view.
+    def set_image(self, pixels: np.ndarray, preview: np.ndarray | None = None, overlay: Overlay | None = None,
+                  scale: ValueScale | None = None) -> None:
+        """Show linear grey ``pixels`` (H x W, dense = bright) with ``overlay``, fitted to the view.
 
         ``preview``: a reduced copy drawn while the whole image is in view (full
-        resolution is drawn once zoomed in far enough to need it).
+        resolution is drawn once zoomed in far enough to need it); ``scale``: the
+        pixels' map to modality values (default: grey is the value).
         """
         self._overlay = overlay
+        self._scale = scale or ValueScale()
         if overlay is not None:
             self._set_bar(overlay)
         self._pixels = pixels
@@ -189,6 +204,29 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._set_caption(text, colour)
         self.draw_idle()
 
+    def set_corner_info(self, info: CornerInfo | None, anonymise: bool = False) -> None:
+        """What the four-corner text describes (window and zoom are the canvas's own); None: nothing."""
+        self.corners.info, self.corners.anonymise = info, anonymise
+        self.draw_idle()
+
+    def show_corners(self, on: bool) -> None:
+        self.corners.visible = bool(on)
+        self.draw_idle()
+
+    def zoom_factor(self) -> float | None:
+        """Screen pixels per image pixel now (None without an image)."""
+        if self._pixels is None:
+            return None
+        target = self._fit_target() if self._fitted else None
+        if target is not None:
+            return target[1] / self._pixels.shape[1]
+        x0, x1 = self.ax.get_xlim()
+        return self.ax.bbox.width / max(abs(x1 - x0), 1e-9)
+
+    def draw(self) -> None:
+        self.corners.refresh(self._view.window, self.zoom_factor())
+        super().draw()
+
     # -- display settings ------------------------------------------------------
     def set_view(self, view: ViewState) -> None:
         """Draw with ``view``'s window, inversion, overlay switch and opacity (class and scale pick
@@ -206,11 +244,13 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def zoom(self, factor: float, center: tuple[float, float] | None = None) -> None:
         """Zoom by ``factor`` (> 1 enlarges) about ``center`` in image coordinates."""
+        if self._pixels is None:
+            return
         x0, x1 = self.ax.get_xlim()
         y0, y1 = self.ax.get_ylim()
         cx, cy = center if center is not None else ((x0 + x1) / 2, (y0 + y1) / 2)
-        self.ax.set_xlim(cx + (x0 - cx) / factor, cx + (x1 - cx) / factor)
-        self.ax.set_ylim(cy + (y0 - cy) / factor, cy + (y1 - cy) / factor)
+        self._set_limits((cx + (x0 - cx) / factor, cx + (x1 - cx) / factor),
+                         (cy + (y0 - cy) / factor, cy + (y1 - cy) / factor))
         self._unfit()
 
     def rgba(self) -> np.ndarray:
@@ -249,7 +289,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             cam = self._cam_cache[1]
         v = self._view
         rgb = compose(base, cam, o.vmin if o else 0.0, o.vmax if o else 1.0, alpha=v.opacity, cmap=DEFAULT_CMAP,
-                      window=v.grey_window, invert=v.invert)
+                      window=self._scale.grey_window(v.window), invert=v.invert)
         rgba = np.empty((*rgb.shape[:2], 4), np.uint8)  # RGBA uint8 is matplotlib's fastest image path
         rgba[..., :3] = rgb
         rgba[..., 3] = 255
@@ -261,24 +301,30 @@ class ImageCanvas(FigureCanvasQTAgg):
     def _base(self) -> tuple[np.ndarray, str]:
         """The grey array to compose and how matplotlib should resample it.
 
-        Whole image in view and larger than the screen: a copy reduced to the
+        Whole image in view: a copy resized (bilinear: smooth when enlarged) to the
         screen size, drawn pixel for pixel ("none"); else the preview or the full
-        image, resampled by matplotlib.
+        image, resampled by matplotlib (bilinear when enlarged, never blocky).
         """
         shown = self._shown
         if not self._fitted:
-            return shown, "antialiased"
+            return shown, self._zoomed_interpolation()
         target = self._fit_target()
         if target is not None and self._preview.shape == target:  # the loader made it at screen size
             return self._preview, "none"
-        if target is None or target[0] >= shown.shape[0] or target[1] >= shown.shape[1]:
+        if target is None:
             return shown, "antialiased"
         key = (id(shown), target)
         if self._base_cache is None or self._base_cache[0] != key:
-            reduced = Image.fromarray(np.ascontiguousarray(shown, dtype=np.float32), mode="F").resize(
+            resized = Image.fromarray(np.ascontiguousarray(shown, dtype=np.float32), mode="F").resize(
                 (target[1], target[0]), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            self._base_cache = (key, np.asarray(reduced, dtype=np.float32))
+            self._base_cache = (key, np.asarray(resized, dtype=np.float32))
         return self._base_cache[1], "none"
+
+    def _zoomed_interpolation(self) -> str:
+        """Bilinear while the shown array is enlarged on screen (matplotlib's "antialiased" would go
+        nearest-neighbour, blocky, beyond 3x), else antialiased."""
+        magnification = (self.zoom_factor() or 1.0) * self._pixels.shape[1] / self._shown.shape[1]
+        return "bilinear" if magnification > 1.0 else "antialiased"
 
     def fit_box(self) -> tuple[float, float]:
         """(H, W) in device pixels of the area a fitted image may fill."""
@@ -295,6 +341,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         if self._pick_resolution() or was_fitted:
             self._recompose()
         else:
+            if self._image is not None:
+                self._image.set_interpolation(self._zoomed_interpolation())
             self.draw_idle()
 
     def resizeEvent(self, event) -> None:
@@ -330,7 +378,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         if self._caption is None:
             if not text:
                 return
-            self._caption = self.ax.text(0.015, 0.985, text, transform=self.ax.transAxes, ha="left", va="top",
+            self._caption = self.ax.text(0.5, 0.985, text, transform=self.ax.transAxes, ha="center", va="top",
                                          fontsize=11, fontweight="bold", color=colour, zorder=5,
                                          bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
         else:
@@ -347,14 +395,15 @@ class ImageCanvas(FigureCanvasQTAgg):
         if self._pixels is None or event.inaxes is not self.ax:
             return
         if event.dblclick:
-            self.fit()
+            self._drag = None
+            self.resetRequested.emit()
             return
         if event.button in (1, 2):
             self._drag = ("pan", event.x, event.y, self.ax.get_xlim(), self.ax.get_ylim())
             if self._fitted:
                 self._unfit()
         elif event.button == 3:
-            self._drag = ("window", event.x, event.y, self._view.grey_window)
+            self._drag = ("window", event.x, event.y, self._scale.grey_window(self._view.window))
 
     def _on_motion(self, event) -> None:
         if self._drag is None:
@@ -368,14 +417,19 @@ class ImageCanvas(FigureCanvasQTAgg):
             xlim, ylim = self._drag[3], self._drag[4]
             inv = self.ax.transData.inverted()
             (ax0, ay0), (ax1, ay1) = inv.transform([(0, 0), (dx, dy)])
-            self.ax.set_xlim(xlim[0] - (ax1 - ax0), xlim[1] - (ax1 - ax0))
-            self.ax.set_ylim(ylim[0] - (ay1 - ay0), ylim[1] - (ay1 - ay0))
+            self._set_limits((xlim[0] - (ax1 - ax0), xlim[1] - (ax1 - ax0)), (ylim[0] - (ay1 - ay0), ylim[1] - (ay1 - ay0)))
             self.draw_idle()
         else:
-            low, high = self._drag[3]
-            width = (high - low) * (1.0 + dx / 200.0)
-            level = (low + high) / 2 + dy / 400.0
-            self.windowDragged.emit(level - width / 2, level + width / 2)
+            s = self._scale
+            span = s.range_width / abs(s.span)  # the image's value range in grey units
+            low, high = dragged_window(self._drag[3], dx, dy, (self.ax.bbox.width, self.ax.bbox.height), span)
+            self.windowDragged.emit(s.window_from_grey(low, high))
+
+    def _set_limits(self, xlim, ylim) -> None:
+        """Show ``xlim``/``ylim``, shifted so that the image stays in view."""
+        xlim, ylim = clamp_limits(xlim, ylim, self._pixels.shape)
+        self.ax.set_xlim(*xlim)
+        self.ax.set_ylim(*ylim)
 
     def _on_release(self, event) -> None:
         self._drag = None
@@ -387,7 +441,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         h, w = self._pixels.shape
         x, y = int(round(event.xdata)), int(round(event.ydata))
         if 0 <= x < w and 0 <= y < h:
-            text = f"x {x}, y {y}: grey {self._pixels[y, x]:.3f}"
+            s = self._scale
+            text = f"x {x}, y {y}: {s.format(s.value(self._pixels[y, x]))}{' ' + s.unit if s.unit else ''}"
             if self._overlay_shown() and self._cam_cache is not None:
                 cam = self._cam_cache[1]
                 ch, cw = cam.shape

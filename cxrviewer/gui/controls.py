@@ -1,4 +1,7 @@
-"""The strip of display controls above the image: overlay, CAM class, scale, opacity, window/level."""
+"""The strip of display controls above the image: overlay, CAM class, scale, opacity, window/level.
+
+The window and level sliders run over the current image's value range (:meth:`ViewControls.set_scale`)
+and edit the window in modality units."""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ from dataclasses import replace
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
-from .view_state import MIN_WINDOW, SCALE_FIXED, SCALE_IMAGE, ViewState
+from ..core.window import ValueScale, Window
+from .view_state import SCALE_FIXED, SCALE_IMAGE, ViewState
 
 PREDICTED = ""  # class combo entry meaning "the predicted class"
+STEPS = 1000  # slider steps over the image's value range
 
 
 def _slider(lo: int, hi: int, tip: str, width: int = 80) -> QSlider:
@@ -30,6 +35,7 @@ class ViewControls(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self._view = ViewState()
+        self._scale = ValueScale()
         self.overlay = QCheckBox("Overlay")
         self.overlay.setToolTip("Show the class activation map (O)")
         self.class_box = QComboBox()
@@ -41,8 +47,8 @@ class ViewControls(QWidget):
         self.scale_box.addItem("Fixed", SCALE_FIXED)
         self.scale_box.setToolTip("Colour scale: per-image min-max, or the model's fixed scale in logit units")
         self.opacity = _slider(0, 100, "Overlay opacity")
-        self.window_slider = _slider(round(100 * MIN_WINDOW), 100, "Window width (or right-drag on the image)")
-        self.level_slider = _slider(0, 100, "Window level (or right-drag on the image)")
+        self.window_slider = _slider(1, STEPS, "Window width (or right-drag on the image)")
+        self.level_slider = _slider(0, STEPS, "Window level (or right-drag on the image)")
         self.invert = QCheckBox("Invert")
         self.invert.setToolTip("Invert the grey scale (I)")
         self.fit = QToolButton()
@@ -57,8 +63,8 @@ class ViewControls(QWidget):
         self.class_box.currentIndexChanged.connect(lambda _i: edit(class_name=self.class_box.currentData() or None))
         self.scale_box.currentIndexChanged.connect(lambda _i: edit(scale=self.scale_box.currentData()))
         self.opacity.valueChanged.connect(lambda v: edit(opacity=v / 100.0))
-        self.window_slider.valueChanged.connect(lambda v: edit(window=v / 100.0))
-        self.level_slider.valueChanged.connect(lambda v: edit(level=v / 100.0))
+        self.window_slider.valueChanged.connect(lambda _v: edit(window=self._slider_window()))
+        self.level_slider.valueChanged.connect(lambda _v: edit(window=self._slider_window()))
         self.invert.toggled.connect(lambda on: edit(invert=on))
         self.fit.clicked.connect(self.fitRequested)
 
@@ -93,12 +99,34 @@ class ViewControls(QWidget):
         for box, on in values:
             with QSignalBlocker(box):
                 box.setChecked(on)
-        for slider, v in ((self.opacity, view.opacity), (self.window_slider, view.window), (self.level_slider, view.level)):
-            with QSignalBlocker(slider):
-                slider.setValue(round(100 * v))
+        with QSignalBlocker(self.opacity):
+            self.opacity.setValue(round(100 * view.opacity))
+        self._show_window(view.window)
         for combo, data in ((self.class_box, view.class_name or PREDICTED), (self.scale_box, view.scale)):
             with QSignalBlocker(combo):
                 combo.setCurrentIndex(max(0, combo.findData(data)))
+
+    def set_scale(self, scale: ValueScale) -> None:
+        """The sliders now run over ``scale``'s value range (emits nothing)."""
+        self._scale = scale
+        self._show_window(self._view.window)
+
+    def _show_window(self, window: Window | None) -> None:
+        s = self._scale
+        w = window or s.default_window
+        for slider, fraction in ((self.window_slider, w.width / s.range_width),
+                                 (self.level_slider, (w.center - s.low) / s.range_width)):
+            with QSignalBlocker(slider):
+                slider.setValue(round(STEPS * fraction))
+        text = f"W {s.format(w.width)}  L {s.format(w.center)}"
+        for slider in (self.window_slider, self.level_slider):
+            slider.setToolTip(f"{text} (or right-drag on the image)")
+
+    def _slider_window(self) -> Window:
+        """The window the sliders show, in modality units."""
+        s = self._scale
+        return Window(s.low + self.level_slider.value() / STEPS * s.range_width,
+                      self.window_slider.value() / STEPS * s.range_width)
 
     def _edit(self, **change) -> None:
         view = replace(self._view, **change)

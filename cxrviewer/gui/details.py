@@ -61,6 +61,7 @@ class DetailsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.browser)
         self.model = ModelInfo()
+        self.hidden_keys: frozenset[str] = frozenset()  # meta keys not shown (identifying ones, when anonymised)
         self._last: tuple | None = None  # the last show_file/clear call, redone when the model changes
         self.clear()
 
@@ -89,8 +90,10 @@ class DetailsPanel(QWidget):
             parts.append(f"<p style='color:{theme.MUTED}'>Status: {_esc(status)}</p>")
         if result is not None:
             parts.append(self._result_html(result))
-        meta = dict(result.meta) if result is not None and result.meta else {}
-        meta.update(image_meta or {})
+        meta = dict(image_meta or {})  # the image's first (e.g. the window shown), then the result's
+        for key, value in (result.meta if result is not None and result.meta else {}).items():
+            meta.setdefault(key, value)
+        meta = {k: v for k, v in meta.items() if k not in self.hidden_keys}
         parts.append(self._image_html(result, meta))
         parts.append(self._model_html())
         self.browser.setHtml("".join(parts))

@@ -1,7 +1,7 @@
 """Viewer exports, run on a background Task, built on the core's overlay and export modules.
 
 Overlay PNGs are what the canvas shows (its :class:`ViewState`: class, scale, opacity,
-window, invert) at the image's own size, with the core's colour bar and caption. Files are
+window in modality units (per image unless locked), invert) at the image's own size, with the core's colour bar and caption. Files are
 written atomically; batch exports never overwrite (``name (1).png``), and a
 single export replaces a file only when the user chose that name in a save
 dialog (which asked first).
@@ -9,8 +9,8 @@ dialog (which asked first).
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +20,7 @@ from ..core.export import overlay_path, save_png
 from ..core.imaging import Radiograph, load_radiograph
 from ..core.overlay import DEFAULT_CMAP, compose, render_export
 from ..core.results import FileResult
+from ..core.window import Window
 from .view_state import ViewState
 
 
@@ -30,18 +31,25 @@ class RenderOptions:
     view: ViewState = ViewState()
     cam_range: tuple[float, float] | None = None  # the "fixed" scale's limits
     model_name: str | None = None
+    windows: Mapping[Path, Window | None] = field(default_factory=dict)  # per-image windows, over ``view.window``
+
+    def window_for(self, path: Path) -> Window | None:
+        """The window (modality units) image ``path`` is drawn with; None: its own default."""
+        return self.windows[path] if path in self.windows else self.view.window
 
 
 def render(result: FileResult, options: RenderOptions, radiograph: Radiograph | None = None) -> Image.Image:
     """The PNG image for ``result``: the overlay with colour bar and caption, or the grey image alone."""
     radiograph = radiograph or load_radiograph(result.path)
     v = options.view
+    window = radiograph.scale.grey_window(options.window_for(result.path))
+    radiograph = replace(radiograph, pixels=radiograph.linear_pixels)  # the linear grey, windowed as on the canvas
     if v.overlay and result.ok:
         class_name = v.class_name if v.class_name in result.probs else None
         return render_export(radiograph, result, class_name=class_name, scale=v.scale, cam_range=options.cam_range,
-                             alpha=v.opacity, cmap=DEFAULT_CMAP, window=v.grey_window, invert=v.invert,
+                             alpha=v.opacity, cmap=DEFAULT_CMAP, window=window, invert=v.invert,
                              model_name=options.model_name)
-    grey = compose(radiograph.pixels, None, 0.0, 1.0, window=v.grey_window, invert=v.invert)
+    grey = compose(radiograph.pixels, None, 0.0, 1.0, window=window, invert=v.invert)
     return Image.fromarray(grey, "RGB")
 
 

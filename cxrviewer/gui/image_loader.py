@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..core.errors import RadiographError
 from ..core.imaging import Radiograph, load_radiograph
+from ..core.window import ValueScale, Window, presets
 from .canvas import fit_size
 from .worker import TaskGroup, lower_thread_priority
 
@@ -27,14 +28,21 @@ PREVIEW_MAX = 1024  # longest side of the copy drawn when the whole image is in 
 
 @dataclass
 class DisplayImage:
-    """A decoded radiograph plus a reduced copy for fast drawing (``preview`` is ``pixels`` when small)."""
+    """A decoded radiograph plus a reduced copy for fast drawing (``preview`` is ``pixels`` when small) and
+    its window presets (modality units)."""
 
     radiograph: Radiograph
     preview: np.ndarray
+    presets: dict[str, Window] = field(default_factory=dict)
 
     @property
     def pixels(self) -> np.ndarray:
-        return self.radiograph.pixels
+        """The linear grey the canvas draws through a window."""
+        return self.radiograph.linear_pixels
+
+    @property
+    def scale(self) -> ValueScale:
+        return self.radiograph.scale
 
     @property
     def meta(self) -> dict:
@@ -140,7 +148,9 @@ def _decode(cancel, path: Path, box: tuple[float, float] | None) -> tuple[Displa
     lower_thread_priority()  # prefetching must not slow the GUI thread down
     try:
         rad = load_radiograph(path)
-        return DisplayImage(rad, make_preview(rad.pixels, size=fit_size(rad.pixels.shape, box) if box else None)), None
+        grey = rad.linear_pixels
+        preview = make_preview(grey, size=fit_size(grey.shape, box) if box else None)
+        return DisplayImage(rad, preview, presets(rad.scale, grey)), None
     except RadiographError as e:
         return None, e.reason
     except Exception as e:  # noqa: BLE001 - a viewer never crashes on one file

@@ -37,6 +37,7 @@ from .settings import Settings
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
 from .view_state import ViewState
+from .windowing import Windowing
 from .worker import BatchRunner, TaskGroup
 
 LOADING_HINT_MS = 150
@@ -152,7 +153,9 @@ class MainWindow(QMainWindow):
                                "Show or hide the class activation map", checkable=True)
         self.invert_act = act("&Invert", lambda on: self.set_view(replace(self.view, invert=on)), "I",
                               "Invert the grey scale", True)
-        self.fit_act = act("&Fit Image", self.canvas.fit, "F", "Show the whole image")
+        self.windowing = Windowing(self)
+        self.fit_act = act("&Fit and Reset Window", self.windowing.reset, "F",
+                           "Show the whole image with its own window (or double-click the image)")
         self.zoom_in_act = act("Zoom &In", lambda: self.canvas.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
         self.zoom_out_act = act("Zoom &Out", lambda: self.canvas.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
         self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
@@ -182,6 +185,8 @@ class MainWindow(QMainWindow):
         view_menu.addActions([self.overlay_act, self.invert_act])
         view_menu.addSeparator()
         view_menu.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act])
+        view_menu.addSeparator()
+        self.windowing.fill_menu(view_menu)
         view_menu.addSeparator()
         view_menu.addActions([self.next_act, self.prev_act])
         model_menu = bar.addMenu("&Model")
@@ -228,7 +233,8 @@ class MainWindow(QMainWindow):
         self._loading_timer.timeout.connect(self._show_loading_hint)
         self.controls.viewEdited.connect(self.set_view)
         self.controls.fitRequested.connect(self.canvas.fit)
-        self.canvas.windowDragged.connect(lambda low, high: self.set_view(self.view.with_grey_window(low, high)))
+        self.canvas.windowDragged.connect(self.windowing.set_window)
+        self.canvas.resetRequested.connect(self.windowing.reset)
         self.canvas.hovered.connect(self.hover_label.setText)
 
     # -- settings ---------------------------------------------------------------------
@@ -273,6 +279,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(inputs)
         self._fill_recent_menu()
         self.loader.clear()
+        self.windowing.clear()
         self.results_model.set_paths([])
         self.canvas.show_message("Scanning...")
         self.details.clear("Scanning...")
@@ -377,9 +384,13 @@ class MainWindow(QMainWindow):
         self._loading_timer.stop()
         r = self.results_model.row(self._current_row)
         overlay = self._overlay_for(r.result, image.pixels.shape)
-        self.canvas.set_image(image.pixels, image.preview, overlay=overlay)
+        proxy = self.results_view.proxy
+        window = self.windowing.show_image(path, image, proxy.mapFromSource(self.results_model.index(self._current_row, 0)).row() + 1,
+                                           proxy.rowCount())
+        self.canvas.set_image(image.pixels, image.preview, overlay=overlay, scale=image.scale)
+        self.set_view(replace(self.view, window=window))
         self._update_caption(r.result)
-        self.details.show_file(path, r.status, r.result, image.meta)
+        self.details.show_file(path, r.status, r.result, self.windowing.details_meta(image.meta))
         self.imageShown.emit(path)
 
     def _update_fit_box(self) -> None:
@@ -419,6 +430,9 @@ class MainWindow(QMainWindow):
         old, self.view = self.view, view
         self.controls.set_view(view)
         self.canvas.set_view(view)
+        if old.window != view.window:
+            self.windowing.viewed(view.window)
+            self.refresh_details()
         for action, on in ((self.overlay_act, view.overlay), (self.invert_act, view.invert)):
             with QSignalBlocker(action):
                 action.setChecked(on)
@@ -433,7 +447,8 @@ class MainWindow(QMainWindow):
     def _render_options(self) -> RenderOptions:
         """What exports draw: the view, plus the model's fixed colour range and name."""
         meta = self.model.meta if self.model is not None else None
-        return RenderOptions(self.view, fixed_range(meta), self.model_name())
+        window, windows = self.windowing.windows_for_export()
+        return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows)
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
@@ -443,10 +458,15 @@ class MainWindow(QMainWindow):
         result = self.current_result()
         self.canvas.set_overlay(self._overlay_for(result, self.canvas.image_shape))
         self._update_caption(result)
-        if draw_details and self._current_row >= 0:
+        if draw_details:
+            self.refresh_details()
+
+    def refresh_details(self) -> None:
+        """Redraw the details panel for the current row (its window, anonymised or not)."""
+        if self._current_row >= 0:
             r = self.results_model.row(self._current_row)
             image = self.loader.cached(r.path)
-            self.details.show_file(r.path, r.status, r.result, image.meta if image is not None else None)
+            self.details.show_file(r.path, r.status, r.result, self.windowing.details_meta(image.meta if image else None))
 
     def _update_caption(self, result) -> None:
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM

@@ -66,6 +66,8 @@ class Settings:
     precision = _Setting("model/precision", lambda v: v if v in PRECISIONS else "auto")
     stability = _Setting("model/stability", lambda v: str(v).lower() not in ("false", "0"), bool)
     """Run the per-verdict stability check (default on: two more forward passes per image)."""
+    show_corners = _Setting("view/corner_text", lambda v: str(v).lower() != "false", bool)  # default on
+    anonymise = _Setting("view/anonymise", lambda v: str(v).lower() == "true", bool)      # default off
 
     @property
     def opacity(self) -> float:

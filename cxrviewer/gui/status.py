@@ -20,27 +20,38 @@ def format_eta(seconds: float) -> str:
 
 
 class ProgressRate:
-    """Images per second and time left from (done, total) updates, smoothed over recent updates."""
+    """Images per second and time left from (done, total) updates.
+
+    No estimate until :attr:`MIN_DONE` images are done after the first update and :attr:`MIN_SECONDS` have
+    passed (the start-up - model warm-up, first batch - would make the first figure far too slow); then
+    the rate over the last :attr:`WINDOW_S` seconds, smoothed so the figure does not jump.
+    """
+
+    MIN_DONE = 4
+    MIN_SECONDS = 1.0
+    WINDOW_S = 10.0
+    SMOOTHING = 0.3  # weight of the newest rate
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
         self.reset()
 
     def reset(self) -> None:
-        self._start = self._clock()
         self._samples: list[tuple[float, int]] = []
+        self._rate: float | None = None
 
     def update(self, done: int, total: int) -> tuple[float | None, float | None]:
         now = self._clock()
         self._samples.append((now, done))
-        self._samples = [s for s in self._samples if now - s[0] <= 10.0] or [(now, done)]
-        t0, d0 = self._samples[0]
-        if now - t0 < 0.5:
-            t0, d0 = self._start, 0
-        if now - t0 <= 0 or done <= d0:
+        first = self._samples[0]  # where measuring began: the first update, after start-up
+        recent = [s for s in self._samples[1:] if now - s[0] <= self.WINDOW_S]
+        self._samples = [first, *recent]
+        if done - first[1] < self.MIN_DONE or now - first[0] < self.MIN_SECONDS:
             return None, None
+        t0, d0 = recent[0] if recent[0][1] < done and now - recent[0][0] >= self.MIN_SECONDS else first
         rate = (done - d0) / (now - t0)
-        return rate, (total - done) / rate
+        self._rate = rate if self._rate is None else self.SMOOTHING * rate + (1 - self.SMOOTHING) * self._rate
+        return self._rate, (total - done) / self._rate
 
 
 class BatchStatus(QWidget):

@@ -19,6 +19,7 @@ from cxrviewer.core.overlay import DEFAULT_ALPHA, DEFAULT_CMAP
 from cxrviewer.gui import dialogs
 from cxrviewer.gui.results_model import STATUS
 from cxrviewer.gui.settings import Settings
+from cxrviewer.core.window import Window
 from cxrviewer.gui.view_state import ViewState
 
 from tests.gui.helpers import open_and_wait
@@ -30,11 +31,11 @@ def test_view_state_is_a_qt_free_frozen_value():
     code = ("import sys, cxrviewer.gui.view_state as v; s = v.ViewState(); "
             "assert not [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))], 'Qt imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=GUI.parents[1])
-    v = ViewState(window=5, level=-1, opacity=2, class_name="")
-    assert (v.window, v.level, v.opacity, v.class_name) == (1.0, 0.0, 1.0, None)
-    assert ViewState().with_grey_window(0.3, 0.7).grey_window == pytest.approx((0.3, 0.7))
+    v = ViewState(window=Window(-600, 1500), opacity=2, class_name="")
+    assert (v.window, v.opacity, v.class_name) == (Window(-600, 1500), 1.0, None)
+    assert ViewState().window is None  # the image's own default
     with pytest.raises(Exception):
-        v.window = 0.5  # frozen
+        v.window = None  # frozen
     with pytest.raises(ValueError):
         ViewState(scale="log")
 
@@ -44,13 +45,16 @@ def test_the_view_flows_one_way_controls_canvas_and_drag(qtbot, window, image_fo
     qtbot.waitUntil(lambda: window.canvas.has_image, timeout=5000)
     window.controls.opacity.setValue(70)
     assert window.view.opacity == pytest.approx(0.7) and window.canvas.view is window.view
-    window.canvas.windowDragged.emit(0.2, 0.6)  # what a right-drag on the image sends
-    assert window.view.grey_window == pytest.approx((0.2, 0.6)) and window.canvas.view is window.view
-    assert window.controls.window_slider.value() == 40 and window.controls.level_slider.value() == 40
+    scale = window.canvas._scale
+    window.canvas.windowDragged.emit(scale.window_from_grey(0.2, 0.6))  # what a right-drag on the image sends
+    assert scale.grey_window(window.view.window) == pytest.approx((0.2, 0.6)) and window.canvas.view is window.view
+    assert window.controls.window_slider.value() == round(1000 * 0.4 * 255 / scale.range_width)
     window.set_view(replace(window.view, invert=True, overlay=False))
     assert window.controls.invert.isChecked() and window.invert_act.isChecked()
     assert not window.controls.overlay.isChecked() and not window.overlay_act.isChecked()
-    assert window._render_options().view is window.view  # exports draw the same value
+    options = window._render_options()  # exports draw the same value, the window per image
+    assert options.view == replace(window.view, window=None)
+    assert options.window_for(window.current_path()) == window.view.window
 
 
 def test_default_opacity_colormap_and_suffixes_have_one_home(make_window):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -93,9 +94,16 @@ def test_settings_round_trip(_fresh_settings, tmp_path):
 def test_progress_rate_and_eta():
     now = [0.0]
     rate = ProgressRate(clock=lambda: now[0])
-    now[0] = 2.0
-    r, left = rate.update(10, 30)
-    assert r == 5.0 and left == 4.0
+    now[0] = 10.0  # a slow start (model warm-up): the first image after 10 s ...
+    assert rate.update(1, 74) == (None, None)  # ... gives no estimate (it said "11:37 left" for a 30 s batch)
+    now[0] = 10.5
+    assert rate.update(9, 74) == (None, None)  # too soon to tell
+    now[0] = 11.0
+    r, left = rate.update(17, 74)
+    assert r == 16.0 and left == pytest.approx(57 / 16)  # measured from the first update, not from the start
+    now[0] = 12.0
+    r, left = rate.update(25, 74)  # 8 img/s now: smoothed, not jumping
+    assert 8.0 < r < 16.0 and left == pytest.approx(49 / r)
     assert format_eta(3725) == "1:02:05" and format_eta(65) == "1:05"
 
 

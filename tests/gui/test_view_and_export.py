@@ -55,8 +55,9 @@ def test_choosing_another_class_changes_the_cam(reviewed):
 def test_window_level_and_invert_change_the_grey_image(reviewed):
     reviewed.overlay_act.trigger()
     base = reviewed.canvas.rgba()
-    reviewed.controls.window_slider.setValue(40)
-    assert reviewed.view.grey_window == pytest.approx((0.3, 0.7)) and reviewed.canvas.view == reviewed.view
+    scale = reviewed.canvas._scale  # 8-bit grey values
+    reviewed.controls.window_slider.setValue(400)
+    assert reviewed.view.window.width == pytest.approx(0.4 * scale.range_width) and reviewed.canvas.view == reviewed.view
     windowed = reviewed.canvas.rgba()
     assert np.abs(windowed.astype(int) - base.astype(int)).sum() > 0
     reviewed.invert_act.trigger()
