@@ -219,13 +219,14 @@ def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple
 
 
 def _raster_scale(pixels: np.ndarray, origin: float, span: float) -> ValueScale:
-    """The scale of a raster whose ``pixels`` are ``(value - origin) / span``: its values' range, integers."""
+    """The scale of a raster whose ``pixels`` are ``(value - origin) / span``: its values' range; its own window
+    is ``origin`` to ``origin + span`` (e.g. 0-255: the file shown as stored)."""
     lo, hi = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 1.0)
     lo, hi = origin + lo * span, origin + hi * span
     whole = float(origin).is_integer() and float(span).is_integer()
     if whole:
         lo, hi = round(lo), round(hi)
-    return linear_scale(lo, hi, integer=whole, origin=origin, span=span)
+    return linear_scale(lo, hi, integer=whole, origin=origin, span=span, file_window=Window.spanning(origin, origin + span))
 
 
 def _reduced(im: Image.Image, fmt: str, target_size: tuple[int, int] | None) -> Image.Image:

@@ -12,7 +12,8 @@ projection radiograph, whose values depend on the detector and processing, so th
 percentiles of the image's own linear grey (0 = least dense, 1 = densest), converted back to modality
 units; they follow every image's range:
 
-- ``file``: the DICOM file's first WindowCenter / WindowWidth; full range when it has none.
+- ``file``: the DICOM file's first WindowCenter / WindowWidth (full range when it has none); for
+  raster images their type's range (0-255, 0-65535): the file shown as stored.
 - ``full``: the image's minimum to maximum value.
 - ``lung``: grey percentiles 2 to 60: the darker part (air-filled lung), bone and mediastinum white.
 - ``bone``: grey percentiles 40 to 99.8: the denser part (ribs, spine, mediastinum).
@@ -71,7 +72,7 @@ class ValueScale:
 
     ``span`` < 0 when high values are shown dark (MONOCHROME1). ``low``/``high``: the image's
     minimum and maximum value; ``unit``: e.g. "HU", or "" for plain stored values; ``file_window``:
-    the DICOM file's own window; ``integer``: values are whole numbers (for printing).
+    the file's own window; ``integer``: values are whole numbers (for printing).
     """
 
     origin: float = 0.0

@@ -39,7 +39,7 @@ def test_raster_corners(tmp_path):
     Image.fromarray(np.zeros((30, 40), np.uint8), "L").save(tmp_path / "chest.png")
     text = corner_text(corner_info(load_radiograph(tmp_path / "chest.png"), index=1, count=2), anonymise=True)
     assert text["top_left"] == ["chest.png"] and text["top_right"] == ["40 x 30 px", "PNG"]
-    assert text["bottom_left"] == ["W 1  L 0"]  # an all-black image: its full range, one value wide
+    assert text["bottom_left"] == ["W 255  L 128"]  # an 8-bit image's own window: 0-255
 
 
 def test_minimal_info():

@@ -58,7 +58,8 @@ def test_rasters_are_8_and_16_bit_values(tmp_path):
     assert (a.scale.origin, a.scale.span, a.scale.low, a.scale.high) == (0, 255, 0, 255) and a.linear is None
     assert (b.scale.span, b.scale.high) == (65535, 65535)
     assert a.scale.value(a.linear_pixels[0, 100]) == pytest.approx(100)
-    assert a.scale.default_window == Window(127.5, 255)  # no file window: the full range
+    assert a.scale.default_window == Window(127.5, 255)  # shown as stored: 0-255
+    assert b.scale.default_window == Window.spanning(0, 65535)
 
 
 def test_window_checks_and_formatting():

@@ -119,8 +119,9 @@ def test_right_drag_sensitivity_follows_the_value_range(viewer):
 def test_window_per_image_unless_locked(qtbot, viewer):
     viewer.windowing.set_window(Window(100, 200))
     show(qtbot, viewer, "b.png")
-    assert viewer.view.window is None  # the PNG keeps its own window (its full 0-255 range)
-    assert viewer.canvas._scale.default_window == Window.spanning(0, 254)
+    assert viewer.view.window is None  # the PNG keeps its own window (0-255, as stored) ...
+    assert viewer.canvas._scale.default_window == Window.spanning(0, 255)
+    assert viewer.canvas._scale.full_window == Window.spanning(0, 254)  # ... full range is its min to max
     show(qtbot, viewer, "a.dcm")
     assert viewer.view.window == Window(100, 200)  # remembered for the DICOM
     viewer.windowing.lock_act.trigger()  # lock: the current window for the batch
@@ -190,3 +191,14 @@ def test_exports_use_each_images_window(viewer):
     out = np.asarray(render(r, narrow, image.radiograph))
     assert out[0, 0, 0] == 0 and out[0, -1, 0] == 255  # -1024 black, 3040 white at W 10 L 0
     assert not np.array_equal(out, default)
+
+
+def test_viewport_arithmetic():
+    from cxrviewer.gui.viewport import clamp_limits, dragged_window
+
+    (x0, x1), (y0, y1) = clamp_limits((500.0, 700.0), (90.0, -10.0), (96, 128))  # far right, y axis downward
+    assert (x0 + x1) / 2 == 127.5 and x1 - x0 == 200 and (y0, y1) == (90.0, -10.0)  # shifted, size and direction kept
+    assert dragged_window((0.25, 0.75), 800, 0, (800, 600), 1.0) == pytest.approx((-0.25, 1.25))  # whole view: + range
+    assert dragged_window((0.25, 0.75), 0, -300, (800, 600), 1.0) == pytest.approx((-0.25, 0.25))  # half down: -0.5
+    low, high = dragged_window((0.25, 0.75), -5000, 0, (800, 600), 1.0)
+    assert high - low == pytest.approx(1e-3)  # never narrower than a thousandth of the range
