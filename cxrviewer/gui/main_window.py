@@ -384,14 +384,17 @@ class MainWindow(QMainWindow):
         self._loading_timer.stop()
         r = self.results_model.row(self._current_row)
         overlay = self._overlay_for(r.result, image.pixels.shape)
-        proxy = self.results_view.proxy
-        window = self.windowing.show_image(path, image, proxy.mapFromSource(self.results_model.index(self._current_row, 0)).row() + 1,
-                                           proxy.rowCount())
+        window = self.windowing.show_image(path, image, *self._position())
         self.canvas.set_image(image.pixels, image.preview, overlay=overlay, scale=image.scale)
         self.set_view(replace(self.view, window=window))
         self._update_caption(r.result)
         self.details.show_file(path, r.status, r.result, self.windowing.details_meta(image.meta))
         self.imageShown.emit(path)
+
+    def _position(self) -> tuple[int, int]:
+        """(i, n): the current row's place in the table as sorted and filtered (from 1), and the rows shown."""
+        proxy = self.results_view.proxy
+        return proxy.mapFromSource(self.results_model.index(self._current_row, 0)).row() + 1, proxy.rowCount()
 
     def _update_fit_box(self) -> None:
         """Have the loader make previews at the size the view draws them (unless the view is tiny)."""

@@ -40,7 +40,7 @@ class Windowing(QObject):
                                         "Patient, study, window, zoom and position in the image's corners", True, s.show_corners)
         self.anonymise_act = self._action("A&nonymise", self.anonymise, None,
                                           "Hide patient name, ID, birth date and other identifying details "
-                                          "(corner text, details panel, exports)", True, s.anonymise)
+                                          "(corner text and details panel)", True, s.anonymise)
 
     def _action(self, text, slot, shortcut=None, tip="", checkable=False, checked=False) -> QAction:
         a = QAction(text, self.main, statusTip=tip, checkable=checkable)
