@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .reader_study import agreement
 from .results import FileResult
 
 
@@ -177,6 +178,23 @@ CHECKS = Column("checks", "Checks", _warnings, width=200, tip="What the per-verd
 CHECK_COLUMNS = (EVIDENCE_OUTSIDE, EVIDENCE_FLAG, NO_POSITIVE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, CHECKS)
 
 
+def _reader(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
+    """Getter of one field of a result's reader-study entry (None outside a reader study)."""
+    return lambda r, b: get(r.reader) if r.reader is not None else None
+
+
+TRUTH = Column("truth", "Truth", _reader(lambda e: e.truth), width=90,
+               tip="The class named by the image's folder (ground truth for the reader study)")
+READER_LABEL = Column("reader_label", "Reader", _reader(lambda e: e.label), width=90,
+                      tip="The reader's own label (A agree, X disagree, Ctrl+1..9 a class)")
+AGREEMENT = Column("agreement", "Agreement", lambda r, b: agreement(r.reader, r.label if r.ok else None), width=80,
+                   tip="Whether the reader agrees with the AI's label")
+NOTE = Column("note", "Note", _reader(lambda e: e.note or None), width=200, tip="The reader's note")
+
+#: The reader-study columns (the viewer's CSV and details panel).
+READER_COLUMNS = (TRUTH, READER_LABEL, AGREEMENT, NOTE)
+
+
 def probability_column(class_name: str) -> Column:
     """``p_<class>``: the calibrated probability of one class (six decimals)."""
     return Column(f"p_{class_name}", f"P({class_name})", lambda r, b: r.probs.get(class_name) if r.ok else None,
@@ -191,19 +209,22 @@ def shown_probability_column(batch: Batch) -> Column:
     return Column("p_shown", header, shown_probability, fmt=_percent, width=104, tip=tip)
 
 
-def csv_columns(batch: Batch, overlays: bool = False) -> list[Column]:
+def csv_columns(batch: Batch, overlays: bool = False, reader: bool = False) -> list[Column]:
     """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, error,
-    threshold, width, height, format, model, precision, the checks, and ``overlay`` when overlays are written."""
+    threshold, width, height, format, model, precision, the checks, ``overlay`` when overlays are written, and
+    truth, reader_label, agreement and note for the viewer's reader study."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, ERROR,
-            THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ())]
+            THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
+            *(READER_COLUMNS if reader else ())]
 
 
 def table_columns(batch: Batch) -> list[Column]:
     """The result columns of the viewer's table (the row's status is the table's own)."""
-    return [NAME, LABEL, shown_probability_column(batch)]
+    return [NAME, LABEL, shown_probability_column(batch), READER_LABEL]
 
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_REASON, SCOPE_SCORE, CHECKS,
+    return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, IN_SCOPE, SCOPE_REASON,
+            SCOPE_SCORE, CHECKS,
             EVIDENCE_OUTSIDE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

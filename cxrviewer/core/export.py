@@ -293,9 +293,11 @@ class CsvWriter:
             self.abort()
 
 
-def write_csv(results: Iterable[FileResult], path: str | Path, batch: Batch, overwrite: bool = False) -> Path:
-    """Write ``results`` as the results CSV (:func:`~cxrviewer.core.columns.csv_columns`); returns the path written."""
-    with CsvWriter(path, batch, overwrite=overwrite) as writer:
+def write_csv(results: Iterable[FileResult], path: str | Path, batch: Batch, overwrite: bool = False,
+              columns: Sequence[Column] | None = None) -> Path:
+    """Write ``results`` as the results CSV (``columns``, default :func:`~cxrviewer.core.columns.csv_columns`);
+    returns the path written."""
+    with CsvWriter(path, batch, columns, overwrite=overwrite) as writer:
         for result in results:
             writer.write(result)
     return writer.path

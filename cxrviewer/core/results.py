@@ -75,6 +75,7 @@ class FileResult:
     ``overlay``: the overlay PNG written for this file, if any.
     ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
     ``checks``: the per-verdict checks (evidence location, stability); None when not run.
+    ``reader``: the viewer's reader-study entry (:mod:`cxrviewer.core.reader_study`); None outside the viewer.
 
     The columns that show these fields are declared in :mod:`cxrviewer.core.columns`.
     """
@@ -95,6 +96,7 @@ class FileResult:
     in_scope: bool | None = None
     scope_score: float | None = None
     scope_reason: str | None = None
+    reader: Any = None
 
     @property
     def ok(self) -> bool:

@@ -13,7 +13,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor
 
 from ..core.columns import Batch, Column, table_columns
-from ..core.results import FileResult
+from ..core.reader_study import ReaderStudy, relabel
+from ..core.results import OUT_OF_SCOPE, FileResult
 from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
@@ -21,12 +22,13 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RESULT_ROLE = Qt.ItemDataRole.UserRole + 2
 PATH_ROLE = Qt.ItemDataRole.UserRole + 3
 
-NAME, STATUS, CLASS, PROB = range(4)  # where table_columns() and the status land
+NAME, STATUS, CLASS, PROB, READER = range(5)  # where table_columns() and the status land
 STATUS_WIDTH = 62
 _STATUS_ORDER = {ERROR: 0, QUEUED: 1, NO_MODEL: 2, CANCELLED: 3, DONE: 4}
 _ERROR_COLOUR = QColor(theme.ERROR)
 _MUTED_COLOUR = QColor(theme.MUTED)
 _POSITIVE_COLOUR = QColor(theme.POSITIVE)
+_WRONG_COLOUR = QColor(theme.DISAGREES_WITH_TRUTH)
 
 
 @dataclass
@@ -37,8 +39,8 @@ class Row:
 
 
 def _columns(batch: Batch) -> list[Column | None]:
-    name, label, prob = table_columns(batch)
-    return [name, None, label, prob]  # None: the status
+    name, label, prob, *more = table_columns(batch)
+    return [name, None, label, prob, *more]  # None: the status
 
 
 class ResultsModel(QAbstractTableModel):
@@ -55,6 +57,7 @@ class ResultsModel(QAbstractTableModel):
         self._sort_keys: dict[int, list] = {}  # column -> key per row, rebuilt after any change
         self.batch = Batch()
         self.columns = _columns(self.batch)
+        self.study = ReaderStudy()  # the reader's entries; results get theirs as they arrive
 
     # -- filling -----------------------------------------------------------------
     def set_paths(self, paths: list[Path], status: str = QUEUED) -> None:
@@ -65,8 +68,11 @@ class ResultsModel(QAbstractTableModel):
         self.endResetModel()
 
     def set_batch(self, batch: Batch) -> None:
-        """The model's facts (classes, positive class, threshold, name): they decide the columns' text."""
+        """The model's facts (classes, positive class, threshold, name): they decide the columns' text,
+        and the threshold every stored result's label (see :func:`~cxrviewer.core.reader_study.relabel`)."""
         self.batch = batch
+        for r in self.results():
+            relabel(r, batch.threshold, batch.positive)
         self.columns = _columns(batch)
         self._sort_keys.clear()
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
@@ -86,7 +92,8 @@ class ResultsModel(QAbstractTableModel):
         for r in results:
             if 0 <= r.index < len(self._rows):
                 row = self._rows[r.index]
-                row.result = r
+                row.result = self.study.attach(r)
+                relabel(r, self.batch.threshold, self.batch.positive)
                 row.status = DONE if r.ok else ERROR
         self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), self.columnCount() - 1))
 
@@ -162,7 +169,12 @@ class ResultsModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.ToolTipRole:
             if res is not None and res.error:
                 return f"{row.path}\n{res.error}"
+            if col == CLASS and _disagrees_with_truth(res):
+                return f"{row.path}\nThe folder says {res.reader.truth}"
             return str(row.path)
+        elif role == Qt.ItemDataRole.BackgroundRole:
+            if col == CLASS and _disagrees_with_truth(res):
+                return _WRONG_COLOUR
         elif role == Qt.ItemDataRole.ForegroundRole:
             if row.status == ERROR:
                 return _ERROR_COLOUR
@@ -198,6 +210,12 @@ class ResultsModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+def _disagrees_with_truth(res: FileResult | None) -> bool:
+    """The AI's verdict differs from the class named by the file's folder."""
+    truth = res.reader.truth if res is not None and res.reader is not None else None
+    return truth is not None and res.ok and res.label not in (None, OUT_OF_SCOPE, truth)
 
 
 class ResultsFilter(QSortFilterProxyModel):

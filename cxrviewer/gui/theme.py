@@ -18,6 +18,7 @@ ERROR = "#d9534f"
 POSITIVE = "#e8833a"       # the positive class (e.g. PNEUMONIA), and the intended-use notice
 NEGATIVE = "#5cb85c"
 PROBABILITY_BAR = "#4a90d9"
+DISAGREES_WITH_TRUTH = "#5a2327"  # table cell behind an AI verdict that differs from the folder's class
 
 _STYLE = """
 QToolTip { color: #e6e9ee; background: #2b2f36; border: 1px solid #3a3f47; }

@@ -75,7 +75,7 @@ def test_the_table_reads_the_column_specs(window):
     m, header = window.results_model, window.results_view.table.horizontalHeader()
     specs = table_columns(Batch.of(window.model))
     shown = [m.headerData(c, Qt.Orientation.Horizontal) for c in range(m.columnCount()) if c != STATUS]
-    assert shown == [s.header for s in specs] == ["File", "Class", "P(PNEUMONIA)"]
+    assert shown == [s.header for s in specs] == ["File", "Class", "P(PNEUMONIA)", "Reader"]
     for c, spec in zip([c for c in range(m.columnCount()) if c != STATUS], specs):
         assert m.headerData(c, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole) == (spec.tip or None)
         if c:
