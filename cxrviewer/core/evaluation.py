@@ -152,6 +152,14 @@ def plot_threshold_sweep(y_pos, p_pos, path, marks: dict[str, float] | None = No
     """Sensitivity and specificity of ``p >= t`` for t in [0, 1], with vertical lines at ``marks`` (label -> t)."""
     from .training.report import _figure, _save
 
+    fig, ax = _figure(7, 4.5)
+    draw_threshold_sweep(ax, y_pos, p_pos, marks, title)
+    return _save(fig, path)
+
+
+def draw_threshold_sweep(ax, y_pos, p_pos, marks: dict[str, float] | None = None,
+                         title: str = "Sensitivity and specificity against threshold") -> None:
+    """:func:`plot_threshold_sweep` on ``ax``."""
     y = np.asarray(y_pos).astype(bool)
     p = np.asarray(p_pos, dtype=np.float64)
     t = np.linspace(0.0, 1.0, 501)
@@ -159,7 +167,6 @@ def plot_threshold_sweep(y_pos, p_pos, path, marks: dict[str, float] | None = No
     with np.errstate(invalid="ignore"):
         sens = pred[:, y].mean(axis=1) if y.any() else np.full(t.shape, np.nan)
         spec = (~pred[:, ~y]).mean(axis=1) if (~y).any() else np.full(t.shape, np.nan)
-    fig, ax = _figure(7, 4.5)
     ax.plot(t, sens, color="tab:red", lw=2, label="sensitivity")
     ax.plot(t, spec, color="tab:blue", lw=2, label="specificity")
     for (name, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
@@ -171,7 +178,6 @@ def plot_threshold_sweep(y_pos, p_pos, path, marks: dict[str, float] | None = No
            ylabel="rate")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path)
 
 
 def write_evaluation(out_dir: str | Path, scores: LabelledScores, metrics: dict,

@@ -85,18 +85,20 @@ def truth_from_path(path: Path, root: Path | None, class_names: list[str]) -> st
     return None
 
 
-def relabel(result: FileResult, threshold: float | None, positive: str | None) -> None:
-    """Set ``result``'s label from its stored probabilities at ``threshold`` (the model's rule; scope kept)."""
-    if not result.ok or not result.probs or positive is None or threshold is None:
-        return
-    names = list(result.probs)
-    if positive not in names or len(names) != 2:
+def relabel(results: list[FileResult], threshold: float | None, positive: str | None) -> None:
+    """Set each two-class result's label from its stored probabilities at ``threshold``, with the model's
+    decision rule (out-of-scope results keep ``OUT_OF_SCOPE``; ``predicted`` follows)."""
+    rows = [r for r in results if r.ok and len(r.probs) == 2 and positive in r.probs]
+    if threshold is None or not rows:
         return
     from .model import decide  # (torch: only when a threshold is applied)
 
-    p = np.array([[result.probs[n] for n in names]], dtype=np.float32)
-    result.predicted = names[int(decide(p, threshold, names.index(positive))[0])]
-    result.label = result.predicted if result.in_scope is not False else OUT_OF_SCOPE
+    names = list(rows[0].probs)
+    p = np.array([[r.probs.get(n, np.nan) for n in names] for r in rows], dtype=np.float32)
+    for r, k in zip(rows, decide(p, threshold, names.index(positive))):
+        if k >= 0:
+            r.predicted = names[int(k)]
+            r.label = r.predicted if r.in_scope is not False else OUT_OF_SCOPE
 
 
 class ReaderStudy:

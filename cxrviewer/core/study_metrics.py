@@ -8,11 +8,12 @@ live threshold); the reader's come from the confusion matrix of their labels. Qt
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .evaluation import EvaluationError, LabelledScores
+from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 from .results import FileResult
 
 
@@ -74,3 +75,23 @@ def reader_metrics(results: Iterable[FileResult], class_names: list[str], positi
     same = [r.reader.label == r.label for r in read if r.ok and r.label in names]
     out.update(unread=len(with_truth) - len(read), agree_with_ai=_ratio(sum(same), len(same)))
     return out
+
+
+@dataclass
+class StudyReport:
+    """What the Evaluate window shows: the scores with truth, the AI's metrics at ``threshold``, the reader's."""
+
+    scores: LabelledScores
+    ai: dict
+    reader: dict
+    threshold: float | None
+    positive_index: int | None
+
+
+def study_report(results: list[FileResult], class_names: list[str], positive: str | None, threshold: float | None,
+                 folder: Path) -> StudyReport:
+    """The AI (at ``threshold``, from stored probabilities) and the reader against the truth of the loaded batch."""
+    scores = scores_from_results(results, class_names, folder)
+    pos = class_names.index(positive) if positive in class_names else None
+    ai = evaluation_metrics(scores, threshold if pos is not None else None, pos)
+    return StudyReport(scores, ai, reader_metrics(results, class_names, positive), threshold, pos)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayou
 
 from .. import __version__
 from ..core.checkpoint import default_model_path
-from ..core.columns import Batch
+from ..core.columns import Batch, csv_columns
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
 from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
@@ -31,9 +31,11 @@ from .display import choose_overlay, fixed_range
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
 from .model_loader import ModelLoader
+from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
+from .site_tools import SiteTools
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
 from .view_state import ViewState
@@ -92,6 +94,8 @@ class MainWindow(QMainWindow):
         self._quiet_load = False
         self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
 
+        self.reader = ReaderController(self)
+        self.site = SiteTools(self)
         self._build_layout()
         self._create_actions()
         self._create_menus()
@@ -112,7 +116,11 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.results_view)
         self.splitter.addWidget(centre)
-        self.splitter.addWidget(self.details)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.details)
+        right.addWidget(self.reader.panel)
+        right.setSizes([600, 300])
+        self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -178,6 +186,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.export_overlay_act, self.export_all_act, self.export_csv_act])
         file_menu.addSeparator()
+        file_menu.addActions([self.reader.open_act, self.reader.save_act])
+        file_menu.addSeparator()
         file_menu.addAction(self.cancel_act)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_act)
@@ -193,6 +203,13 @@ class MainWindow(QMainWindow):
         model_menu.addAction(self.load_model_act)
         model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
         model_menu.addAction(self.stability_act)
+        model_menu.addSeparator()
+        model_menu.addActions([self.site.evaluate_act, self.site.calibrate_act])
+        reader_menu = bar.addMenu("&Reader")
+        reader_menu.addActions([self.reader.agree_act, self.reader.disagree_act, *self.reader.label_acts,
+                                self.reader.clear_act])
+        reader_menu.addSeparator()
+        reader_menu.addAction(self.site.study_act)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_act)
         self._fill_recent_menu()
@@ -280,6 +297,7 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
         self.loader.clear()
         self.windowing.clear()
+        self.reader.start_study(inputs)
         self.results_model.set_paths([])
         self.canvas.show_message("Scanning...")
         self.details.clear("Scanning...")
@@ -516,6 +534,7 @@ class MainWindow(QMainWindow):
         self.message.show_message("Model loading cancelled", 5000)
 
     def _on_model_loaded(self, path: Path, model) -> None:
+        self.reader.study.threshold = None  # a live threshold belongs to the model it was set on
         self._set_model(model, path)
         self.settings.model_path = path
         self.message.show_message(f"Model loaded: {path.name}", 5000)
@@ -554,8 +573,9 @@ class MainWindow(QMainWindow):
 
     def _set_model(self, model, path: Path | None) -> None:
         self.model, self.model_path = model, path
-        self.batch = Batch.of(model)
+        self.batch = self.reader.live_batch(Batch.of(model))
         names = list(self.batch.class_names)
+        self.reader.set_classes(names)
         self.results_model.set_batch(self.batch)
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
@@ -653,7 +673,9 @@ class MainWindow(QMainWindow):
         path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
         self.settings.last_export_folder = path.parent
         batch = self.batch
-        task = self.tasks.start(lambda _cancel: write_csv(results, path, batch, overwrite=True), name="export-csv")
+        columns = csv_columns(batch, reader=True)
+        task = self.tasks.start(lambda _cancel: write_csv(results, path, batch, overwrite=True, columns=columns),
+                                name="export-csv")
         task.done.connect(self._on_exported)
         task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
 
@@ -699,6 +721,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._save_settings()
+        self.reader.autosave()
         self.tasks.shutdown()  # every background task: cancelled, and waited for
         super().closeEvent(event)
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor
 
 from ..core.columns import Batch, Column, table_columns
 from ..core.reader_study import ReaderStudy, relabel
-from ..core.results import OUT_OF_SCOPE, FileResult
+from ..core.results import FileResult
 from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
@@ -71,8 +71,7 @@ class ResultsModel(QAbstractTableModel):
         """The model's facts (classes, positive class, threshold, name): they decide the columns' text,
         and the threshold every stored result's label (see :func:`~cxrviewer.core.reader_study.relabel`)."""
         self.batch = batch
-        for r in self.results():
-            relabel(r, batch.threshold, batch.positive)
+        relabel(self.results(), batch.threshold, batch.positive)
         self.columns = _columns(batch)
         self._sort_keys.clear()
         self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(self.columns) - 1)
@@ -89,11 +88,11 @@ class ResultsModel(QAbstractTableModel):
         if not rows:
             return
         self._sort_keys.clear()
+        relabel(results, self.batch.threshold, self.batch.positive)
         for r in results:
             if 0 <= r.index < len(self._rows):
                 row = self._rows[r.index]
                 row.result = self.study.attach(r)
-                relabel(r, self.batch.threshold, self.batch.positive)
                 row.status = DONE if r.ok else ERROR
         self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), self.columnCount() - 1))
 
@@ -213,9 +212,10 @@ class ResultsModel(QAbstractTableModel):
 
 
 def _disagrees_with_truth(res: FileResult | None) -> bool:
-    """The AI's verdict differs from the class named by the file's folder."""
+    """The model's call differs from the class named by the file's folder (as the evaluation counts it:
+    out-of-scope images by the call their verdict withholds)."""
     truth = res.reader.truth if res is not None and res.reader is not None else None
-    return truth is not None and res.ok and res.label not in (None, OUT_OF_SCOPE, truth)
+    return truth is not None and res.ok and res.predicted not in (None, truth)
 
 
 class ResultsFilter(QSortFilterProxyModel):

@@ -56,6 +56,12 @@ class Settings:
     def file_name(self) -> str:
         return self._s.fileName()
 
+    @property
+    def sessions_folder(self) -> Path:
+        """Where reader sessions and their index go unless the user chooses: beside the settings file
+        (the application's own folder; tests redirect it with the settings)."""
+        return Path(self.file_name).parent / "sessions"
+
     def sync(self) -> None:
         self._s.sync()
 

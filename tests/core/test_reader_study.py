@@ -24,7 +24,7 @@ NAMES = ["NORMAL", "PNEUMONIA"]
 def _result(path, p_pneumonia, threshold=0.5, in_scope=True):
     r = FileResult(Path(path), probs={"NORMAL": 1 - p_pneumonia, "PNEUMONIA": p_pneumonia},
                    logits=[0.0, float(np.log(p_pneumonia / (1 - p_pneumonia)))], in_scope=in_scope)
-    relabel(r, threshold, "PNEUMONIA")
+    relabel([r], threshold, "PNEUMONIA")
     return r
 
 
@@ -59,10 +59,10 @@ def test_truth_comes_from_the_nearest_class_folder_case_insensitively():
 def test_relabel_applies_the_threshold_to_stored_probabilities_and_keeps_scope():
     r = _result("/s/a.png", 0.3)
     assert r.label == "NORMAL"
-    relabel(r, 0.25, "PNEUMONIA")
+    relabel([r], 0.25, "PNEUMONIA")
     assert r.label == r.predicted == "PNEUMONIA"
     out = _result("/s/b.png", 0.9, in_scope=False)
-    relabel(out, 0.95, "PNEUMONIA")
+    relabel([out], 0.95, "PNEUMONIA")
     assert out.label == OUT_OF_SCOPE and out.predicted == "NORMAL"
 
 

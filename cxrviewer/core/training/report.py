@@ -108,6 +108,13 @@ def _roc_axes(ax, title: str) -> None:
 def plot_roc(y_pos, p_pos, path, threshold: float | None = None, title: str = "ROC curve") -> Path:
     """ROC curve of ``p_pos`` for binary labels ``y_pos``, with the operating point at ``threshold``."""
     fig, ax = _figure(6, 4.5)
+    draw_roc(ax, y_pos, p_pos, threshold, title)
+    return _save(fig, path)
+
+
+def draw_roc(ax, y_pos, p_pos, threshold: float | None = None, title: str = "ROC curve",
+             points: dict[str, tuple[float, float]] | None = None) -> None:
+    """:func:`plot_roc` on ``ax``; ``points``: more operating points, label -> (sensitivity, specificity)."""
     fpr, tpr, _ = M.roc_curve(y_pos, p_pos)
     auc = M.auroc(y_pos, p_pos)
     ax.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC (AUROC {auc:.4f})")
@@ -115,8 +122,9 @@ def plot_roc(y_pos, p_pos, path, threshold: float | None = None, title: str = "R
         sens, spec = M.sensitivity_specificity(y_pos, p_pos, threshold)
         ax.plot([1 - spec], [sens], "o", ms=8, color="tab:red",
                 label=f"p >= {threshold:.3f}: sens {sens:.3f}, spec {spec:.3f}")
+    for (name, (sens, spec)), marker in zip((points or {}).items(), "s^Dv"):
+        ax.plot([1 - spec], [sens], marker, ms=8, color="tab:green", label=f"{name}: sens {sens:.3f}, spec {spec:.3f}")
     _roc_axes(ax, title)
-    return _save(fig, path)
 
 
 def _plot_roc_ovr(probs, labels, class_names, path, title: str) -> Path:
@@ -135,14 +143,21 @@ def _plot_roc_ovr(probs, labels, class_names, path, title: str) -> Path:
 
 def plot_confusion(cm, class_names, path, title: str = "Confusion matrix") -> Path:
     """Confusion matrix (rows true, columns predicted): counts and row percentages."""
-    cm = np.asarray(cm, dtype=np.int64)
-    k = cm.shape[0]
+    k = np.asarray(cm).shape[0]
     size = max(4.5, 1.2 * k + 2.5)
     fig, ax = _figure(size + 1.5, size)
+    draw_confusion(ax, cm, class_names, title)
+    return _save(fig, path)
+
+
+def draw_confusion(ax, cm, class_names, title: str = "Confusion matrix") -> None:
+    """:func:`plot_confusion` on ``ax`` (its figure gets the colour bar)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    k = cm.shape[0]
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, label="fraction of true class")
+    ax.figure.colorbar(im, ax=ax, label="fraction of true class")
     for i in range(k):
         for j in range(k):
             ax.text(j, i, f"{cm[i, j]}\n{100 * frac[i, j]:.1f}%", ha="center", va="center",
@@ -151,17 +166,22 @@ def plot_confusion(cm, class_names, path, title: str = "Confusion matrix") -> Pa
     ax.set_xticks(range(k), names)
     ax.set_yticks(range(k), names)
     ax.set(title=f"{title} (n = {int(cm.sum())})", xlabel="predicted class", ylabel="true class")
-    return _save(fig, path)
 
 
 def plot_reliability(probs, labels, path, title: str = "Reliability", n_bins: int = 15) -> Path:
     """Reliability diagram (accuracy per confidence bin against the diagonal) and bin counts."""
+    fig, (ax, ax_n) = _figure(10, 4, ncols=2)
+    draw_reliability(ax, ax_n, probs, labels, title, n_bins)
+    return _save(fig, path)
+
+
+def draw_reliability(ax, ax_n, probs, labels, title: str = "Reliability", n_bins: int = 15) -> None:
+    """:func:`plot_reliability` on ``ax`` (the diagram) and ``ax_n`` (the bin counts)."""
     b = M.reliability_bins(probs, labels, n_bins)
     ece = M.expected_calibration_error(probs, labels, n_bins)
     edges, count = b["bin_edges"], b["count"]
     width = np.diff(edges)
     filled = count > 0
-    fig, (ax, ax_n) = _figure(10, 4, ncols=2)
     ax.bar(edges[:-1][filled], b["accuracy"][filled], width=width[filled], align="edge",
            color="tab:blue", edgecolor="black", lw=0.5, alpha=0.8, label="accuracy")
     acc, conf = b["accuracy"][filled], b["confidence"][filled]
@@ -179,7 +199,6 @@ def plot_reliability(probs, labels, path, title: str = "Reliability", n_bins: in
     if count.max(initial=0) > 0 and count[filled].max() > 20 * max(count[filled].min(), 1):
         ax_n.set_yscale("log")
     ax_n.grid(alpha=0.3)
-    return _save(fig, path)
 
 
 def jsonable(obj):
