@@ -26,8 +26,7 @@ class ThresholdControl(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, STEPS)
         self.spin = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01)
-        self.reset = QPushButton("Model's")
-        self.reset.setToolTip("Back to the threshold stored in the model file")
+        self.reset = QPushButton("Reset")
         self.setToolTip("Live threshold on the positive class's probability: re-labels the batch from the stored "
                         "probabilities (the model file is not changed)")
         col = QVBoxLayout(self)
@@ -52,7 +51,8 @@ class ThresholdControl(QWidget):
         with QSignalBlocker(self.slider), QSignalBlocker(self.spin):
             self.slider.setValue(round((value or 0.5) * STEPS))
             self.spin.setValue(value or 0.5)
-        self.reset.setText(f"Model's ({model_threshold:.3f})" if model_threshold is not None else "Model's")
+        self.reset.setToolTip("Back to the model file's threshold"
+                              + (f" ({model_threshold:.3f})" if model_threshold is not None else ""))
         self.reset.setEnabled(live is not None)
 
     def value(self) -> float:
@@ -95,11 +95,13 @@ class ReaderPanel(QWidget):
         """One button per action: Agree, Disagree, each class (its Ctrl+number), Clear."""
         while self.buttons.count():
             self.buttons.takeAt(0).widget().deleteLater()
-        items = [("agree", "Agree (A)"), ("disagree", "Disagree (X)")]
-        items += [(n, f"{n} (Ctrl+{i + 1})" if i < 9 else n) for i, n in enumerate(names)]
-        items.append(("clear", "Clear (Ctrl+0)"))
-        for i, (action, text) in enumerate(items):
-            b = QPushButton(text)
+        items = [("agree", "Agree (A)", "The reader agrees with the AI (A)"),
+                 ("disagree", "Disagree (X)", "The reader disagrees with the AI (X)")]
+        items += [(n, n, f"The reader's own label: {n}" + (f" (Ctrl+{i + 1})" if i < 9 else ""))
+                  for i, n in enumerate(names)]
+        items.append(("clear", "Clear", "Forget the reader's verdict on this image (Ctrl+0)"))
+        for i, (action, text, tip) in enumerate(items):
+            b = QPushButton(text, toolTip=tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys keep going to the table
             b.clicked.connect(lambda _=False, a=action: self.actionRequested.emit(a))
             self.buttons.addWidget(b, i // 2, i % 2)

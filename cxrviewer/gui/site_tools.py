@@ -105,6 +105,8 @@ class SiteTools(QObject):
         folder, self._evaluate_after_batch = self._evaluate_after_batch, None
         if folder is not None and completed:
             self.evaluate_study()
+        elif folder is not None:
+            self.w.message.show_message(f"Evaluation of {folder.name} cancelled", 10000)
 
     def evaluate_study(self) -> None:
         """Compute the loaded batch's figures (AI and reader against the truth) off the GUI thread and show them."""

@@ -38,6 +38,9 @@ def _cell(window, row, col, role=Qt.ItemDataRole.DisplayRole):
 
 
 def test_verdict_keys_note_and_csv(qtbot, window, labelled, tmp_path, monkeypatch):
+    keys = {a.text(): a.shortcut().toString() for a in window.reader.menu_actions()}
+    assert list(keys.values()) == ["A", "X", "Ctrl+1", "Ctrl+2", "Ctrl+0"]
+    assert "Reader Label: PNEUMONIA" in keys
     open_and_wait(qtbot, window, [labelled])
     row = _select(qtbot, window, "normal_0.png")
     ai = window.current_result().label
