@@ -186,7 +186,7 @@ def _reader(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
 TRUTH = Column("truth", "Truth", _reader(lambda e: e.truth), width=90,
                tip="The class named by the image's folder (ground truth for the reader study)")
 READER_LABEL = Column("reader_label", "Reader", _reader(lambda e: e.label), width=90,
-                      tip="The reader's own label (A agree, X disagree, Ctrl+1..9 a class)")
+                      tip="The reader's own label (Y agree, X disagree, Ctrl+1..9 a class)")
 AGREEMENT = Column("agreement", "Agreement", lambda r, b: agreement(r.reader, r.label if r.ok else None), width=80,
                    tip="Whether the reader agrees with the AI's label")
 NOTE = Column("note", "Note", _reader(lambda e: e.note or None), width=200, tip="The reader's note")

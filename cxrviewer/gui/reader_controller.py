@@ -58,7 +58,7 @@ class ReaderController(QObject):
         return a
 
     def _create_actions(self) -> None:
-        self.agree_act = self._act("&Agree with the AI", lambda: self.record(AGREE), "A",
+        self.agree_act = self._act("&Agree with the AI", lambda: self.record(AGREE), "Y",
                                    "Reader study: the reader agrees with the AI's label")
         self.disagree_act = self._act("&Disagree with the AI", lambda: self.record(DISAGREE), "X",
                                       "Reader study: the reader disagrees with the AI's label")

@@ -95,7 +95,7 @@ class ReaderPanel(QWidget):
         """One button per action: Agree, Disagree, each class (its Ctrl+number), Clear."""
         while self.buttons.count():
             self.buttons.takeAt(0).widget().deleteLater()
-        items = [("agree", "Agree (A)", "The reader agrees with the AI (A)"),
+        items = [("agree", "Agree (Y)", "The reader agrees with the AI (Y)"),
                  ("disagree", "Disagree (X)", "The reader disagrees with the AI (X)")]
         items += [(n, n, f"The reader's own label: {n}" + (f" (Ctrl+{i + 1})" if i < 9 else ""))
                   for i, n in enumerate(names)]

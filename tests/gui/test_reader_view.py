@@ -39,7 +39,7 @@ def _cell(window, row, col, role=Qt.ItemDataRole.DisplayRole):
 
 def test_verdict_keys_note_and_csv(qtbot, window, labelled, tmp_path, monkeypatch):
     keys = {a.text(): a.shortcut().toString() for a in window.reader.menu_actions()}
-    assert list(keys.values()) == ["A", "X", "Ctrl+1", "Ctrl+2", "Ctrl+0"]
+    assert list(keys.values()) == ["Y", "X", "Ctrl+1", "Ctrl+2", "Ctrl+0"]
     assert "Reader Label: PNEUMONIA" in keys
     open_and_wait(qtbot, window, [labelled])
     row = _select(qtbot, window, "normal_0.png")
@@ -162,3 +162,14 @@ def test_open_session_opens_its_folder_and_restores_it(qtbot, window, labelled, 
     monkeypatch.setattr(dialogs, "show_error", lambda _p, _t, text: said.append(text))
     window.reader.open_act.trigger()
     assert said == ["bad.json: not a cxrviewer session file"]
+
+
+def test_no_two_actions_share_a_shortcut(window):
+    """An ambiguous shortcut fires neither action: every key of the window belongs to one action."""
+    from PySide6.QtGui import QAction
+
+    keys = [(k.toString(), a.text()) for a in window.findChildren(QAction) for k in a.shortcuts() if not k.isEmpty()]
+    seen = {}
+    for key, text in keys:
+        seen.setdefault(key, set()).add(text)
+    assert {k: v for k, v in seen.items() if len(v) > 1} == {}
