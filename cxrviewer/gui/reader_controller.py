@@ -37,11 +37,12 @@ class ReaderController(QObject):
         self.inputs: list[Path] = []  # what the study's batch opened (the window's may already be the next)
         self.dirty = False
         self._pending: Session | None = None  # a session opened by the user, restored once its folder is open
+        self._row = -1  # the table's current source row (as the view reports it)
         self._create_actions()
         self.panel.actionRequested.connect(self.record)
         self.panel.noteEdited.connect(self._on_note)
         self.panel.threshold.thresholdChanged.connect(self.set_threshold)
-        window.results_view.currentRowChanged.connect(lambda _row: self.refresh_panel())
+        window.results_view.currentRowChanged.connect(self._on_row)
         window.results_model.dataChanged.connect(lambda *_: self.refresh_panel())
 
     @property
@@ -93,10 +94,14 @@ class ReaderController(QObject):
             self.record(names[i])
 
     # -- recording ---------------------------------------------------------------------
+    def _on_row(self, row: int) -> None:
+        self._row = row
+        self.refresh_panel()
+
     def _current(self) -> tuple[Path | None, str | None]:
         """The table's current file and the AI's label for it (None: no row, or no verdict)."""
-        i = self.w.results_view.current_source_row()
-        if i < 0:
+        i = self._row
+        if not 0 <= i < self.w.results_model.rowCount():
             return None, None
         row = self.w.results_model.row(i)
         return row.path, row.result.label if row.result is not None and row.result.ok else None
