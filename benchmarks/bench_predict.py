@@ -10,10 +10,13 @@ images if that folder is missing), with the shipped model unless ``--model``:
   ``scipy.ndimage.zoom``; and, as its own row, the same with the map zoomed to the full
   image size (that row mostly times scipy);
 - decode only (the engine's decoder on 1 and 2 threads) and forward only (per precision,
-  on 1 and 2 torch threads, on preloaded inputs): the two limits of the pipeline;
-- ``Predictor`` in this process, end to end, per precision;
+  on 1 and 2 torch threads, and in concurrent lanes as the engine runs them, on preloaded
+  inputs): the two limits of the pipeline;
+- ``Predictor`` in this process, end to end, per precision (no stability check);
 - whole ``cxrviewer predict`` processes on ``--small`` and ``--large`` images: the marginal
   rate (large - small images / time difference) removes start-up; best of two alternated runs;
+  per precision with the default options (no stability check), then with ``--stability``
+  (the stability badge, two more forward passes per image) and with OpenMP threads spinning;
 - peak RSS of a fresh process classifying 150 and 1,500 images while holding every result.
 
 In-process rows run with torch's default OpenMP wait policy (torch is imported before
@@ -24,7 +27,7 @@ Prints markdown tables and the issue-9 target checks, and writes them to ``--out
 Run it on an otherwise idle machine: the 1- and 5-minute load averages are printed
 before and after.
 
-    python benchmarks/bench_predict.py                                  # full run (~6 min on 2 cores)
+    python benchmarks/bench_predict.py                                  # full run (~7 min on 2 cores)
     python benchmarks/bench_predict.py --n 60 --small 20 --large 60 --seed-n 20 --skip-memory --out -
 """
 
@@ -40,6 +43,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,6 +61,7 @@ from cxrviewer.core.checkpoint import default_model_path, load_model, save_model
 from cxrviewer.core.imaging import load_radiograph, to_model_input  # noqa: E402
 from cxrviewer.core.inference import Predictor  # noqa: E402
 from cxrviewer.core.model import CamClassifier  # noqa: E402
+from cxrviewer.core.thread_layout import default_lanes, intra_op_threads, threads_per_lane  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 OUT = ROOT / "benchmarks" / "results.md"
@@ -211,6 +216,36 @@ def time_forward(model: CamClassifier, inputs: torch.Tensor, batch_size: int, pr
         torch.set_num_threads(before)
 
 
+def time_forward_lanes(model: CamClassifier, inputs: torch.Tensor, batch_size: int, precision: str) -> tuple[str, float]:
+    """Forward passes as the engine's lanes run them (:mod:`cxrviewer.core.thread_layout`): concurrent threads,
+    each with its share of the batches on its own few torch threads. Returns (the layout, seconds)."""
+    budget = torch.get_num_threads()
+    lanes = default_lanes(budget)
+    per_lane = threads_per_lane(budget, lanes)
+    clone = prec.prepare_model(model, precision, "cpu")
+    batches = [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
+
+    def lane(part: list[torch.Tensor]) -> None:
+        with torch.inference_mode():
+            for x in part:
+                logits, cams = clone.logits_and_cams(clone.normalize(x))
+                clone.decide(clone.probabilities(logits))
+                cams.numpy().copy()
+
+    def run(parts: list[list[torch.Tensor]]) -> float:
+        threads = [threading.Thread(target=lane, args=(part,)) for part in parts]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0
+
+    with intra_op_threads(per_lane):
+        run([batches[:2]] * lanes)  # warm-up, in threads started under this thread count
+        return f"{lanes} lanes x {per_lane} torch", run([batches[k::lanes] for k in range(lanes)])
+
+
 def time_predictor(model: CamClassifier, paths: list[Path], batch_size: int, precision: str) -> float | None:
     try:
         predictor = Predictor(model, device="cpu", batch_size=batch_size, precision=precision)
@@ -237,9 +272,9 @@ def _env() -> dict[str, str]:
 
 
 def time_predict_process(paths: list[Path], model_file: Path, csv: Path, precision: str | None,
-                         batch_size: int, env: dict[str, str] | None = None) -> float:
+                         batch_size: int, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> float:
     cmd = [sys.executable, "-m", "cxrviewer", "predict", *map(str, paths), "--csv", str(csv), "--overwrite",
-           "--model", str(model_file), "--device", "cpu", "--batch-size", str(batch_size)]
+           "--model", str(model_file), "--device", "cpu", "--batch-size", str(batch_size), *extra]
     if precision is not None:
         cmd += ["--precision", precision]
     t0 = time.perf_counter()
@@ -251,16 +286,45 @@ def time_predict_process(paths: list[Path], model_file: Path, csv: Path, precisi
 
 
 def predict_marginal(paths: list[Path], small: int, model_file: Path, tmp: Path, precision: str | None,
-                     batch_size: int, env: dict[str, str] | None = None) -> tuple[float, float, float]:
+                     batch_size: int, env: dict[str, str] | None = None,
+                     extra: tuple[str, ...] = ()) -> tuple[float, float, float]:
     """(best seconds on ``small`` images, best seconds on all, marginal images/s); best of two alternated runs."""
     times: dict[int, list[float]] = {small: [], len(paths): []}
     for _ in range(2):
         for n in times:
-            times[n].append(time_predict_process(paths[:n], model_file, tmp / "bench.csv", precision, batch_size, env))
+            times[n].append(time_predict_process(paths[:n], model_file, tmp / "bench.csv", precision, batch_size, env,
+                                                 extra))
     t_small, t_large = min(times[small]), min(times[len(paths)])
     if t_large <= t_small:  # only on a busy machine: the difference drowned in noise
         return t_small, t_large, float("nan")
     return t_small, t_large, (len(paths) - small) / (t_large - t_small)
+
+
+PREDICT_VARIANTS = (
+    ("stability", "default options plus --stability (the stability badge: two more forward passes per image)",
+     {}, ("--stability",)),
+    ("spinning", "default options, OMP_WAIT_POLICY=ACTIVE (OpenMP threads spin; cxrviewer sets PASSIVE)",
+     {"OMP_WAIT_POLICY": "ACTIVE"}, ()),
+)
+"""Whole-process variants at the default precision: (key, what it measures, environment, extra options)."""
+
+
+def predict_rows(large: list[Path], args: argparse.Namespace, model_file: Path, tmp: Path, precisions: list[str],
+                 rows: list) -> dict[str, float]:
+    """Marginal rates of whole `predict` processes: per precision without the stability check (the default),
+    then :data:`PREDICT_VARIANTS`. Appends the rows; returns {key: images/s} (key: the precision, or the variant's)."""
+    runs = [(p or "default", f"--precision {p or 'default'} (default options: no stability check)", p, {}, ())
+            for p in predict_precisions(precisions)]
+    runs += [(key, what, None, env, extra) for key, what, env, extra in PREDICT_VARIANTS]
+    marginal: dict[str, float] = {}
+    for key, what, precision, env, extra in runs:
+        t_small, t_large, rate = predict_marginal(large, args.small, model_file, tmp, precision, args.batch_size,
+                                                  env, extra)
+        marginal[key] = rate
+        rows.append((f"`cxrviewer predict` {what}: marginal rate ({len(large)} - {args.small} images) / "
+                     f"({t_large:.1f} s - {t_small:.1f} s)", "default", len(large) - args.small, t_large - t_small))
+        print(f"  predict {what}: {rate:.1f} images/s marginal", file=sys.stderr)
+    return marginal
 
 
 # -- memory ----------------------------------------------------------------------------------------
@@ -338,29 +402,18 @@ def main(args: argparse.Namespace) -> int:
                 rate = add(f"Forward only, {p} (logits + every CAM)", f"{t} torch", len(inputs),
                            time_forward(model, inputs, args.batch_size, p, t))
                 forward[p] = max(forward.get(p, 0.0), rate)
+            layout, seconds = time_forward_lanes(model, inputs, args.batch_size, p)
+            rate = add(f"Forward only, {p} (logits + every CAM), concurrent lanes as the engine runs them", layout,
+                       len(inputs), seconds)
+            forward[p] = max(forward[p], rate)
         engine: dict[str, float] = {}
         for p in precisions:
             seconds = time_predictor(model, bench, args.batch_size, p)
             if seconds is not None:
-                engine[p] = add(f"`Predictor` end to end, {p} (in process: OpenMP threads spin, torch's default)",
+                engine[p] = add(f"`Predictor` end to end, {p}, no stability check (in process: torch's default "
+                                f"OpenMP wait policy)",
                                 "default", len(bench), seconds)
-        marginal: dict[str, float] = {}
-        for p in predict_precisions(precisions):
-            large = paths[:args.large]
-            t_small, t_large, rate = predict_marginal(large, args.small, model_file, tmp, p, args.batch_size)
-            label = p or "default"
-            marginal[label] = rate
-            rows.append((f"`cxrviewer predict` --precision {label}: marginal rate ({args.large} - {args.small} "
-                         f"images) / ({t_large:.1f} s - {t_small:.1f} s)", "default", args.large - args.small,
-                         t_large - t_small))
-            print(f"  predict {label}: {rate:.1f} images/s marginal", file=sys.stderr)
-        # the thread layout's one process-wide switch, for comparison: OpenMP threads spinning while they wait
-        t_small, t_large, rate = predict_marginal(paths[:args.large], args.small, model_file, tmp, None,
-                                                  args.batch_size, env={"OMP_WAIT_POLICY": "ACTIVE"})
-        rows.append((f"`cxrviewer predict` default, OMP_WAIT_POLICY=ACTIVE (spinning; cxrviewer sets PASSIVE): "
-                     f"marginal rate ({args.large} - {args.small}) / ({t_large:.1f} s - {t_small:.1f} s)",
-                     "default", args.large - args.small, t_large - t_small))
-        print(f"  predict, spinning OpenMP threads: {rate:.1f} images/s marginal", file=sys.stderr)
+        marginal = predict_rows(paths[:args.large], args, model_file, tmp, precisions, rows)
         mem = {}
         if not args.skip_memory:
             make_jpegs(data_dir, min(args.mem_large, 300), args.source)
@@ -391,6 +444,12 @@ def main(args: argparse.Namespace) -> int:
         lines.append(check(f"end to end ({auto.name}) `predict` {default:.1f}, `Predictor` "
                            f"{in_process:.1f} images/s vs 0.8 x min(decode {max(decode.values()):.1f}, "
                            f"forward {forward[auto.name]:.1f}) = {0.8 * limit:.1f}", default >= 0.8 * limit))
+        shared = 1 / (1 / max(decode.values()) + 1 / forward[auto.name])
+        lines.append(f"- decode and forward share the same cores here: together they allow at most {shared:.1f} "
+                     f"images/s (1 / (1/decode + 1/forward)); `predict` reaches {100 * default / shared:.0f}% of that")
+    if "stability" in marginal:
+        lines.append(f"- `predict --stability` (the stability badge): {marginal['stability']:.1f} images/s, "
+                     f"{marginal['stability'] / article:.2f}x the article loop")
     if mem:
         delta = mem[args.mem_large]["peak_mb"] - mem[args.mem_small]["peak_mb"]
         lines.append(check(f"peak memory {args.mem_large} vs {args.mem_small} images: {delta:+.0f} MB "

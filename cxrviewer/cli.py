@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -201,9 +200,9 @@ def _predict_here(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictor(args: argparse.Namespace, workers: int | None = None):
+def _predictor(args: argparse.Namespace):
     """The model (``--model``, checked against ``--class``) and a Predictor for it (``--device``, ``--precision``,
-    ``--stability``)."""
+    ``--stability``). Its lanes share torch's thread count (under torchrun: ``OMP_NUM_THREADS``, 1 by default)."""
     from .core.checkpoint import load_model
     from .core.errors import CxrError
     from .core.inference import Predictor, pick_device
@@ -211,7 +210,7 @@ def _predictor(args: argparse.Namespace, workers: int | None = None):
     model = load_model(args.model, device="cpu")
     if args.cam_class is not None and args.cam_class not in model.class_names:
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
-    predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size, workers=workers,
+    predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
                           stability=args.stability)
     return model, predictor
@@ -241,7 +240,7 @@ def _predict_ranked(args: argparse.Namespace, group) -> int:
     problem = None
     try:
         out_dir = _overlay_folder(args)
-        model, predictor = _predictor(args, workers=max(1, (os.cpu_count() or 2) // (2 * group.local_world)))
+        model, predictor = _predictor(args)
         render = _overlay_writer(args, model, out_dir) if out_dir is not None else None
         _classify(predictor, [paths[i] for i in mine], _Keep(kept, mine), render)
     except CxrError as e:

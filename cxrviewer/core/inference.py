@@ -7,11 +7,11 @@ Qt-free; used by ``cxrviewer predict`` and by the viewer's worker thread::
     for result in predictor.predict(paths, cancel=event, progress=on_progress):
         ...
 
-Decoding runs on a small thread pool a bounded number of files ahead of the
-model (so memory stays flat however many files), JPEGs decode at reduced scale
-(``load_radiograph(path, target_size=model.input_size)``), and each batch goes
-through one forward pass under ``torch.inference_mode()`` that gives the
-logits and the CAMs of every class. The forward pass runs on a private copy of
+Batches run on a few lanes (:mod:`.thread_layout`): each lane decodes a batch
+(JPEGs at reduced scale, ``load_radiograph(path, target_size=model.input_size)``)
+and runs one forward pass under ``torch.inference_mode()`` that gives the logits
+and the CAMs of every class; a bounded number of batches is in flight (so memory
+stays flat however many files) and results come back in input order. The forward pass runs on a private copy of
 the model in the precision the policy picks (:mod:`.precision`: ``auto`` =
 bfloat16 on CPUs with native bf16 when the model file records parity, else
 float32), channels_last; the caller's model is never changed.
@@ -41,6 +41,7 @@ from .model import CamClassifier
 from .precision import PARITY_KEY, prepare_model, resolve_precision
 from .results import OUT_OF_SCOPE, FileResult, VerdictChecks
 from .scope import ScopeStats, judge, rule_reason
+from .thread_layout import default_lanes, intra_op_threads, thread_budget, threads_per_lane
 from .workers import DaemonPool
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,14 @@ def _image_size(meta: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, int]
     return w, h
 
 
+def _spans(total: int, first: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each batch: the first holds ``first`` files, the others ``size``."""
+    start, n = 0, first
+    while start < total:
+        yield start, min(total, start + n)
+        start, n = start + n, size
+
+
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
@@ -240,9 +249,10 @@ class Predictor:
     """Runs a :class:`CamClassifier` over files in batches and streams one :class:`FileResult` per file.
 
     ``device``: as for :func:`pick_device` (``None`` = best available).
-    ``batch_size``: files per forward pass. ``workers``: decoding threads
-    (default: 2-4 by core count). ``prefetch``: how many batches are decoded
-    ahead of the one the model is running. ``first_batch``: size of the first
+    ``batch_size``: files per forward pass. ``workers``: lanes, threads that each decode a
+    batch and run its forward pass on ``lane_threads`` torch threads (default: see
+    :mod:`.thread_layout`; 2 lanes of 1 thread on 2 cores). ``prefetch``: batches queued
+    beyond those the lanes are working on. ``first_batch``: size of the first
     batch only (small, so the first result shows quickly in the viewer).
     ``precision``: "auto" (default), "float32", "bfloat16" or "float16"; see
     :func:`~cxrviewer.core.precision.resolve_precision`. ``self.precision`` is
@@ -255,7 +265,7 @@ class Predictor:
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
-                 workers: int | None = None, prefetch: int = 2, first_batch: int = 4, precision: str = "auto",
+                 workers: int | None = None, prefetch: int = 1, first_batch: int = 4, precision: str = "auto",
                  checks: bool = True, stability: bool = False):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -264,7 +274,9 @@ class Predictor:
         self.precision, self.precision_reason = choice.name, choice.reason
         self.model = prepare_model(model, self.precision, self.device)
         self.batch_size = int(batch_size)
-        self.workers = int(workers) if workers else min(4, max(2, (os.cpu_count() or 2) // 2))
+        budget = thread_budget()
+        self.workers = int(workers) if workers else default_lanes(budget)
+        self.lane_threads = threads_per_lane(budget, self.workers)
         self.prefetch = max(0, int(prefetch))
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
         self.checks = bool(checks)
@@ -280,52 +292,49 @@ class Predictor:
         called just before each result is yielded. Once ``cancel`` is set the
         iterator stops within one forward pass, however long a decode takes;
         closing the iterator early (``break``, ``close()``) also stops it. Either
-        way its decoding threads are told to stop; one stuck in a read is not
-        waited for (it is a daemon thread).
+        way its lanes are told to stop; one stuck in a read is not waited for
+        (it is a daemon thread).
         """
         paths = [Path(p) for p in paths]
-        total = len(paths)
-        if total == 0:
+        if not paths:
             return
         cancel = cancel if cancel is not None else threading.Event()
-        size = self.model.input_size
-        lookahead = self.batch_size * (self.prefetch + 1)
-        pool = DaemonPool(self.workers, "cxrviewer-decode")
-        pending: deque[Future[_Decoded]] = deque()
-        submitted = 0
-
-        def fill() -> None:
-            nonlocal submitted
-            while submitted < total and len(pending) < lookahead and not cancel.is_set():
-                pending.append(pool.submit(_decode, submitted, paths[submitted], size))
-                submitted += 1
-
-        try:
-            done = 0
-            while done < total:
-                fill()
-                batch: list[_Decoded] = []
-                limit = self.first_batch if done == 0 else self.batch_size
-                while pending and len(batch) < limit:
-                    item = self._wait(pending.popleft(), cancel)
-                    if item is None:
+        left = threading.Event()  # the consumer has gone: lanes stop at their next file
+        spans = deque(_spans(len(paths), self.first_batch, self.batch_size))
+        done = 0
+        with intra_op_threads(self.lane_threads):
+            pool = DaemonPool(self.workers, "cxrviewer-lane")
+            pending: deque[Future[list[FileResult]]] = deque()
+            try:
+                while spans or pending:
+                    while spans and len(pending) < self.workers + self.prefetch:
+                        pending.append(pool.submit(self._lane, paths, spans.popleft(), cancel, left))
+                    results = self._wait(pending.popleft(), cancel)
+                    for result in results or ():
+                        if cancel.is_set():
+                            return
+                        done += 1
+                        if progress is not None:
+                            progress(done, len(paths))
+                        yield result
+                    if results is None or cancel.is_set():
                         return
-                    batch.append(item)
-                    fill()
-                if cancel.is_set():
-                    return
-                for result in self._run_batch(batch):
-                    if cancel.is_set():
-                        return
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                    yield result
-        finally:
-            pool.shutdown(timeout=SHUTDOWN_WAIT)  # a decode stuck in a read is left behind, never waited on
+            finally:
+                left.set()
+                pool.shutdown(timeout=SHUTDOWN_WAIT)  # a lane stuck in a read is left behind, never waited on
+
+    def _lane(self, paths: list[Path], span: tuple[int, int], cancel: threading.Event,
+              left: threading.Event) -> list[FileResult]:
+        """One lane's work: decode the files of ``span`` one by one, then one forward pass for them."""
+        batch = []
+        for i in range(*span):
+            if cancel.is_set() or left.is_set():
+                return []
+            batch.append(_decode(i, paths[i], self.model.input_size))
+        return self._run_batch(batch)
 
     @staticmethod
-    def _wait(fut: Future[_Decoded], cancel: threading.Event) -> _Decoded | None:
+    def _wait(fut: Future[list[FileResult]], cancel: threading.Event) -> list[FileResult] | None:
         while not cancel.is_set():
             try:
                 return fut.result(timeout=0.05)

@@ -37,6 +37,7 @@ MAX_ASPECT = 2.5        # long side / short side; chest radiographs lie within ~
 MIN_RANGE = 0.04        # 1st-99th percentile grey range (0-1) below which an image is blank
 MAX_COLOUR = 0.05       # share of distinctly coloured pixels above which an image is a colour picture
 QUANTILE = 0.99         # share of validation radiographs the learned threshold keeps in scope
+PIXEL_SAMPLE = 128      # the blank test reads the 1st-99th percentiles on a grid of at most this many pixels a side
 HEADER_MARGIN = 1.5     # a DICOM whose header declares a chest radiograph is refused only beyond this x threshold
 
 
@@ -83,7 +84,7 @@ def pixel_reason(pixels: np.ndarray, meta: dict[str, Any]) -> str | None:
     if colour is not None and float(colour) > MAX_COLOUR:
         return f"colour picture ({100 * float(colour):.0f}% of pixels coloured): radiographs are grey"
     a = np.asarray(pixels, dtype=np.float32)
-    step = max(1, max(a.shape) // 256)
+    step = max(1, -(-max(a.shape) // PIXEL_SAMPLE))  # a grid of at most PIXEL_SAMPLE^2 pixels is plenty for a range
     lo, hi = np.percentile(a[::step, ::step], [1, 99]) if a.size else (0.0, 0.0)
     if hi - lo < MIN_RANGE:
         return "image is blank or nearly uniform: nothing to read"
@@ -146,12 +147,16 @@ class ScopeStats:
         return cls(means, vecs[:, :rank].T.copy(), np.maximum(vals[:rank], residual), residual)
 
     def distance(self, features: np.ndarray) -> np.ndarray:
-        """Distance of each row of ``features`` (N x F) to the nearest class mean (see class doc)."""
+        """Distance of each row of ``features`` (N x F) to the nearest class mean (see class doc).
+
+        Small products through ``einsum`` without BLAS: a multithreaded BLAS call here would wake
+        threads that compete with the model's for the cores, costing more than the product.
+        """
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
         best = np.full(len(x), np.inf)
         for mu in self.means:
             d = x - mu
-            proj = d @ self.basis.T
+            proj = np.einsum("nf,rf->nr", d, self.basis, optimize=False)
             rest = (d * d).sum(axis=1) - (proj * proj).sum(axis=1)
             d2 = (proj * proj / self.variances).sum(axis=1) + np.maximum(rest, 0.0) / self.residual
             best = np.minimum(best, d2)

@@ -126,7 +126,9 @@ def test_results_stream_batch_by_batch_with_progress(folder, model, monkeypatch)
     progress = []
     stream = predictor.predict(images, progress=lambda done, total: progress.append((done, total)))
     first = next(stream)
-    assert first.index == 0 and calls == [2] and progress == [(1, len(images))]
+    # the first batch is out while later ones are at most in flight on the lanes, never all done
+    assert first.index == 0 and calls[0] == 2 and progress == [(1, len(images))]
+    assert len(calls) <= predictor.workers + predictor.prefetch
     rest = list(stream)
     assert len(rest) == len(images) - 1
     assert progress == [(i, len(images)) for i in range(1, len(images) + 1)]
@@ -138,8 +140,8 @@ def test_first_batch_is_small_then_full_batches(tmp_path, model, monkeypatch):
     predictor = Predictor(model, device="cpu", batch_size=5, first_batch=2)
     calls, forward = [], predictor.forward
     monkeypatch.setattr(predictor, "forward", lambda a: calls.append(len(a)) or forward(a))
-    assert len(list(predictor.predict(paths))) == 13
-    assert calls == [2, 5, 5, 1]
+    assert [r.index for r in predictor.predict(paths)] == list(range(13))
+    assert sorted(calls) == [1, 2, 5, 5] and calls[0] == 2  # lanes run concurrently: the rest in any order
 
 
 def test_prefetch_is_bounded(tmp_path, model, monkeypatch):
@@ -152,8 +154,8 @@ def test_prefetch_is_bounded(tmp_path, model, monkeypatch):
     for n, _ in enumerate(predictor.predict(paths), 1):
         ahead.append(len(decoded) - n)
     assert len(decoded) == 40
-    # submitted decodes stay within batch_size * (prefetch + 1) of the batch being handed out
-    assert max(ahead) <= 4 * (1 + 1) + 4 - 1
+    # decodes stay within the batches in flight (one per lane, plus prefetch) of the result handed out
+    assert max(ahead) <= 4 * (predictor.workers + 1) - 1
     assert max(ahead) > 0  # and decoding did run ahead of the model
 
 
@@ -191,7 +193,7 @@ def test_a_failing_forward_pass_marks_its_files_and_the_run_goes_on(folder, mode
 
 
 def _decode_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("cxrviewer-decode")]
+    return [t for t in threading.enumerate() if t.name.startswith("cxrviewer-lane")]
 
 
 def test_cancel_ends_the_run_even_while_a_decode_is_stuck(tmp_path, model, monkeypatch):
@@ -210,7 +212,7 @@ def test_cancel_ends_the_run_even_while_a_decode_is_stuck(tmp_path, model, monke
     try:
         for r in Predictor(model, device="cpu", batch_size=4, workers=2, first_batch=2).predict(paths, cancel=cancel):
             got.append(r)
-            if len(got) == 2:  # mid-batch, with both decoding threads blocked
+            if len(got) == 2:  # the first batch out, both lanes blocked in a read
                 cancel.set()
         assert len(got) == 2 and len(started) < len(paths)  # reaching this line: the run ended, nothing waited
     finally:
