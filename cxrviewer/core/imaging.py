@@ -141,7 +141,7 @@ def load_radiograph(path: str | Path, target_size: tuple[int, int] | None = None
                 raise CorruptFileError(path, "not enough memory to decode this image") from None
             except Exception:  # noqa: BLE001 - a library failure on a damaged file is still one clear reason
                 raise CorruptFileError(path, "the file is damaged and could not be decoded") from None
-    if not np.isfinite(rad.pixels).all() or not np.isfinite(rad.linear_pixels).all():
+    if not np.isfinite(rad.pixels).all() or (rad.linear is not None and not np.isfinite(rad.linear).all()):
         raise CorruptFileError(path, "the image has values that are not finite numbers after the display "
                                      "pipeline (rescale or window values out of range)")
     return rad
