@@ -226,5 +226,5 @@ def table_columns(batch: Batch) -> list[Column]:
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, IN_SCOPE, SCOPE_REASON,
-            SCOPE_SCORE, CHECKS,
-            EVIDENCE_OUTSIDE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, ERROR]
+            SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
+            HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

@@ -69,12 +69,13 @@ class ScreenImage(AxesImage):
 @dataclass
 class Overlay:
     """One map to draw over the whole image: a low-resolution map (upsampled smoothly when drawn),
-    its colour limits and a label for the colour bar."""
+    its colour limits and a label for the colour bar; or no map (``cam`` None) and a ``note`` saying why."""
 
-    cam: np.ndarray
+    cam: np.ndarray | None
     vmin: float
     vmax: float
     label: str
+    note: str = ""
 
 
 class ImageCanvas(FigureCanvasQTAgg):
@@ -118,6 +119,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
+        self._note = self.ax.text(0.5, 0.02, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11,
+                                  color=TEXT, zorder=5, bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
         self._overlay: Overlay | None = None
         self._view = ViewState()
         self._scale = ValueScale()
@@ -155,6 +158,7 @@ class ImageCanvas(FigureCanvasQTAgg):
                 artist.remove()
         self._image = self._caption = None
         self.cax.set_visible(False)
+        self._note.set_visible(False)
         self._message.set_text(text)
         self._message.set_visible(True)
         self.ax.set_aspect("auto")
@@ -172,7 +176,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         """
         self._overlay = overlay
         self._scale = scale or ValueScale()
-        if overlay is not None:
+        if overlay is not None and overlay.cam is not None:
             self._set_bar(overlay)
         self._pixels = pixels
         self._preview = preview if preview is not None else pixels
@@ -196,7 +200,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._cam_cache = None
         if overlay is None:
             self._set_caption("")
-        else:
+        elif overlay.cam is not None:
             self._set_bar(overlay)
         self._recompose()
 
@@ -271,7 +275,12 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=9)
 
     def _overlay_shown(self) -> bool:
-        return self._view.overlay and self._overlay is not None and self._pixels is not None
+        return self._view.overlay and self._overlay is not None and self._overlay.cam is not None and self._pixels is not None
+
+    @property
+    def note(self) -> str:
+        """The overlay's note on show ("" when none)."""
+        return self._note.get_text() if self._note.get_visible() else ""
 
     def _recompose(self) -> None:
         """Compose what is drawn: grey (window, invert) with the overlay at the current opacity."""
@@ -296,6 +305,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._image.set_interpolation(interpolation)
         self._image.set_data(rgba)
         self.cax.set_visible(self._overlay_shown())
+        self._note.set_text(o.note if o is not None and v.overlay else "")
+        self._note.set_visible(bool(self._note.get_text()))
         self.draw_idle()
 
     def _base(self) -> tuple[np.ndarray, str]:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
+from ..core.explain import METHODS
 from ..core.window import ValueScale, Window
 from .view_state import SCALE_FIXED, SCALE_IMAGE, ViewState
 
@@ -42,6 +43,14 @@ class ViewControls(QWidget):
         self.class_box.setToolTip("Which class's activation map to show")
         self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.class_box.setMinimumContentsLength(11)
+        self.method_box = QComboBox()
+        for name, make in METHODS.items():
+            method = make()
+            self.method_box.addItem(method.label, name)
+            self.method_box.setItemData(self.method_box.count() - 1, f"{method.label}: {method.units}",
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.method_box.setToolTip("Which explanation method: the CAM comes with every result; the others are "
+                                   "computed for the image on screen when chosen")
         self.scale_box = QComboBox()
         self.scale_box.addItem("Per image", SCALE_IMAGE)
         self.scale_box.addItem("Fixed", SCALE_FIXED)
@@ -61,6 +70,7 @@ class ViewControls(QWidget):
         edit = self._edit
         self.overlay.toggled.connect(lambda on: edit(overlay=on))
         self.class_box.currentIndexChanged.connect(lambda _i: edit(class_name=self.class_box.currentData() or None))
+        self.method_box.currentIndexChanged.connect(lambda _i: edit(method=self.method_box.currentData()))
         self.scale_box.currentIndexChanged.connect(lambda _i: edit(scale=self.scale_box.currentData()))
         self.opacity.valueChanged.connect(lambda v: edit(opacity=v / 100.0))
         self.window_slider.valueChanged.connect(lambda _v: edit(window=self._slider_window()))
@@ -72,7 +82,7 @@ class ViewControls(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 3, 6, 3)
         layout.setSpacing(6)
-        for w in (self.overlay, QLabel("CAM"), self.class_box, QLabel("Scale"), self.scale_box,
+        for w in (self.overlay, QLabel("CAM"), self.class_box, self.method_box, QLabel("Scale"), self.scale_box,
                   QLabel("Opacity"), self.opacity):
             layout.addWidget(w)
         layout.addSpacing(12)
@@ -102,7 +112,8 @@ class ViewControls(QWidget):
         with QSignalBlocker(self.opacity):
             self.opacity.setValue(round(100 * view.opacity))
         self._show_window(view.window)
-        for combo, data in ((self.class_box, view.class_name or PREDICTED), (self.scale_box, view.scale)):
+        for combo, data in ((self.class_box, view.class_name or PREDICTED), (self.scale_box, view.scale),
+                            (self.method_box, view.method)):
             with QSignalBlocker(combo):
                 combo.setCurrentIndex(max(0, combo.findData(data)))
 

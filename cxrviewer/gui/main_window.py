@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayou
 from .. import __version__
 from ..core.checkpoint import default_model_path
 from ..core.columns import Batch, csv_columns
+from ..core.explain import EvidenceMap
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
 from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
@@ -30,6 +31,7 @@ from .details import DetailsPanel, ModelInfo
 from .display import choose_overlay, fixed_range
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
+from .method_maps import MapProgress, MethodMaps
 from .model_loader import ModelLoader
 from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
@@ -91,6 +93,8 @@ class MainWindow(QMainWindow):
         self.runner = BatchRunner(self.tasks, self)
         self.loader = ImageLoader(self.tasks, parent=self)
         self.model_loader = ModelLoader(self.tasks, self)
+        self.method_maps = MethodMaps(self.tasks, parent=self)  # Grad-CAM, occlusion: on demand, off the GUI thread
+        self.map_progress = MapProgress()
         self._quiet_load = False
         self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
 
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.addWidget(self.batch_status)
         bar.addWidget(self.message, 1)
+        bar.addPermanentWidget(self.map_progress)
         bar.addPermanentWidget(self.hover_label)
         bar.addPermanentWidget(self.model_label)
         self.resize(1600, 960)
@@ -245,6 +250,9 @@ class MainWindow(QMainWindow):
         self.model_loader.loaded.connect(self._on_model_loaded)
         self.model_loader.failed.connect(self._on_model_failed)
         self.model_loader.cancelled.connect(self._on_model_cancelled)
+        self.method_maps.ready.connect(self._on_method_map)
+        self.method_maps.failed.connect(self._on_method_map)
+        self.method_maps.progress.connect(self.map_progress.set_progress)
         self.canvas.fitBoxChanged.connect(self._update_fit_box)
         self.loader.failed.connect(self._on_image_failed)
         self._loading_timer.timeout.connect(self._show_loading_hint)
@@ -378,6 +386,7 @@ class MainWindow(QMainWindow):
 
     def _show_row(self, row: int) -> None:
         self._current_row = row
+        self.method_maps.cancel()  # a map still computing is for the image we leave
         self._update_actions()
         if row < 0:
             self.canvas.show_message("Open a folder (Ctrl+O) or drop radiographs here")
@@ -457,13 +466,22 @@ class MainWindow(QMainWindow):
         for action, on in ((self.overlay_act, view.overlay), (self.invert_act, view.invert)):
             with QSignalBlocker(action):
                 action.setChecked(on)
-        if (old.class_name, old.scale) != (view.class_name, view.scale):
+        if (old.class_name, old.scale, old.method, old.overlay) != (view.class_name, view.scale, view.method, view.overlay):
             self._refresh_overlay()
 
     def _overlay_for(self, result, image_hw) -> Overlay | None:
         """The overlay the view asks for (class, scale) of ``result`` on an image of ``image_hw``."""
         meta = self.model.meta if self.model is not None else None
-        return choose_overlay(result, self.view.class_name, self.view.scale, fixed_range(meta), image_hw)
+        overlay = choose_overlay(result, self.view.class_name, self.view.scale, fixed_range(meta), image_hw)
+        if overlay is None or self.view.method == EvidenceMap.name or not self.view.overlay:
+            return overlay
+        image = self.loader.cached(result.path)
+        return self.method_maps.overlay(result, self.view, self.model, image.pixels if image else None, image_hw)
+
+    def _on_method_map(self, key, _found_or_why) -> None:
+        """An on-demand map (or its failure) arrived: draw it if it is of the image on screen."""
+        if key.path == self.current_path() and self.canvas.has_image:
+            self._refresh_overlay(draw_details=False)
 
     def _render_options(self) -> RenderOptions:
         """What exports draw: the view, plus the model's fixed colour range and name."""
@@ -573,6 +591,7 @@ class MainWindow(QMainWindow):
 
     def _set_model(self, model, path: Path | None) -> None:
         self.model, self.model_path = model, path
+        self.method_maps.clear()
         self.batch = self.reader.live_batch(Batch.of(model))
         names = list(self.batch.class_names)
         self.reader.set_classes(names)

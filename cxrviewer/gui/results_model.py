@@ -220,9 +220,13 @@ def _disagrees_with_truth(res: FileResult | None) -> bool:
 
 class ResultsFilter(QSortFilterProxyModel):
     """Sorts by the model's ``SORT_ROLE`` and keeps rows of one class, errors only, out-of-scope
-    images only, or all; plus a case-insensitive file-name filter."""
+    images only, unstable verdicts only, verdicts whose evidence lies outside the chest only, or all;
+    plus a case-insensitive file-name filter."""
 
     ALL, ERRORS, OUT_OF_SCOPE = "", "\x00errors", "\x00out-of-scope"
+    UNSTABLE, EVIDENCE_OUTSIDE = "\x00unstable", "\x00evidence-outside"
+    #: Modes that keep the rows whose result's verdict checks say so.
+    CHECK_MODES = {UNSTABLE: lambda c: bool(c.unstable), EVIDENCE_OUTSIDE: lambda c: c.evidence_outside}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -237,7 +241,7 @@ class ResultsFilter(QSortFilterProxyModel):
         return self._mode
 
     def set_mode(self, mode: str) -> None:
-        """``ResultsFilter.ALL``, ``ERRORS``, ``OUT_OF_SCOPE`` or a class name."""
+        """``ResultsFilter.ALL``, ``ERRORS``, ``OUT_OF_SCOPE``, ``UNSTABLE``, ``EVIDENCE_OUTSIDE`` or a class name."""
         if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
             self.beginFilterChange()
             self._mode = mode
@@ -264,6 +268,10 @@ class ResultsFilter(QSortFilterProxyModel):
             return False
         if self._mode == self.OUT_OF_SCOPE and (row.result is None or row.result.in_scope is not False):
             return False
-        if self._mode not in (self.ALL, self.ERRORS, self.OUT_OF_SCOPE) and (row.result is None or row.result.label != self._mode):
+        check = self.CHECK_MODES.get(self._mode)
+        if check is not None and (row.result is None or row.result.checks is None or not check(row.result.checks)):
+            return False
+        if (self._mode not in (self.ALL, self.ERRORS, self.OUT_OF_SCOPE, *self.CHECK_MODES)
+                and (row.result is None or row.result.label != self._mode)):
             return False
         return super().filterAcceptsRow(source_row, source_parent)

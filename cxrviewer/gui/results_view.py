@@ -32,7 +32,8 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(model)
         self.filter_box = QComboBox()
-        self.filter_box.setToolTip("Show all files, one predicted class, images out of the model's scope, or failed files only")
+        self.filter_box.setToolTip("Show all files, one predicted class, images out of the model's scope, unstable verdicts (a border or a "
+                                   "blur changes them), verdicts whose evidence lies outside the chest, or failed files only")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter by name")
         self.search.setClearButtonEnabled(True)
@@ -79,6 +80,8 @@ class ResultsView(QWidget):
         for n in names:
             self.filter_box.addItem(f"{n} only", n)
         self.filter_box.addItem("Out of scope only", ResultsFilter.OUT_OF_SCOPE)
+        self.filter_box.addItem("Unstable only", ResultsFilter.UNSTABLE)
+        self.filter_box.addItem("Check framing only", ResultsFilter.EVIDENCE_OUTSIDE)
         self.filter_box.addItem("Errors only", ResultsFilter.ERRORS)
         i = self.filter_box.findData(current)
         self.filter_box.setCurrentIndex(max(i, 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.explain import METHODS, EvidenceMap
 from ..core.overlay import DEFAULT_ALPHA, SCALES
 from ..core.window import Window
 
@@ -23,8 +24,9 @@ def _clip(v: float, lo: float, hi: float) -> float:
 class ViewState:
     """``window``: the VOI window in the image's modality units (None: the image's own default,
     see :class:`~cxrviewer.core.window.ValueScale`); ``invert``; ``overlay``: the CAM on or off; ``opacity`` of the CAM in [0, 1]; ``class_name``: whose
-    map (None: the predicted class); ``scale``: the CAM's colour scale, "image" or "fixed".
-    Values out of range are clipped."""
+    map (None: the predicted class); ``scale``: the CAM's colour scale, "image" or "fixed";
+    ``method``: which explanation method's map (a name of ``core.explain.METHODS``; the on-demand
+    ones are drawn on this image's own range). Values out of range are clipped."""
 
     window: Window | None = None
     invert: bool = False
@@ -32,10 +34,13 @@ class ViewState:
     opacity: float = DEFAULT_ALPHA
     class_name: str | None = None
     scale: str = SCALE_IMAGE
+    method: str = EvidenceMap.name
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}")
         object.__setattr__(self, "opacity", _clip(self.opacity, 0.0, 1.0))
         object.__setattr__(self, "invert", bool(self.invert))
         object.__setattr__(self, "overlay", bool(self.overlay))

@@ -39,7 +39,9 @@ def test_overlay_toggle_and_opacity_change_the_canvas(reviewed):
     assert np.abs(canvas.rgba().astype(int) - with_overlay.astype(int)).sum() > 0
 
 
-def test_choosing_another_class_changes_the_cam(reviewed):
+def test_choosing_another_class_changes_the_cam(qtbot, reviewed):
+    with qtbot.waitSignal(reviewed.imageShown, timeout=5000):
+        reviewed.results_view.select_source_row(2)  # (row 1's other-class map has no positive evidence)
     result = reviewed.current_result()
     other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
     before, cam_before = reviewed.canvas.rgba(), reviewed.canvas._overlay.cam

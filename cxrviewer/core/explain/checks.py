@@ -89,16 +89,17 @@ def positive_mass(evidence: torch.Tensor) -> torch.Tensor:
     return F.relu(evidence).mean(dim=(1, 2))
 
 
-def no_positive_evidence(maps: torch.Tensor | np.ndarray) -> torch.Tensor:
+def no_positive_evidence(maps: torch.Tensor | np.ndarray, min_mass: float = MIN_POSITIVE_MASS) -> torch.Tensor:
     """``N`` bools for ``N x h x w`` maps (log-odds units; one ``h x w`` map gives one): the positive part is tiny.
 
-    Tiny: its mean is below :data:`MIN_POSITIVE_MASS`, or it is below :data:`MIN_POSITIVE_SHARE`
-    of the map's mean absolute value (a map that is negative almost everywhere).
+    Tiny: its mean is below ``min_mass`` (default :data:`MIN_POSITIVE_MASS`; 0 for maps whose
+    mean is not a share of the log-odds, such as occlusion's per-patch drops), or at most
+    :data:`MIN_POSITIVE_SHARE` of the map's mean absolute value (negative almost everywhere, or all zero).
     """
     m = torch.as_tensor(maps).float()
     m = m[None] if m.ndim == 2 else m
     pos, total = positive_mass(m), m.abs().mean(dim=(1, 2))
-    return (pos < MIN_POSITIVE_MASS) | (pos < MIN_POSITIVE_SHARE * total)
+    return (pos < min_mass) | (pos <= MIN_POSITIVE_SHARE * total)
 
 
 def outside_share(evidence: torch.Tensor, images: torch.Tensor, **mask_options) -> torch.Tensor:

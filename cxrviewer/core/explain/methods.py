@@ -77,6 +77,8 @@ class ExplanationMethod:
     signed = True
     #: True when the method needs more than the one forward pass the batch engine already ran.
     on_demand = True
+    #: True when a map's mean is (about) the class log-odds, so its positive mass is in logit units.
+    additive = True
 
     def __call__(self, model: CamClassifier, x: torch.Tensor, index: torch.Tensor,
                  progress: Progress | None = None) -> torch.Tensor:
@@ -172,6 +174,7 @@ class Occlusion(ExplanationMethod):
     label = "Occlusion sensitivity"
     units = "log-odds drop when the patch is greyed"
     signed = True
+    additive = False
 
     def __init__(self, patch: float = 1 / 7, stride: float = 0.5, batch_size: int = 32):
         self.patch, self.stride, self.batch_size = patch, stride, batch_size

@@ -38,6 +38,11 @@ class MethodMap:
         top = float(np.abs(up).max()) or 1e-6
         return (up, -top, top) if self.signed else (up, 0.0, top)
 
+    def limits(self) -> tuple[float, float]:
+        """Colour limits on the grid itself: ``±`` the largest magnitude when signed, else ``0..max``."""
+        top = float(np.abs(self.grid).max() if self.signed else max(float(self.grid.max()), 0.0)) or 1e-6
+        return (-top, top) if self.signed else (0.0, top)
+
     @property
     def colorbar_label(self) -> str:
         return f"{self.label}: {self.units}"

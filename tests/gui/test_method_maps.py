@@ -1,0 +1,137 @@
+"""The second explanation methods in the viewer: on demand, off the GUI thread, never drawn on the wrong image."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from cxrviewer.core.explain.on_demand import explain_image
+from cxrviewer.core.explain import GradCAM
+from cxrviewer.gui import method_maps as method_maps_module
+from cxrviewer.gui.display import method_overlay
+
+from tests.gui.helpers import open_and_wait
+
+
+@pytest.fixture
+def reviewed(qtbot, window, image_folder):
+    """The window after a finished batch, showing row 2 (whose maps have positive evidence for both classes)."""
+    open_and_wait(qtbot, window, [image_folder])
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        window.results_view.select_source_row(2)
+    return window
+
+
+def choose(window, method):
+    window.controls.method_box.setCurrentIndex(window.controls.method_box.findData(method))
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every on-demand computation, as (file name, method), in the order they started."""
+    seen = []
+    original = method_maps_module.explain_image
+
+    def counted(model, pixels, class_name, method, progress=None):
+        seen.append((threading.current_thread() is threading.main_thread(), method.name))
+        return original(model, pixels, class_name, method, progress)
+
+    monkeypatch.setattr(method_maps_module, "explain_image", counted)
+    return seen
+
+
+def test_gradcam_is_computed_off_the_gui_thread_cached_and_labelled_with_its_units(qtbot, reviewed, calls):
+    w = reviewed
+    evidence_bar = w.canvas.cax.get_ylabel()
+    assert "logit units" in evidence_bar
+    with qtbot.waitSignal(w.method_maps.ready, timeout=10000):
+        choose(w, "gradcam")
+        assert w.canvas.note.startswith("computing Grad-CAM")  # no stale colours while it runs
+        assert w.map_progress.isVisible()
+    assert calls == [(False, "gradcam")]
+    assert not w.map_progress.isVisible() and w.canvas.note == ""
+    bar = w.canvas.cax.get_ylabel()
+    assert "Grad-CAM" in bar and GradCAM.units in bar and w.current_result().label in bar
+    r, image = w.current_result(), w.loader.cached(w.current_path())
+    want = explain_image(w.model, image.pixels, r.label, GradCAM())
+    assert np.allclose(w.canvas._overlay.cam, want.grid, atol=1e-5)
+    assert w.canvas._overlay.cam.shape == want.grid.shape != r.cams.shape[-2:]  # layer3: twice the CAM's grid
+    choose(w, "evidence")
+    assert w.canvas.cax.get_ylabel() == evidence_bar
+    choose(w, "gradcam")  # cached: drawn at once, not computed again
+    assert calls == [(False, "gradcam")] and "Grad-CAM" in w.canvas.cax.get_ylabel()
+
+
+def test_occlusion_shows_its_units_in_log_odds_drop(qtbot, reviewed):
+    w = reviewed
+    with qtbot.waitSignal(w.method_maps.ready, timeout=20000):
+        choose(w, "occlusion")
+    assert "log-odds drop" in w.canvas.cax.get_ylabel() and "Occlusion" in w.canvas.cax.get_ylabel()
+    lo, hi = w.canvas._overlay.vmin, w.canvas._overlay.vmax
+    assert lo == -hi  # signed: centred on zero
+
+
+def test_moving_to_another_image_cancels_the_map_and_never_draws_it_there(qtbot, reviewed, monkeypatch):
+    w = reviewed
+    release, started = threading.Event(), threading.Event()
+    original = method_maps_module.explain_image
+    made = []
+
+    def slow_first(model, pixels, class_name, method, progress=None):
+        if not made:
+            made.append("first")
+            started.set()
+            release.wait(10)
+            progress(1, 2)  # the cancelled computation stops here
+        made.append("computed")
+        return original(model, pixels, class_name, method, progress)
+
+    monkeypatch.setattr(method_maps_module, "explain_image", slow_first)
+    first_path = w.current_path()
+    choose(w, "gradcam")
+    assert started.wait(5)
+    arrived = []
+    w.method_maps.ready.connect(lambda key, _m: arrived.append(key.path))
+    with qtbot.waitSignal(w.method_maps.ready, timeout=10000):
+        with qtbot.waitSignal(w.imageShown, timeout=5000):
+            w.step(1)
+    second = w.current_path()
+    assert second != first_path and arrived == [second]
+    release.set()
+    qtbot.waitUntil(lambda: not w.tasks.running(), timeout=10000)
+    qtbot.wait(50)
+    assert arrived == [second] and made == ["first", "computed"]  # the first never finished nor arrived
+    image = w.loader.cached(second)
+    want = explain_image(w.model, image.pixels, w.current_result().label, GradCAM())
+    shown = method_overlay(want, image.pixels.shape)  # the map, or "no positive evidence"
+    assert w.canvas.note == shown.note
+    assert (w.canvas._overlay.cam is None) if shown.cam is None else np.allclose(w.canvas._overlay.cam, want.grid, atol=1e-5)
+
+
+def test_a_failing_method_says_why_once(qtbot, reviewed, monkeypatch):
+    w = reviewed
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(method_maps_module, "explain_image", broken)
+    with qtbot.waitSignal(w.method_maps.failed, timeout=10000):
+        choose(w, "gradcam")
+    assert "failed" in w.canvas.note and "out of memory" in w.canvas.note
+    w._refresh_overlay()  # not retried in a loop
+    assert w.method_maps.pending is None
+
+
+def test_no_positive_evidence_is_said_instead_of_a_stretched_map(qtbot, window, image_folder):
+    open_and_wait(qtbot, window, [image_folder])
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        window.results_view.select_source_row(1)  # its NORMAL map is negative almost everywhere
+    result = window.current_result()
+    other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
+    window.controls.class_box.setCurrentIndex(window.controls.class_box.findData(other))
+    assert window.canvas.note == f"no positive evidence for {other}"
+    assert not window.canvas.cax.get_visible()
+    window.controls.class_box.setCurrentIndex(0)  # the predicted class: a map again
+    assert window.canvas.note == "" and window.canvas.cax.get_visible()
