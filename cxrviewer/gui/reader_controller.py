@@ -8,6 +8,7 @@ autosave of unsaved verdicts) lives in the app's own folder, never beside the im
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -130,6 +131,7 @@ class ReaderController(QObject):
         path, ai_label = self._current()
         self.panel.show_entry(self.study.entry(path) if path is not None else None, ai_label)
         self.panel.threshold.set_threshold(Batch.of(self.w.model).threshold, self.study.threshold)
+        self.panel.threshold.set_counts(Counter(r.label for r in self.w.results_model.results() if r.ok))
 
     # -- the live threshold --------------------------------------------------------------
     def live_batch(self, batch: Batch) -> Batch:

@@ -27,6 +27,8 @@ class ThresholdControl(QWidget):
         self.slider.setRange(0, STEPS)
         self.spin = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=1.0, singleStep=0.01)
         self.reset = QPushButton("Reset")
+        self.counts = QLabel()
+        self.counts.setWordWrap(True)
         self.setToolTip("Live threshold on the positive class's probability: re-labels the batch from the stored "
                         "probabilities (the model file is not changed)")
         col = QVBoxLayout(self)
@@ -38,6 +40,7 @@ class ThresholdControl(QWidget):
         row.addWidget(self.reset)
         col.addLayout(row)
         col.addWidget(self.slider)
+        col.addWidget(self.counts)
         self.slider.valueChanged.connect(lambda v: self._edited(v / STEPS))
         self.spin.valueChanged.connect(self._edited)
         self.reset.clicked.connect(lambda: self.thresholdChanged.emit(None))
@@ -54,6 +57,10 @@ class ThresholdControl(QWidget):
         self.reset.setToolTip("Back to the model file's threshold"
                               + (f" ({model_threshold:.3f})" if model_threshold is not None else ""))
         self.reset.setEnabled(live is not None)
+
+    def set_counts(self, counts: dict[str, int]) -> None:
+        """How many images each label has now (they follow the threshold)."""
+        self.counts.setText(" \u00b7 ".join(f"{n} {label}" for label, n in counts.items() if n))
 
     def value(self) -> float:
         return self.spin.value()

@@ -85,6 +85,8 @@ def test_live_threshold_relabels_the_batch_without_touching_the_model(qtbot, win
     assert [_cell(window, i, CLASS) for i in range(m.rowCount())] == labels
     window.results_view.filter_box.setCurrentIndex(window.results_view.filter_box.findData("PNEUMONIA"))
     assert window.results_view.proxy.rowCount() == labels.count("PNEUMONIA")
+    counts = window.reader.panel.threshold.counts.text()
+    assert f"{labels.count('PNEUMONIA')} PNEUMONIA" in counts and f"{labels.count('NORMAL')} NORMAL" in counts
     _select(qtbot, window, window.results_view.proxy.index(0, 0).data())
     assert f"{t:.3f}" in window.details.text()
     window.reader.panel.threshold.reset.click()  # back to the model's threshold
