@@ -76,6 +76,7 @@ class Overlay:
     vmax: float
     label: str
     note: str = ""
+    name: str = "CAM"  # what the hover readout calls the map's values
 
 
 class ImageCanvas(FigureCanvasQTAgg):
@@ -457,7 +458,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             if self._overlay_shown() and self._cam_cache is not None:
                 cam = self._cam_cache[1]
                 ch, cw = cam.shape
-                text += f", CAM {cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
+                text += f", {self._overlay.name} {cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
             self.hovered.emit(text)
         else:
             self.hovered.emit("")

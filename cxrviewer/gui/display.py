@@ -56,13 +56,14 @@ def no_evidence_overlay(class_name: str) -> Overlay:
     return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=f"no positive evidence for {class_name}")
 
 
-def method_overlay(found: MethodMap, image_hw: tuple[int, int]) -> Overlay:
+def method_overlay(found: MethodMap) -> Overlay:
     """The overlay of an on-demand method's map: this image's range (signed maps centred on 0), units on the bar."""
     if no_positive_evidence(found.grid, MIN_POSITIVE_MASS if get_method(found.method).additive else 0.0).item():
         return no_evidence_overlay(found.class_name)
     lo, hi = found.limits()
     return Overlay(cam=found.grid, vmin=lo, vmax=hi,
-                   label=f"{found.label}: {found.class_name}\n{found.units}, this image's range")
+                   label=f"{found.label}: {found.class_name}\n{found.units}, this image's range",
+                   name=found.label.split(" (")[0])
 
 
 def pending_overlay(label: str) -> Overlay:

@@ -476,7 +476,7 @@ class MainWindow(QMainWindow):
         if overlay is None or self.view.method == EvidenceMap.name or not self.view.overlay:
             return overlay
         image = self.loader.cached(result.path)
-        return self.method_maps.overlay(result, self.view, self.model, image.pixels if image else None, image_hw)
+        return self.method_maps.overlay(result, self.view, self.model, image.pixels if image else None)
 
     def _on_method_map(self, key, _found_or_why) -> None:
         """An on-demand map (or its failure) arrived: draw it if it is of the image on screen."""

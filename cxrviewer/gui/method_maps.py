@@ -90,7 +90,7 @@ class MethodMaps(QObject):
         """Why the map of ``key`` could not be made (not retried until :meth:`clear`), or None."""
         return self._failures.get(key)
 
-    def overlay(self, result, view, model, pixels: np.ndarray | None, image_hw: tuple[int, int]) -> Overlay | None:
+    def overlay(self, result, view, model, pixels: np.ndarray | None) -> Overlay | None:
         """The overlay of ``view.method`` for ``result``'s image: the map when ready, else a note (computing, failed)."""
         if result is None or not result.ok or model is None or pixels is None or not result.probs:
             return None
@@ -100,7 +100,7 @@ class MethodMaps(QObject):
         if self.failure(key):
             return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=f"{label} failed: {self.failure(key)}")
         found = self.request(key, model, pixels)
-        return method_overlay(found, image_hw) if found is not None else pending_overlay(label)
+        return method_overlay(found) if found is not None else pending_overlay(label)
 
     def request(self, key: MapKey, model, pixels: np.ndarray) -> MethodMap | None:
         """The map of ``key`` at once when cached; else start computing it (replacing any other) and return None."""

@@ -54,6 +54,7 @@ def test_gradcam_is_computed_off_the_gui_thread_cached_and_labelled_with_its_uni
     assert not w.map_progress.isVisible() and w.canvas.note == ""
     bar = w.canvas.cax.get_ylabel()
     assert "Grad-CAM" in bar and GradCAM.units in bar and w.current_result().label in bar
+    assert w.canvas._overlay.name == "Grad-CAM"  # the hover readout names the map it reads
     r, image = w.current_result(), w.loader.cached(w.current_path())
     want = explain_image(w.model, image.pixels, r.label, GradCAM())
     assert np.allclose(w.canvas._overlay.cam, want.grid, atol=1e-5)
@@ -105,7 +106,7 @@ def test_moving_to_another_image_cancels_the_map_and_never_draws_it_there(qtbot,
     assert arrived == [second] and made == ["first", "computed"]  # the first never finished nor arrived
     image = w.loader.cached(second)
     want = explain_image(w.model, image.pixels, w.current_result().label, GradCAM())
-    shown = method_overlay(want, image.pixels.shape)  # the map, or "no positive evidence"
+    shown = method_overlay(want)  # the map, or "no positive evidence"
     assert w.canvas.note == shown.note
     assert (w.canvas._overlay.cam is None) if shown.cam is None else np.allclose(w.canvas._overlay.cam, want.grid, atol=1e-5)
 
