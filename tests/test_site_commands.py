@@ -66,7 +66,7 @@ def test_calibrate_round_trip_and_predict_applies_the_new_threshold(site, tiny_m
     assert (tmp_path / "ward7.md").exists() and (tmp_path / "ward7_calibration" / "threshold_sweep.png").exists()
     assert main(["predict", str(site), "--model", str(new), "--csv", str(tmp_path / "r.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "r.csv").open(newline="")))
-    assert [float(r["threshold"]) for r in rows] == pytest.approx([model.threshold] * len(rows))
+    assert [float(r["threshold"]) for r in rows] == pytest.approx([model.threshold] * len(rows), abs=1e-6)
     for r in rows:
         assert r["label"] == ("PNEUMONIA" if float(r["p_PNEUMONIA"]) >= model.threshold else "NORMAL")
     normal = [r for r in rows if "/NORMAL/" in r["path"]]

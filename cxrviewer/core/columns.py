@@ -50,8 +50,15 @@ def _probability(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}%"
+def percent(value: float | None) -> str:
+    """A probability as people read it: one decimal, "> 99.9%" and "< 0.1%" at the ends (never "100.0%")."""
+    if value is None:
+        return ""
+    if value > 0.999:
+        return "> 99.9%"
+    if value < 0.001:
+        return "< 0.1%"
+    return f"{100 * value:.1f}%"
 
 
 def _missing_last(value: Any) -> tuple:
@@ -109,7 +116,7 @@ SCOPE_SCORE = Column("scope_score", "Scope score", lambda r, b: r.scope_score if
 SCOPE_REASON = Column("scope_reason", "Out of scope because", lambda r, b: r.scope_reason if r.ok else None,
                       width=320, tip="Why the image is out of scope")
 ERROR = Column("error", "Error", lambda r, b: r.error, width=240, tip="Why the file could not be classified")
-THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, width=80,
+THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, fmt=_probability, width=80,
                    tip="Decision threshold on the positive class's probability")
 WIDTH = Column("width", "Width", _size(0), width=62, tip="Width of the original image in pixels")
 HEIGHT = Column("height", "Height", _size(1), width=62, tip="Height of the original image in pixels")
@@ -206,7 +213,7 @@ def shown_probability_column(batch: Batch) -> Column:
     header = f"P({batch.positive})" if batch.positive else "Probability"
     tip = (f"Calibrated probability of {batch.positive}" if batch.positive
            else "Calibrated probability of the predicted class")
-    return Column("p_shown", header, shown_probability, fmt=_percent, width=104, tip=tip)
+    return Column("p_shown", header, shown_probability, fmt=percent, width=104, tip=tip)
 
 
 def csv_columns(batch: Batch, overlays: bool = False, reader: bool = False) -> list[Column]:

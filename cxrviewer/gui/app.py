@@ -7,11 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QRect
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
 from .icons import app_icon
+from .screen_fit import fit_to_screen, split_sizes
 from .settings import APPLICATION, ORGANIZATION
 from .theme import apply_dark_theme
 from .worker import stranded
@@ -31,11 +32,19 @@ def _application() -> QApplication:
     return app
 
 
+def fit_window(window, free: QRect | None = None) -> None:
+    """Keep the window within the screen (or ``free``); when it had to shrink, share its width out afresh
+    (unless the user's own splitter sizes were restored)."""
+    if fit_to_screen(window, free) and not window.settings.splitter:
+        window.splitter.setSizes(split_sizes(window.width()))
+
+
 def create_window(paths: Sequence[str | Path] | None = None, **kwargs):
     """Create (and show) the main window, opening ``paths`` if given; the QApplication must exist."""
     from .main_window import MainWindow
 
     window = MainWindow(**kwargs)
+    fit_window(window)
     window.show()
     if paths:
         window.open_inputs([Path(p) for p in paths])

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSlider, QToolButton, QWidget
 
 from ..core.explain import METHODS
 from ..core.window import ValueScale, Window
+from .flow_layout import flow, group
 from .view_state import SCALE_FIXED, SCALE_IMAGE, ViewState
 
 PREDICTED = ""  # class combo entry meaning "the predicted class"
@@ -79,17 +80,11 @@ class ViewControls(QWidget):
         self.fit.clicked.connect(self.fitRequested)
 
     def _lay_out(self) -> None:
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(6, 3, 6, 3)
-        layout.setSpacing(6)
-        for w in (self.overlay, QLabel("CAM"), self.class_box, self.method_box, QLabel("Scale"), self.scale_box,
-                  QLabel("Opacity"), self.opacity):
-            layout.addWidget(w)
-        layout.addSpacing(12)
-        for w in (QLabel("Window"), self.window_slider, QLabel("Level"), self.level_slider, self.invert):
-            layout.addWidget(w)
-        layout.addStretch(1)
-        layout.addWidget(self.fit)
+        """Label and control pairs that wrap onto a second row when the window is narrow."""
+        flow(self, [self.overlay, group(QLabel("CAM"), self.class_box, self.method_box),
+                    group(QLabel("Scale"), self.scale_box), group(QLabel("Opacity"), self.opacity),
+                    group(QLabel("Window"), self.window_slider), group(QLabel("Level"), self.level_slider),
+                    self.invert, self.fit])
 
     def set_classes(self, names: list[str]) -> None:
         """The classes offered for the map (plus "Predicted"); the current choice stays when it still exists."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
-from ..core.columns import Batch, detail_columns
+from ..core.columns import Batch, detail_columns, percent
 from ..core.results import FileResult
 from . import theme
 
@@ -39,6 +39,11 @@ def _label(key) -> str:
 
 def _esc(v) -> str:
     return html.escape(str(v))
+
+
+def _breakable(name: str) -> str:
+    """``name`` escaped, with break chances after ``_ - .`` so a long file name wraps between its parts, not mid-word."""
+    return re.sub(r"([_\-.])", "\\1\u200b", _esc(name))
 
 
 def _size(v) -> str:
@@ -72,7 +77,8 @@ class DetailsPanel(QWidget):
             self._last[0](*self._last[1])
 
     def text(self) -> str:
-        return self.browser.toPlainText()
+        """The panel as plain text (without the title's break chances)."""
+        return self.browser.toPlainText().replace("\u200b", "")
 
     def clear(self, message: str = "No file selected.") -> None:
         self._last = (self.clear, (message,))
@@ -80,7 +86,7 @@ class DetailsPanel(QWidget):
 
     def show_file(self, path: Path, status: str, result: FileResult | None, image_meta: dict | None = None) -> None:
         self._last = (self.show_file, (path, status, result, image_meta))
-        parts = [f"<h3 style='margin-bottom:2px'>{_esc(Path(path).name)}</h3>",
+        parts = [f"<h3 style='margin-bottom:2px'>{_breakable(Path(path).name)}</h3>",
                  f"<div style='color:{theme.MUTED}; font-size:small'>{_esc(Path(path).parent)}</div>"]
         if result is not None and result.error:
             parts.append(f"<p style='color:{theme.ERROR}'><b>Error:</b> {_esc(result.error)}</p>")
@@ -106,7 +112,7 @@ class DetailsPanel(QWidget):
             bar = max(1, round(100 * p))
             bar_colour = theme.POSITIVE if name == positive else theme.PROBABILITY_BAR
             rows.append(
-                f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{100 * p:.1f}%</td></tr>"
+                f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{percent(p)}</td></tr>"
                 f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='{bar}%'>"
                 f"<tr><td bgcolor='{bar_colour}' height='6'></td></tr></table></td></tr>")
         if r.in_scope is False:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayou
 
 from .. import __version__
 from ..core.checkpoint import default_model_path
-from ..core.columns import Batch, csv_columns
+from ..core.columns import Batch, csv_columns, percent
 from ..core.explain import EvidenceMap
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
@@ -511,11 +511,11 @@ class MainWindow(QMainWindow):
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
             p = result.probs.get(result.predicted or "", 0.0)
             self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason}\n(no verdict; the model would say "
-                                    f"{result.predicted} {100 * p:.1f}%)", CAPTION_OUT_OF_SCOPE)
+                                    f"{result.predicted} {percent(p)})", CAPTION_OUT_OF_SCOPE)
         elif result is not None and result.ok and result.label:
             p = result.probs.get(result.label, 0.0)
             positive = result.label == self.batch.positive
-            self.canvas.set_caption(f"{result.label}  {100 * p:.1f}%", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
+            self.canvas.set_caption(f"{result.label}  {percent(p)}", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
         else:
             self.canvas.set_caption("")
 

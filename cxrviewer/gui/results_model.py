@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor
 
 from ..core.columns import Batch, Column, table_columns
 from ..core.reader_study import ReaderStudy, relabel
-from ..core.results import FileResult
+from ..core.results import OUT_OF_SCOPE, FileResult
 from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
@@ -151,6 +151,15 @@ class ResultsModel(QAbstractTableModel):
     def width_hint(self, section: int) -> int:
         spec = self.columns[section]
         return STATUS_WIDTH if spec is None else spec.width
+
+    def width_samples(self, section: int) -> list[str]:
+        """Texts the column must show in full whatever the rows hold: every status, every class, the widest percentage."""
+        spec = self.columns[section]
+        if spec is None:
+            return list(_STATUS_ORDER)
+        if section == CLASS:
+            return [*self.batch.class_names, OUT_OF_SCOPE]
+        return [spec.fmt(0.99999), spec.fmt(0.55555)] if section == PROB else []
 
     def _cell(self, row: Row, col: int) -> str:
         spec = self.columns[col]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QTableView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from .results_model import NAME, ResultsFilter, ResultsModel
+from .table_look import ColumnSizer, LeftElideDelegate
 
 
 class ResultsTable(QTableView):
@@ -49,15 +49,11 @@ class ResultsView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(40)
-        for col in range(1, model.columnCount()):  # widths from the column specs
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(col, model.width_hint(col))
-        header.setHighlightSections(False)
+        self.table.setItemDelegateForColumn(NAME, LeftElideDelegate(self.table))
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col)))
+        self.sizer.fit()
+        model.headerDataChanged.connect(lambda *_: self.sizer.fit())
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.filter_box)

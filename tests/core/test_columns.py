@@ -74,3 +74,14 @@ def test_stability_columns_say_not_run_when_the_check_was_off():
     failed = FileResult(Path("c.png"), error="broken")
     rows = sorted([failed, off, on], key=lambda r: columns.UNSTABLE.sort_key(r, batch))
     assert rows == [on, off, failed]  # checked values first, then 'not run', then none
+
+
+def test_percentages_read_sensibly_and_sort_by_value():
+    assert [columns.percent(p) for p in (0.99999, 0.9996, 0.999, 0.5, 0.0123, 0.001, 0.0004, 0.0, None)] == [
+        "> 99.9%", "> 99.9%", "99.9%", "50.0%", "1.2%", "0.1%", "< 0.1%", "< 0.1%", ""]
+    batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.4312729835510254, "m")
+    rows = [FileResult(Path(f"{p}.png"), probs={"NORMAL": 1 - p, "PNEUMONIA": p}, label="NORMAL") for p in (0.9999, 0.00001, 0.9997)]
+    p_shown = columns.shown_probability_column(batch)
+    assert [p_shown.text(r, batch) for r in rows] == ["> 99.9%", "< 0.1%", "> 99.9%"]
+    assert [r.probs["PNEUMONIA"] for r in sorted(rows, key=lambda r: p_shown.sort_key(r, batch))] == [0.00001, 0.9997, 0.9999]
+    assert columns.THRESHOLD.text(rows[0], batch) == "0.431273"  # six decimals, as the probabilities

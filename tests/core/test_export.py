@@ -97,7 +97,7 @@ def test_csv_columns_come_from_the_column_specs(tmp_path):
     out = write_csv([r], tmp_path / "r.csv", BATCH)
     (row,) = csv.DictReader(out.open(newline=""))
     assert list(row) == [c.key for c in csv_columns(BATCH)]
-    assert row["threshold"] == "0.5" and row["format"] == "JPEG" and "overlay" not in row
+    assert row["threshold"] == "0.500000" and row["format"] == "JPEG" and "overlay" not in row
     with CsvWriter(tmp_path / "o.csv", BATCH, csv_columns(BATCH, overlays=True)) as w:
         w.write(r)
     (row,) = csv.DictReader((tmp_path / "o.csv").open(newline=""))

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from cxrviewer.core.columns import percent
 from cxrviewer.core.inference import Predictor
 from cxrviewer.gui import dialogs, worker
 from cxrviewer.gui.results_model import CANCELLED, CLASS, DONE, ERROR, NAME, NO_MODEL, PROB, QUEUED, STATUS, ResultsFilter
@@ -44,7 +45,7 @@ def test_open_folder_streams_every_result(qtbot, window, image_folder):
     for row in range(8):
         r = m.row(row).result
         assert r.index == row and r.path.name == column(window, NAME)[row]
-        assert column(window, PROB)[row] == f"{100 * r.probs['PNEUMONIA']:.1f}%"
+        assert column(window, PROB)[row] == percent(r.probs['PNEUMONIA'])
     assert m.headerData(PROB, Qt.Orientation.Horizontal) == "P(PNEUMONIA)"
     assert "Done: 8 of 8" in window.batch_status.label.text()
     assert window.settings.last_folder == image_folder

@@ -79,7 +79,7 @@ def test_the_table_reads_the_column_specs(window):
     for c, spec in zip([c for c in range(m.columnCount()) if c != STATUS], specs):
         assert m.headerData(c, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole) == (spec.tip or None)
         if c:
-            assert header.sectionSize(c) == spec.width
+            assert header.sectionSize(c) >= spec.width  # the spec width is the least; text may need more
 
 
 def test_details_list_the_result_columns(qtbot, window, image_folder):

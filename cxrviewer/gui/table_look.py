@@ -1,0 +1,88 @@
+"""How the results table reads: file names elided on the left, columns wide enough for their text and
+resizable, the name column taking the room the others leave until the user sizes it."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QHeaderView, QStyle, QStyledItemDelegate, QTableView
+
+MIN_NAME_WIDTH = 120
+
+
+class LeftElideDelegate(QStyledItemDelegate):
+    """Draws text cut on the left ("…NORMAL2-IM-0427-0001.jpeg"), so a file name's end stays visible."""
+
+    def initStyleOption(self, option, index) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideLeft
+
+
+def text_width(table: QTableView, texts: list[str]) -> int:
+    """Width a cell needs to show the widest of ``texts`` in full (text, the cell's margins and focus frame)."""
+    if not texts:
+        return 0
+    margin = table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+    return max(map(table.fontMetrics().horizontalAdvance, texts)) + 2 * margin + 8
+
+
+def column_width(table: QTableView, col: int, hint: int, samples: list[str]) -> int:
+    """The larger of the spec's hint, the header's text with its sort arrow, and the widest sample text."""
+    header = table.horizontalHeader()
+    return max(hint, header.sectionSizeFromContents(col).width() + 4, text_width(table, samples))
+
+
+class ColumnSizer(QObject):
+    """Sizes a results table's columns: every column but the first from its text (:meth:`fit`); the first
+    (the file name) fills the rest of the view until the user drags it, from then on it keeps their width.
+    The last section stretches; all can be resized."""
+
+    def __init__(self, table: QTableView, widths):
+        super().__init__(table)
+        self.table, self._widths = table, widths  # widths(col) -> (hint, sample texts)
+        self._user_name_width = False
+        self._sizing = False
+        self._shown = False  # fitted again when first laid out (the style's fonts and margins apply by then)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(40)
+        header.sectionResized.connect(self._on_resized)
+        table.viewport().installEventFilter(self)
+
+    def fit(self) -> None:
+        """Size every column but the name from its text, then give the name the room that is left."""
+        header = self.table.horizontalHeader()
+        with self._programmatic():
+            for col in range(1, header.count()):
+                hint, samples = self._widths(col)
+                header.resizeSection(col, column_width(self.table, col, hint, samples))
+        self._fill_name()
+
+    def _fill_name(self) -> None:
+        header = self.table.horizontalHeader()
+        if self._user_name_width or not header.count():
+            return
+        others = sum(header.sectionSize(c) for c in range(1, header.count()))
+        with self._programmatic():
+            header.resizeSection(0, max(MIN_NAME_WIDTH, self.table.viewport().width() - others))
+
+    def _on_resized(self, col: int, _old: int, _new: int) -> None:
+        if col == 0 and not self._sizing:
+            self._user_name_width = True
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.fit() if not self._shown else self._fill_name()
+            self._shown = True
+        return False
+
+    @contextmanager
+    def _programmatic(self):
+        """Resizes inside are the sizer's own, not the user's."""
+        self._sizing = True
+        try:
+            yield
+        finally:
+            self._sizing = False
