@@ -31,6 +31,7 @@ from .details import DetailsPanel, ModelInfo
 from .display import choose_overlay, fixed_range
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
+from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
 from .method_maps import MapProgress, MethodMaps
 from .model_loader import ModelLoader
 from .reader_controller import ReaderController
@@ -238,6 +239,8 @@ class MainWindow(QMainWindow):
                 bar.addSeparator()
 
     def _connect(self) -> None:
+        KeyForwarder(self.canvas, self.results_view.table)  # Up/Down step rows after a click on the image
+        pass_shortcuts_through_text_fields()  # Ctrl+E exports from the filter box too
         self.results_view.currentRowChanged.connect(self._show_row)
         self.results_model.dataChanged.connect(self._on_rows_changed)
         self.runner.scanned.connect(self._on_scanned)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLineEdit, QTableView, QVBoxLayout, QWidget
 
 from .results_model import NAME, ResultsFilter, ResultsModel
+from .selection import KeptSelection
 from .table_look import ColumnSizer, LeftElideDelegate
 
 
@@ -38,7 +39,9 @@ class ResultsView(QWidget):
         self.search.setPlaceholderText("Filter by name")
         self.search.setClearButtonEnabled(True)
         self.table = ResultsTable()
+        self.kept = KeptSelection(self.table, self.proxy)  # (before setModel: see KeptSelection)
         self.table.setModel(self.proxy)
+        self.kept.attach()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setSortingEnabled(True)
@@ -63,10 +66,10 @@ class ResultsView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table)
         self.set_classes([])
-        self.filter_box.currentIndexChanged.connect(lambda _i: self.proxy.set_mode(self.filter_box.currentData()))
-        self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        self.table.selectionModel().currentRowChanged.connect(self._on_current)
-        self.proxy.modelReset.connect(lambda: self.currentRowChanged.emit(-1))
+        self.filter_box.currentIndexChanged.connect(lambda _i: self._refilter(self.proxy.set_mode, self.filter_box.currentData()))
+        self.search.textChanged.connect(lambda text: self._refilter(self.proxy.setFilterFixedString, text))
+        self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_: self.kept.reveal())
+        self.kept.currentRowChanged.connect(self.currentRowChanged)
 
     def set_classes(self, names: list[str]) -> None:
         current = self.filter_box.currentData()
@@ -112,6 +115,7 @@ class ResultsView(QWidget):
                 rows.append(self.proxy.mapToSource(self.proxy.index(r, 0)).row())
         return rows
 
-    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self.currentRowChanged.emit(self.proxy.mapToSource(current).row() if current.isValid() else -1)
-
+    def _refilter(self, apply, value) -> None:
+        """Change the filter, and bring the selected file into view (it stays selected while hidden)."""
+        apply(value)
+        self.kept.reveal()
