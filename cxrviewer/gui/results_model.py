@@ -157,8 +157,8 @@ class ResultsModel(QAbstractTableModel):
         spec = self.columns[section]
         if spec is None:
             return list(_STATUS_ORDER)
-        if section == CLASS:
-            return [*self.batch.class_names, OUT_OF_SCOPE]
+        if section in (CLASS, READER):
+            return [*self.batch.class_names, *((OUT_OF_SCOPE,) if section == CLASS else ())]
         return [spec.fmt(0.99999), spec.fmt(0.55555)] if section == PROB else []
 
     def _cell(self, row: Row, col: int) -> str:

@@ -7,7 +7,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
 LIST_SHARE, DETAILS_SHARE = 0.30, 0.18
-MIN_LIST, MIN_DETAILS = 500, 280
+MIN_LIST, MIN_DETAILS = 560, 260
 
 
 def split_sizes(width: int) -> list[int]:
