@@ -202,3 +202,18 @@ def test_viewport_arithmetic():
     assert dragged_window((0.25, 0.75), 0, -300, (800, 600), 1.0) == pytest.approx((-0.25, 0.25))  # half down: -0.5
     low, high = dragged_window((0.25, 0.75), -5000, 0, (800, 600), 1.0)
     assert high - low == pytest.approx(1e-3)  # never narrower than a thousandth of the range
+
+
+def test_preset_keys_work_from_the_table_and_the_image(qtbot, viewer):
+    from PySide6.QtCore import Qt
+
+    table = viewer.results_view.table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=2000)
+    qtbot.keyClick(table, Qt.Key.Key_3)
+    assert viewer.view.window == viewer.windowing.image.presets["lung"]
+    viewer.canvas.setFocus()
+    qtbot.keyClick(viewer.canvas, Qt.Key.Key_A)
+    assert viewer.view.window == viewer.windowing.image.presets["auto"]
+    qtbot.keyClick(viewer.canvas, Qt.Key.Key_F)
+    assert viewer.view.window is None
