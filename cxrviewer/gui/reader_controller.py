@@ -9,6 +9,7 @@ autosave of unsaved verdicts) lives in the app's own folder, never beside the im
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,11 @@ class ReaderController(QObject):
         self.dirty = False
         self._pending: Session | None = None  # a session opened by the user, restored once its folder is open
         self._row = -1  # the table's current source row (as the view reports it)
+        # The measurement tools' hook: their per-image measurements as plain dicts, {path text: [dict]}.
+        # ``export_measurements()`` gives them (saved with the session); ``import_measurements(d)``
+        # takes a restored session's. None: the viewer keeps no measurements.
+        self.export_measurements: Callable[[], dict[str, list[dict]]] | None = None
+        self.import_measurements: Callable[[dict[str, list[dict]]], None] | None = None
         self._create_actions()
         self.panel.actionRequested.connect(self.record)
         self.panel.noteEdited.connect(self._on_note)
@@ -166,6 +172,7 @@ class ReaderController(QObject):
         session = pending or self._load_quietly(found, root)
         if session is not None:
             n = restore(self.study, session)
+            self._measurements_in()
             self.w.message.show_message(f"Reader session restored: {n} images ({session_name(found or root)})", 10000)
             self.apply_restored_threshold()
         self.refresh_panel()
@@ -195,7 +202,29 @@ class ReaderController(QObject):
             return False
         return self._save(path if path.name.endswith(".json") else path.with_name(path.name + SUFFIX))
 
+    def _measurements_out(self) -> None:
+        """The measurement tools' current measurements into the study's entries (for saving)."""
+        if self.export_measurements is None:
+            return
+        found = {Path(k): list(v) for k, v in self.export_measurements().items()}
+        for path, e in self.study.entries.items():
+            e.measurements = found.pop(path, [])
+        for path, items in found.items():
+            if self.w.results_model.row_of(path) is not None:
+                self.study.entry(path).measurements = items
+
+    def _measurements_in(self) -> None:
+        """A restored session's measurements to the measurement tools."""
+        if self.import_measurements is not None:
+            self.import_measurements({str(p): list(e.measurements) for p, e in self.study.entries.items()
+                                      if e.measurements})
+
+    def measurements_changed(self) -> None:
+        """The measurement tools changed something: the session has unsaved work."""
+        self.dirty = True
+
     def _save(self, path: Path) -> bool:
+        self._measurements_out()
         try:
             save_session(session_of(self.study, self.inputs, self.w.model_name()), path)
             if self.study.root is not None:
@@ -209,6 +238,7 @@ class ReaderController(QObject):
 
     def autosave(self) -> None:
         """Unsaved verdicts of a folder go to its session file (or the app's sessions folder): nothing is lost."""
+        self._measurements_out()
         if self.dirty and self.study.root is not None and self.study.recorded():
             self._save(self.session_file or self.index.default_file(self.study.root))
 

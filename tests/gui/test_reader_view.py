@@ -175,3 +175,22 @@ def test_no_two_actions_share_a_shortcut(window):
     for key, text in keys:
         seen.setdefault(key, set()).add(text)
     assert {k: v for k, v in seen.items() if len(v) > 1} == {}
+
+
+def test_measurements_travel_with_the_session_through_the_hook(qtbot, make_window, tiny_model_file, labelled,
+                                                               monkeypatch):
+    """The measurement tools plug in with two callables; their dicts are saved and handed back on restore."""
+    image = str(labelled / "NORMAL" / "normal_1.png")
+    drawn = {image: [{"kind": "distance", "points": [[1.0, 2.0], [30.0, 2.0]]}]}
+    w = make_window(tiny_model_file)
+    w.reader.export_measurements = lambda: drawn
+    open_and_wait(qtbot, w, [labelled])
+    w.reader.measurements_changed()
+    target = labelled.parent / "m.cxrsession.json"
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: target)
+    w.reader.save_act.trigger()
+    w.close()
+    again, received = make_window(tiny_model_file), []
+    again.reader.import_measurements = received.append
+    open_and_wait(qtbot, again, [labelled])
+    assert received == [drawn]
