@@ -19,6 +19,7 @@ float32), channels_last; the caller's model is never changed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -278,6 +279,8 @@ class Predictor:
         self.workers = int(workers) if workers else default_lanes(budget)
         self.lane_threads = threads_per_lane(budget, self.workers)
         self.prefetch = max(0, int(prefetch))
+        # CPU lanes run their forward passes side by side; on a GPU one at a time (MPS is not thread-safe)
+        self._model_turn = contextlib.nullcontext() if self.device.type == "cpu" else threading.Lock()
         self.first_batch = max(1, min(int(first_batch), self.batch_size))
         self.checks = bool(checks)
         self.stability = bool(stability)
@@ -325,13 +328,15 @@ class Predictor:
 
     def _lane(self, paths: list[Path], span: tuple[int, int], cancel: threading.Event,
               left: threading.Event) -> list[FileResult]:
-        """One lane's work: decode the files of ``span`` one by one, then one forward pass for them."""
+        """One lane's work: decode the files of ``span`` one by one, then one forward pass for them
+        (on a GPU, lanes take turns for it and overlap only their decoding)."""
         batch = []
         for i in range(*span):
             if cancel.is_set() or left.is_set():
                 return []
             batch.append(_decode(i, paths[i], self.model.input_size))
-        return self._run_batch(batch)
+        with self._model_turn:
+            return self._run_batch(batch)
 
     @staticmethod
     def _wait(fut: Future[list[FileResult]], cancel: threading.Event) -> list[FileResult] | None:
