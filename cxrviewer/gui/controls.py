@@ -47,7 +47,7 @@ class ViewControls(QWidget):
         self.method_box = QComboBox()
         for name, make in METHODS.items():
             method = make()
-            self.method_box.addItem(method.label, name)
+            self.method_box.addItem(method.short, name)
             self.method_box.setItemData(self.method_box.count() - 1, f"{method.label}: {method.units}",
                                         Qt.ItemDataRole.ToolTipRole)
         self.method_box.setToolTip("Which explanation method: the CAM comes with every result; the others are "

@@ -8,6 +8,8 @@ map at the image's own size.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core.explain import get_method
 from ..core.explain.checks import MIN_POSITIVE_MASS, no_positive_evidence
 from ..core.explain.on_demand import MethodMap
@@ -46,24 +48,27 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
     _smooth, lo, hi = cam_for_display(result, name, display_size(image_hw), scale, fixed)  # the limits
     cam = class_evidence(result.cams, result.logits, list(result.probs).index(name))  # upsampled when drawn
     if no_positive_evidence(cam).item():
-        return no_evidence_overlay(name)
+        return no_evidence_overlay(name, cam)
     how = "fixed scale" if scale == SCALE_FIXED else "per-image min-max"
     return Overlay(cam=cam, vmin=lo, vmax=hi, label=f"CAM: {name} evidence (logit units, {how})")
 
 
-def no_evidence_overlay(class_name: str) -> Overlay:
-    """Drawn instead of a map whose positive part is tiny (:func:`~cxrviewer.core.explain.checks.no_positive_evidence`)."""
-    return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=f"no positive evidence for {class_name}")
+def no_evidence_overlay(class_name: str, cam: np.ndarray, method: str = "CAM") -> Overlay:
+    """Drawn instead of ``cam`` when its positive part is tiny (:func:`~cxrviewer.core.explain.checks.no_positive_evidence`):
+    the note says so, with the positive part's mean."""
+    mean = float(np.maximum(cam, 0).mean())
+    return Overlay(cam=None, vmin=0.0, vmax=1.0, label="",
+                   note=f"no positive evidence for {class_name} ({method}: mean positive part {mean:.3f})")
 
 
 def method_overlay(found: MethodMap) -> Overlay:
     """The overlay of an on-demand method's map: this image's range (signed maps centred on 0), units on the bar."""
     if no_positive_evidence(found.grid, MIN_POSITIVE_MASS if get_method(found.method).additive else 0.0).item():
-        return no_evidence_overlay(found.class_name)
+        return no_evidence_overlay(found.class_name, found.grid, get_method(found.method).short)
     lo, hi = found.limits()
     return Overlay(cam=found.grid, vmin=lo, vmax=hi,
                    label=f"{found.label}: {found.class_name}\n{found.units}, this image's range",
-                   name=found.label.split(" (")[0])
+                   name=get_method(found.method).short)
 
 
 def pending_overlay(label: str) -> Overlay:

@@ -73,6 +73,7 @@ class ExplanationMethod:
 
     name = ""
     label = ""
+    short = ""  # for a compact menu entry
     units = ""
     signed = True
     #: True when the method needs more than the one forward pass the batch engine already ran.
@@ -93,6 +94,7 @@ class EvidenceMap(ExplanationMethod):
 
     name = "evidence"
     label = "Evidence map (CAM)"
+    short = "CAM"
     units = "log-odds (logit units)"
     signed = True
     on_demand = False
@@ -135,6 +137,7 @@ class GradCAM(ExplanationMethod):
 
     name = "gradcam"
     label = "Grad-CAM (layer3, 14 x 14)"
+    short = "Grad-CAM"
     units = "log-odds, first-order (positive part)"
     signed = False
 
@@ -172,6 +175,7 @@ class Occlusion(ExplanationMethod):
 
     name = "occlusion"
     label = "Occlusion sensitivity"
+    short = "Occlusion"
     units = "log-odds drop when the patch is greyed"
     signed = True
     additive = False
