@@ -365,6 +365,7 @@ def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
         value = ds.get(tag)
         if value not in (None, ""):
             meta[tag] = str(value)
+    meta.update(pixel_spacing(ds))
     try:
         if arr.ndim == 3 or photometric == "PALETTE COLOR":
             pixels, top = _colour_to_grey(arr, ds, photometric, meta)
@@ -377,6 +378,24 @@ def _load_dicom(path: Path, f: BinaryIO, file_size: int, force: bool,
         raise CorruptFileError(path, "invalid DICOM display attributes (LUT, window or rescale values)") from None
     meta["decoded_size"] = (pixels.shape[1], pixels.shape[0])
     return Radiograph(path, pixels, meta, linear, scale)
+
+
+#: Where the physical size of a pixel may be stated, in order of preference.
+SPACING_TAGS = (("PixelSpacing", "Pixel Spacing"), ("ImagerPixelSpacing", "Imager Pixel Spacing"))
+
+
+def pixel_spacing(ds) -> dict[str, Any]:
+    """``pixel_spacing`` (row, column) in mm and ``pixel_spacing_source`` from the first valid of
+    :data:`SPACING_TAGS` (Pixel Spacing, else Imager Pixel Spacing, which is at the detector and not
+    corrected for magnification); empty when neither holds two positive numbers."""
+    for keyword, name in SPACING_TAGS:
+        try:
+            row, col = (float(v) for v in ds.get(keyword) or ())
+        except (TypeError, ValueError):
+            continue
+        if 0 < row < 1e3 and 0 < col < 1e3:
+            return {"pixel_spacing": (row, col), "pixel_spacing_source": name}
+    return {}
 
 
 def _read_dicom(path: Path, f: BinaryIO, force: bool):

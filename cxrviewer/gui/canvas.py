@@ -10,7 +10,8 @@ view's window in modality units, converted by the image's :class:`ValueScale`.
 
 Mouse: wheel zooms about the cursor, left or middle drag pans (the image never leaves the
 view), right drag sets window (horizontal) and level (vertical), a whole view's drag being
-the image's whole value range; double-click asks for a reset (fit and default window).
+the image's whole value range; double-click asks for a reset (fit and default window). A measuring
+``tool`` set on the canvas sees presses first (left clicks place its points).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._scale = ValueScale()
         self.corners = CornerText(self.ax)
         self._drag: tuple | None = None
+        self.tool = None  # a measuring tool (gui.measure_tool.MeasureTool) offered mouse events first
         self.cax.set_visible(False)
         self.mpl_connect("scroll_event", self._on_scroll)
         self.mpl_connect("button_press_event", self._on_press)
@@ -406,6 +408,8 @@ class ImageCanvas(FigureCanvasQTAgg):
     def _on_press(self, event) -> None:
         if self._pixels is None or event.inaxes is not self.ax:
             return
+        if self.tool is not None and self.tool.on_press(event):
+            return
         if event.dblclick:
             self._drag = None
             self.resetRequested.emit()
@@ -418,6 +422,8 @@ class ImageCanvas(FigureCanvasQTAgg):
             self._drag = ("window", event.x, event.y, self._scale.grey_window(self._view.window))
 
     def _on_motion(self, event) -> None:
+        if self.tool is not None:
+            self.tool.on_motion(event)
         if self._drag is None:
             self._report_hover(event)
             return
@@ -445,6 +451,8 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def _on_release(self, event) -> None:
         self._drag = None
+        if self.tool is not None:
+            self.tool.on_release(event)
 
     def _report_hover(self, event) -> None:
         if self._pixels is None or event.inaxes is not self.ax or event.xdata is None:

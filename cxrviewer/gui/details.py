@@ -68,6 +68,7 @@ class DetailsPanel(QWidget):
         self.model = ModelInfo()
         self.hidden_keys: frozenset[str] = frozenset()  # meta keys not shown (identifying ones, when anonymised)
         self._last: tuple | None = None  # the last show_file/clear call, redone when the model changes
+        self._measurements: tuple[list[str], str] = ([], "")  # labels of the image's measurements, and their unit
         self.clear()
 
     def set_model(self, info: ModelInfo) -> None:
@@ -75,6 +76,12 @@ class DetailsPanel(QWidget):
         self.model = info
         if self._last is not None:
             self._last[0](*self._last[1])
+
+    def set_measurements(self, labels: list[str], units: str) -> None:
+        """List ``labels`` (the measurements of the file on show) with a line on where their ``units`` come from."""
+        self._measurements = (list(labels), units)
+        if self._last is not None and self._last[0] == self.show_file:
+            self.show_file(*self._last[1])
 
     def text(self) -> str:
         """The panel as plain text (without the title's break chances)."""
@@ -100,6 +107,7 @@ class DetailsPanel(QWidget):
         for key, value in (result.meta if result is not None and result.meta else {}).items():
             meta.setdefault(key, value)
         meta = {k: v for k, v in meta.items() if k not in self.hidden_keys}
+        parts.append(self._measurements_html())
         parts.append(self._image_html(result, meta))
         parts.append(self._model_html())
         self.browser.setHtml("".join(parts))
@@ -138,6 +146,14 @@ class DetailsPanel(QWidget):
         rows = "".join(f"<tr><td style='color:{theme.MUTED}'>{_esc(k)}</td><td>&nbsp;{_esc(v)}</td></tr>"
                        for k, v in items if v)
         return f"<h4 style='margin-bottom:2px'>Result</h4><table>{rows}</table>" if rows else ""
+
+    def _measurements_html(self) -> str:
+        labels, units = self._measurements
+        if not labels:
+            return ""
+        rows = "".join(f"<li>{_esc(t)}</li>" for t in labels)
+        return (f"<h4 style='margin-bottom:2px'>Measurements</h4><ol style='margin-top:0'>{rows}</ol>"
+                f"<p style='color:{theme.MUTED}; font-size:small'>{_esc(units)}</p>")
 
     def _image_html(self, r: FileResult | None, meta: dict) -> str:
         items = []

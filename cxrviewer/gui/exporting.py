@@ -32,6 +32,7 @@ class RenderOptions:
     cam_range: tuple[float, float] | None = None  # the "fixed" scale's limits
     model_name: str | None = None
     windows: Mapping[Path, Window | None] = field(default_factory=dict)  # per-image windows, over ``view.window``
+    measurements: dict | None = None  # image path (text) -> its measurements (a MeasurementStore snapshot)
 
     def window_for(self, path: Path) -> Window | None:
         """The window (modality units) image ``path`` is drawn with; None: its own default."""

@@ -33,6 +33,8 @@ from .exporting import RenderOptions, export_overlay, export_overlays, suggested
 from .image_loader import ImageLoader
 from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
 from .method_maps import MapProgress, MethodMaps
+from .measure_menu import MeasureActions
+from .measure_tool import MeasureTool
 from .model_loader import ModelLoader
 from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
@@ -84,6 +86,7 @@ class MainWindow(QMainWindow):
         self.results_model = ResultsModel(self)
         self.results_view = ResultsView(self.results_model)
         self.canvas = ImageCanvas()
+        self.measure = MeasureTool(self.canvas, parent=self)
         self.controls = ViewControls()
         self.details = DetailsPanel()
         self.batch_status = BatchStatus()
@@ -161,7 +164,7 @@ class MainWindow(QMainWindow):
         self.export_csv_act = act("Export Results &CSV...", self.export_results_csv, "Ctrl+Shift+S",
                                   "Save the results table as CSV")
         self.quit_act = act("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit cxrviewer")
-        self.cancel_act = act("&Cancel Batch", self.cancel_batch, "Esc", "Stop classifying")
+        self.cancel_act = act("&Cancel Batch", self._escape, "Esc", "Stop classifying (first: leave a measuring tool)")
         self.load_model_act = act("&Load Model...", self.choose_model, "Ctrl+M", "Load another model file")
         self.overlay_act = act("Show &Overlay", lambda on: self.set_view(replace(self.view, overlay=on)), "O",
                                "Show or hide the class activation map", checkable=True)
@@ -183,6 +186,7 @@ class MainWindow(QMainWindow):
         for name, tip in zip(PRECISIONS, PRECISION_TIPS):
             a = QAction(name, self.precision_group, checkable=True, statusTip=tip, checked=name == self.settings.precision)
             a.triggered.connect(lambda _=False, n=name: self.set_precision(n))
+        self.measure_actions = MeasureActions(self.measure, self)
 
     def _create_menus(self) -> None:
         bar = self.menuBar()
@@ -205,6 +209,7 @@ class MainWindow(QMainWindow):
         self.windowing.fill_menu(view_menu)
         view_menu.addSeparator()
         view_menu.addActions([self.next_act, self.prev_act])
+        self.measure_actions.fill(bar.addMenu("&Tools"))
         model_menu = bar.addMenu("&Model")
         model_menu.addAction(self.load_model_act)
         model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
@@ -264,6 +269,9 @@ class MainWindow(QMainWindow):
         self.canvas.windowDragged.connect(self.windowing.set_window)
         self.canvas.resetRequested.connect(self.windowing.reset)
         self.canvas.hovered.connect(self.hover_label.setText)
+        self.measure.changed.connect(lambda: self.details.set_measurements(self.measure.labels(),
+                                                                           self.measure.calibration.describe()))
+        self.measure.toolChanged.connect(self._update_actions)
 
     # -- settings ---------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -349,6 +357,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.batchFinished.emit(completed)
 
+    def _escape(self) -> None:
+        """Esc: leave the measuring tool first, else cancel the batch."""
+        if not self.measure.cancel():
+            self.cancel_batch()
+
     def cancel_batch(self) -> None:
         """Esc / Cancel: stop the batch (rows not reached become cancelled) and any model still loading."""
         if self.runner.cancel():
@@ -390,6 +403,7 @@ class MainWindow(QMainWindow):
     def _show_row(self, row: int) -> None:
         self._current_row = row
         self.method_maps.cancel()  # a map still computing is for the image we leave
+        self.measure.show(None)
         self._update_actions()
         if row < 0:
             self.canvas.show_message("Open a folder (Ctrl+O) or drop radiographs here")
@@ -419,6 +433,7 @@ class MainWindow(QMainWindow):
         self.set_view(replace(self.view, window=window))
         self._update_caption(r.result)
         self.details.show_file(path, r.status, r.result, self.windowing.details_meta(image.meta))
+        self.measure.show(path, image.meta, image.pixels.shape)
         self.imageShown.emit(path)
 
     def _position(self) -> tuple[int, int]:
@@ -490,7 +505,8 @@ class MainWindow(QMainWindow):
         """What exports draw: the view, plus the model's fixed colour range and name."""
         meta = self.model.meta if self.model is not None else None
         window, windows = self.windowing.windows_for_export()
-        return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows)
+        return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows,
+                             measurements=self.measure.store.snapshot())
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
@@ -723,7 +739,7 @@ class MainWindow(QMainWindow):
         self.export_overlay_act.setEnabled(result is not None and result.ok)
         self.export_all_act.setEnabled(has_results)
         self.export_csv_act.setEnabled(self.model is not None and bool(self.results_model.results()))
-        self.cancel_act.setEnabled(self.runner.running or self.model_loader.loading)
+        self.cancel_act.setEnabled(self.runner.running or self.model_loader.loading or self.measure.busy)
 
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.StatusTip:  # menu hints go to the message line, not over the batch's progress
