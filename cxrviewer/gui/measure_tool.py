@@ -17,8 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ..core.measurements import POINT_COUNT, Calibration, Measurement, MeasurementStore, label, segments_of
+from .theme import CAPTION_BOX, MEASURE, MEASURE_DRAFT, MEASURE_SELECTED
 
-COLOUR, SELECTED, DRAFT = "#ffd400", "#00e5ff", "#ff8c00"
 PICK_PX = 6.0   # how near (screen pixels) a click must be to select a measurement
 DRAG_PX = 5.0   # a press-release farther apart than this places two points
 
@@ -178,7 +178,7 @@ class MeasureTool(QObject):
         self._artists, self._draft = [], []
         if self.image is not None:
             for i, m in enumerate(self.measurements()):
-                colour = SELECTED if i == self.selected else COLOUR
+                colour = MEASURE_SELECTED if i == self.selected else MEASURE
                 self._draw(m.kind, m.points, colour, f"{i + 1}: {label(m, self.calibration)}")
         self._draw_draft()
         self.canvas.draw_idle()
@@ -196,7 +196,7 @@ class MeasureTool(QObject):
             if self.kind == "ctr" and len(points) % 2 == 1:
                 cursor = (cursor[0], points[-1][1])
             points.append(cursor)
-        self._draft = self._draw(self.kind, points, DRAFT, None)
+        self._draft = self._draw(self.kind, points, MEASURE_DRAFT, None)
 
     def _draw(self, kind: str, points, colour: str, text: str | None) -> list:
         ax, made = self.canvas.ax, []
@@ -208,7 +208,7 @@ class MeasureTool(QObject):
             right = x > sum(ax.get_xlim()) / 2  # label on the side facing the middle of the view
             made.append(ax.annotate(text, (x, y), xytext=(-6 if right else 6, 6), textcoords="offset pixels",
                                     ha="right" if right else "left", color=colour, fontsize=9, zorder=7,
-                                    bbox=dict(boxstyle="round,pad=0.2", fc="black", ec="none", alpha=0.6)))
+                                    bbox=dict(boxstyle="round,pad=0.2", fc=CAPTION_BOX, ec="none", alpha=0.6)))
         self._artists += made
         return made
 

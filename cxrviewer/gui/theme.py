@@ -19,6 +19,9 @@ POSITIVE = "#e8833a"       # the positive class (e.g. PNEUMONIA), and the intend
 NEGATIVE = "#5cb85c"
 PROBABILITY_BAR = "#4a90d9"
 DISAGREES_WITH_TRUTH = "#5a2327"  # table cell behind an AI verdict that differs from the folder's class
+MEASURE = "#ffd400"        # measurements on the image
+MEASURE_SELECTED = "#00e5ff"  # the measurement Delete would remove
+MEASURE_DRAFT = "#ff8c00"  # a measurement being placed
 
 _STYLE = """
 QToolTip { color: #e6e9ee; background: #2b2f36; border: 1px solid #3a3f47; }
