@@ -25,9 +25,10 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
 from .imaging import Radiograph
 from .results import FileResult
 
@@ -217,12 +218,14 @@ def overlay_image(radiograph: Radiograph, result: FileResult, class_name: str | 
 def render_export(radiograph: Radiograph, result: FileResult, class_name: str | None = None, scale: str = "image",
                   cam_range: tuple[float, float] | None = None, alpha: float = DEFAULT_ALPHA, cmap: str = DEFAULT_CMAP,
                   window: tuple[float, float] | None = None, invert: bool = False,
-                  model_name: str | None = None) -> Image.Image:
+                  model_name: str | None = None, annotations: Annotations | None = None) -> Image.Image:
     """The overlay PNG of an export: composite, colour bar and caption, at the image's own size.
 
-    The colour bar (top right) is labelled with the limits in logit units; the
-    caption (bottom left) names the predicted class and its probability, the
-    class whose map is shown and the scale, and ``model_name``.
+    The caption (bottom, wrapped to the width, never cut) names the predicted class and its
+    probability, the class whose map is shown and the scale, and ``model_name`` in full; the
+    colour bar (top right) is labelled with the limits in logit units. ``annotations``: measurements
+    and four-corner text burned in too (:mod:`cxrviewer.core.annotate`). Text scales with the image,
+    with a legible minimum.
     """
     pixels = _check_pixels(radiograph.pixels)
     h, w = pixels.shape
@@ -231,58 +234,45 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     image = Image.fromarray(compose(pixels, cam, vmin, vmax, alpha, cmap, window, invert), "RGB")
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    unit = min(w, h)
-    margin = max(2, round(unit * 0.02))
-    font = _font(max(6, round(unit * 0.03)))
+    fnt = font(font_px(w, h))
+    margin = max(2, fnt.size // 2)
+    a = annotations or Annotations()
+    lines = wrap(export_caption(result, name, scale, model_name), fnt, w - 2 * margin)
+    caption_top = text_block(draw, lines, fnt, margin, h - margin, bottom=True)[1]
+    boxes = draw_corners(draw, a.corners, (w, h), fnt, margin, bottom_limit=caption_top - margin)
+    top = boxes["top_right"][3] + margin if "top_right" in boxes else margin
+    _colour_bar(layer, draw, (cmap, vmin, vmax), fnt, (w - margin, top), caption_top - margin)
+    return Image.alpha_composite(with_measurements(image.convert("RGBA"), a, fnt), layer).convert("RGB")
 
-    # colour bar: vmax at the top, vmin at the bottom, labels on its left
-    bar_w, bar_h = max(4, round(unit * 0.025)), max(16, round(h * 0.35))
-    x1, y0 = w - margin, margin
+
+def export_caption(result: FileResult, class_name: str | None, scale: str, model_name: str | None) -> str:
+    """The export's caption: verdict (or OUT OF SCOPE), the map shown and its scale, the model's full name."""
+    shown = result.predicted or result.label
+    prob = result.probs.get(shown, float("nan")) if shown else float("nan")
+    verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
+    parts = [verdict, f"CAM {class_name}, {scale} scale"]
+    if model_name:
+        parts.append(f"model {model_name}")
+    return " | ".join(parts)
+
+
+def _colour_bar(layer: Image.Image, draw: ImageDraw.ImageDraw, colours: tuple[str, float, float], fnt: Any,
+                top_right: tuple[int, int], bottom_limit: int) -> None:
+    """A vertical colour bar (vmax at the top) whose top right corner is ``top_right``, labelled on its left."""
+    cmap, vmin, vmax = colours
+    w, h = layer.size
+    x1, y0 = top_right
+    bar_w = max(4, round(min(w, h) * 0.025))
+    bar_h = min(max(16, round(h * 0.35)), bottom_limit - y0)
+    if bar_h < 16:
+        return  # no room left between the corner text and the caption
     x0 = x1 - bar_w
     ramp = colormap_lut(cmap)[np.linspace(255, 0, bar_h).round().astype(np.uint8)]
     layer.paste(Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1), "RGB").convert("RGBA"), (x0, y0))
     draw.rectangle((x0 - 1, y0 - 1, x1, y0 + bar_h), outline=(255, 255, 255, 255))
-    for value, y, anchor in ((vmax, y0, "rt"), (vmin, y0 + bar_h, "rb")):
-        _text(draw, (x0 - margin, y), f"{value:+.1f}", font, anchor)
-
-    # caption
-    shown = result.predicted or result.label
-    prob = result.probs.get(shown, float("nan")) if shown else float("nan")
-    verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
-    parts = [verdict, f"CAM {name}, {scale} scale"]
-    if model_name:
-        parts.append(str(model_name))
-    caption = _fit(" | ".join(parts), font, w - 2 * margin)
-    _text(draw, (margin, h - margin), caption, font, "lb")
-    return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
-
-
-def _text(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font: Any, anchor: str) -> None:
-    """White text on a translucent dark box."""
-    box = draw.textbbox(xy, text, font=font, anchor=anchor)
-    pad = max(1, getattr(font, "size", 10) // 5)
-    draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=(0, 0, 0, 150))
-    draw.text(xy, text, font=font, anchor=anchor, fill=(255, 255, 255, 255))
-
-
-def _fit(text: str, font: Any, width: int) -> str:
-    """``text``, shortened with an ellipsis until it fits ``width`` pixels."""
-    if font.getlength(text) <= width:
-        return text
-    while len(text) > 1 and font.getlength(text + "…") > width:
-        text = text[:-1]
-    return text + "…"
-
-
-@lru_cache(maxsize=32)
-def _font(size: int) -> Any:
-    """DejaVu Sans (shipped with matplotlib) at ``size`` pixels, or Pillow's default font."""
-    try:
-        from matplotlib import font_manager
-
-        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
-    except Exception:  # noqa: BLE001 - any font trouble: fall back, never fail an export
-        return ImageFont.load_default()
+    gap = max(2, fnt.size // 3)
+    text_block(draw, [f"{vmax:+.1f}"], fnt, x0 - 2 * gap, y0, right=True)
+    text_block(draw, [f"{vmin:+.1f}"], fnt, x0 - 2 * gap, y0 + bar_h, right=True, bottom=True)
 
 
 # -- checks ----------------------------------------------------------------------------

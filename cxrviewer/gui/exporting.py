@@ -13,11 +13,16 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from ..core.annotate import Annotations, burn_in
+from ..core.corner_text import corner_info, corner_text
+from ..core.dicom_export import SeriesPlan, export_secondary_capture, sc_path
 from ..core.errors import CxrError
 from ..core.export import overlay_path, save_png
 from ..core.imaging import Radiograph, load_radiograph
+from ..core.measurements import Calibration
 from ..core.overlay import DEFAULT_CMAP, compose, render_export
 from ..core.results import FileResult
 from ..core.window import Window
@@ -32,7 +37,10 @@ class RenderOptions:
     cam_range: tuple[float, float] | None = None  # the "fixed" scale's limits
     model_name: str | None = None
     windows: Mapping[Path, Window | None] = field(default_factory=dict)  # per-image windows, over ``view.window``
-    measurements: dict | None = None  # image path (text) -> its measurements (a MeasurementStore snapshot)
+    measurements: Mapping[str, tuple] = field(default_factory=dict)  # path (text) -> measurements (store snapshot)
+    corners: bool = False  # burn in the four-corner text
+    anonymise: bool = False  # ... without the patient's attributes
+    dicom: bool = False  # also write a DICOM Secondary Capture for DICOM inputs
 
     def window_for(self, path: Path) -> Window | None:
         """The window (modality units) image ``path`` is drawn with; None: its own default."""
@@ -49,9 +57,18 @@ def render(result: FileResult, options: RenderOptions, radiograph: Radiograph | 
         class_name = v.class_name if v.class_name in result.probs else None
         return render_export(radiograph, result, class_name=class_name, scale=v.scale, cam_range=options.cam_range,
                              alpha=v.opacity, cmap=DEFAULT_CMAP, window=window, invert=v.invert,
-                             model_name=options.model_name)
+                             model_name=options.model_name, annotations=annotations(result, options, radiograph))
     grey = compose(radiograph.pixels, None, 0.0, 1.0, window=window, invert=v.invert)
-    return Image.fromarray(grey, "RGB")
+    return burn_in(Image.fromarray(grey, "RGB"), annotations(result, options, radiograph))
+
+
+def annotations(result: FileResult, options: RenderOptions, radiograph: Radiograph) -> Annotations:
+    """What ``options`` burn into the export of ``result``: its measurements, and the corner text if asked."""
+    info = corner_info(radiograph, options.window_for(result.path))
+    corners = corner_text(info, options.anonymise) if options.corners else {}
+    width = (radiograph.meta.get("original_size") or (None,))[0]
+    return Annotations(options.measurements.get(str(result.path), ()), Calibration.from_meta(radiograph.meta),
+                       width, corners)
 
 
 def suggested_name(result: FileResult) -> str:
@@ -59,25 +76,51 @@ def suggested_name(result: FileResult) -> str:
 
 
 def export_overlay(result: FileResult, options: RenderOptions, path: Path,
-                   radiograph: Radiograph | None = None) -> Path:
-    """Write one PNG at ``path`` (replacing it: the save dialog asked)."""
-    return save_png(render(result, options, radiograph), path, overwrite=True)
+                   radiograph: Radiograph | None = None) -> dict:
+    """Write one PNG at ``path`` (replacing it: the save dialog asked), and with ``options.dicom`` its
+    Secondary Capture beside it (never replacing a file). Returns a summary as :func:`export_overlays`."""
+    summary = _summary(path.parent)
+    _export_one(result, options, path, summary, SeriesPlan(), radiograph, overwrite=True)
+    return summary
 
 
 def export_overlays(results: list[FileResult], options: RenderOptions, folder: Path) -> Generator[tuple[int, int], None, dict]:
-    """One ``<stem>_cam.png`` per successful result into ``folder``, never overwriting.
+    """One ``<stem>_cam.png`` per successful result into ``folder`` (and with ``options.dicom`` one
+    ``<stem>_cam_sc.dcm`` per DICOM input, one new series per study), never overwriting.
 
     A generator (run as a task): yields ``(done, total)`` after each file (closing it stops
-    the export there) and returns a summary: ``written`` paths, ``failed`` reasons, ``folder``.
+    the export there) and returns a summary: ``written`` paths, ``failed`` reasons, ``folder``,
+    ``not_dicom`` (inputs that got no DICOM: not DICOM files).
     """
     todo = [r for r in results if r.ok]
-    written, failed = [], []
+    summary, plan = _summary(folder), SeriesPlan()
     for i, r in enumerate(todo):
         try:
-            written.append(save_png(render(r, options), overlay_path(folder, r.path)))
+            _export_one(r, options, overlay_path(folder, r.path), summary, plan)
         except CxrError as e:
-            failed.append(str(e))
+            summary["failed"].append(str(e))
         except Exception as e:  # noqa: BLE001 - one bad file never stops the export
-            failed.append(f"{r.path.name}: {type(e).__name__}: {e}")
+            summary["failed"].append(f"{r.path.name}: {type(e).__name__}: {e}")
         yield i + 1, len(todo)
-    return {"written": written, "failed": failed, "folder": Path(folder)}
+    return summary
+
+
+def _summary(folder: Path) -> dict:
+    return {"written": [], "failed": [], "not_dicom": [], "folder": Path(folder)}
+
+
+def _export_one(result: FileResult, options: RenderOptions, path: Path, summary: dict, plan: SeriesPlan,
+                radiograph: Radiograph | None = None, overwrite: bool = False) -> None:
+    radiograph = radiograph or load_radiograph(result.path)
+    image = render(result, options, radiograph)
+    summary["written"].append(save_png(image, path, overwrite=overwrite))
+    if not options.dicom:
+        return
+    if radiograph.meta.get("format") != "DICOM":
+        summary["not_dicom"].append(result.path.name)
+        return
+    try:
+        summary["written"].append(export_secondary_capture(result.path, np.asarray(image),
+                                                           sc_path(path.parent, result.path), plan))
+    except CxrError as e:  # the PNG stands; say why there is no DICOM
+        summary["failed"].append(str(e))

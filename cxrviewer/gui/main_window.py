@@ -29,6 +29,7 @@ from .canvas import ImageCanvas, Overlay
 from .controls import ViewControls
 from .details import DetailsPanel, ModelInfo
 from .display import choose_overlay, fixed_range
+from .export_menu import ExportOptions, summary_text
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
 from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
@@ -187,6 +188,7 @@ class MainWindow(QMainWindow):
             a = QAction(name, self.precision_group, checkable=True, statusTip=tip, checked=name == self.settings.precision)
             a.triggered.connect(lambda _=False, n=name: self.set_precision(n))
         self.measure_actions = MeasureActions(self.measure, self)
+        self.export_options = ExportOptions(self.settings, self)
 
     def _create_menus(self) -> None:
         bar = self.menuBar()
@@ -195,6 +197,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
         file_menu.addActions([self.export_overlay_act, self.export_all_act, self.export_csv_act])
+        file_menu.addMenu("Export &Options").addActions(self.export_options.actions)
         file_menu.addSeparator()
         file_menu.addActions([self.reader.open_act, self.reader.save_act])
         file_menu.addSeparator()
@@ -209,7 +212,6 @@ class MainWindow(QMainWindow):
         self.windowing.fill_menu(view_menu)
         view_menu.addSeparator()
         view_menu.addActions([self.next_act, self.prev_act])
-        self.measure_actions.fill(bar.addMenu("&Tools"))
         model_menu = bar.addMenu("&Model")
         model_menu.addAction(self.load_model_act)
         model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
@@ -221,6 +223,7 @@ class MainWindow(QMainWindow):
                                 self.reader.clear_act])
         reader_menu.addSeparator()
         reader_menu.addAction(self.site.study_act)
+        self.measure_actions.fill(bar.addMenu("&Tools"))
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_act)
         self._fill_recent_menu()
@@ -506,7 +509,8 @@ class MainWindow(QMainWindow):
         meta = self.model.meta if self.model is not None else None
         window, windows = self.windowing.windows_for_export()
         return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows,
-                             measurements=self.measure.store.snapshot())
+                             measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
+                             anonymise=self.settings.anonymise, dicom=self.settings.export_dicom)
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
@@ -719,10 +723,7 @@ class MainWindow(QMainWindow):
 
     def _on_exported(self, outcome) -> None:
         if isinstance(outcome, dict):
-            n, failed = len(outcome["written"]), outcome["failed"]
-            text = f"Exported {n} overlays to {outcome['folder']}"
-            if failed:
-                text += f"; {len(failed)} failed ({failed[0]})"
+            text = summary_text(outcome)
         else:
             text = f"Saved {outcome}"
         self.message.show_message(text, 10000)

@@ -74,6 +74,8 @@ class Settings:
     """Run the per-verdict stability check (default on: two more forward passes per image)."""
     show_corners = _Setting("view/corner_text", lambda v: str(v).lower() != "false", bool)  # default on
     anonymise = _Setting("view/anonymise", lambda v: str(v).lower() == "true", bool)      # default off
+    export_corners = _Setting("export/corners", lambda v: str(v).lower() == "true", bool)  # default off
+    export_dicom = _Setting("export/dicom", lambda v: str(v).lower() == "true", bool)  # default off
 
     @property
     def opacity(self) -> float:

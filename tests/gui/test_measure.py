@@ -18,7 +18,8 @@ def measured_folder(tmp_path):
     rng = np.random.default_rng(0)
     for name in ("a.dcm", "b.dcm"):
         make_dicom(folder / name, rng.integers(0, 4096, (120, 160), dtype=np.uint16), bits_stored=12,
-                   PixelSpacing=[0.5, 0.25])
+                   PixelSpacing=[0.5, 0.25], PatientName="DOE^JANE", PatientID="P7", StudyInstanceUID="1.2.3.4.5",
+                   SeriesInstanceUID="1.2.3.4.5.6")
     write_image(folder / "c.png", width=160, height=120)
     return folder
 
@@ -122,3 +123,41 @@ def test_select_delete_clear_and_escape(study):
     assert tool.selected is None and not acts.delete_act.isEnabled()
     acts.clear_act.trigger()
     assert tool.measurements() == () and "Measurements" not in study.details.text()
+
+
+def test_exports_draw_the_measurements_and_dicom_goes_back_as_secondary_capture(qtbot, monkeypatch, study, tmp_path):
+    import pydicom
+    from PIL import Image
+
+    from cxrviewer.gui import dialogs
+
+    out = tmp_path / "exports"
+    out.mkdir()
+    errors = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _parent, title, text: errors.append(f"{title}: {text}"))
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: out / "plain.png")
+    with qtbot.waitSignal(study.exportFinished, timeout=10000):
+        study.export_overlay_act.trigger()
+    study.measure_actions.by_kind["distance"].trigger()
+    click(study.canvas, 20, 60)
+    click(study.canvas, 140, 60)
+    study.export_options.dicom_act.trigger()  # File > Export Options > Also Write DICOM Secondary Capture
+    assert study.settings.export_dicom
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: out / "measured.png")
+    with qtbot.waitSignal(study.exportFinished, timeout=10000) as done:
+        study.export_overlay_act.trigger()
+    assert [p.name for p in done.args[0]["written"]] == ["measured.png", "a_cam_sc.dcm"]
+    assert "1 DICOM Secondary Capture" in study.message.text()
+    plain, measured = (np.asarray(Image.open(out / n)).astype(int) for n in ("plain.png", "measured.png"))
+    line = measured[60, 30:130]
+    assert (np.abs(line - plain[60, 30:130]).sum(axis=1) > 60).all() and (line[:, 0] > 200).all()
+    sc, src = pydicom.dcmread(out / "a_cam_sc.dcm"), pydicom.dcmread(study.current_path())
+    assert sc.StudyInstanceUID == src.StudyInstanceUID and sc.SeriesInstanceUID != src.SeriesInstanceUID
+    np.testing.assert_array_equal(sc.pixel_array, measured)
+    show(qtbot, study, "c.png")
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: out / "raster.png")
+    with qtbot.waitSignal(study.exportFinished, timeout=10000) as done:
+        study.export_overlay_act.trigger()
+    assert [p.name for p in done.args[0]["written"]] == ["raster.png"]
+    assert "no DICOM for 1 input that is not DICOM (c.png)" in study.message.text()
+    assert errors == []
