@@ -66,6 +66,13 @@ class Calibration:
             text += " (at the detector: not corrected for magnification)"
         return text
 
+    def short(self) -> str:
+        """A few words for captions: ``"lengths in mm (Pixel Spacing)"``."""
+        if not self.row_mm:
+            return "lengths in px"
+        at = ", at the detector" if self.source == "Imager Pixel Spacing" else ""
+        return f"lengths in mm ({self.source}{at})"
+
     def vector(self, p: Point, q: Point) -> Point:
         """``q - p`` in the calibrated unit (mm or px)."""
         sx, sy = (self.col_mm, self.row_mm) if self.row_mm else (1.0, 1.0)
@@ -169,6 +176,14 @@ class MeasurementStore:
         items = self._by_image.setdefault(str(image), [])
         items.append(m)
         return len(items) - 1
+
+    def set(self, image: Any, items: Iterable[Measurement]) -> None:
+        """Replace the measurements of ``image`` (e.g. restored from a session)."""
+        items = list(items)
+        if items:
+            self._by_image[str(image)] = items
+        else:
+            self._by_image.pop(str(image), None)
 
     def remove(self, image: Any, index: int) -> Measurement:
         items = self._by_image[str(image)]

@@ -237,7 +237,8 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     fnt = font(font_px(w, h))
     margin = max(2, fnt.size // 2)
     a = annotations or Annotations()
-    lines = wrap(export_caption(result, name, scale, model_name), fnt, w - 2 * margin)
+    lengths = a.calibration.short() if a.measurements else None
+    lines = wrap(export_caption(result, name, scale, model_name, lengths), fnt, w - 2 * margin)
     caption_top = text_block(draw, lines, fnt, margin, h - margin, bottom=True)[1]
     boxes = draw_corners(draw, a.corners, (w, h), fnt, margin, bottom_limit=caption_top - margin)
     top = boxes["top_right"][3] + margin if "top_right" in boxes else margin
@@ -245,14 +246,18 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     return Image.alpha_composite(with_measurements(image.convert("RGBA"), a, fnt), layer).convert("RGB")
 
 
-def export_caption(result: FileResult, class_name: str | None, scale: str, model_name: str | None) -> str:
-    """The export's caption: verdict (or OUT OF SCOPE), the map shown and its scale, the model's full name."""
+def export_caption(result: FileResult, class_name: str | None, scale: str, model_name: str | None,
+                   lengths: str | None = None) -> str:
+    """The export's caption: verdict (or OUT OF SCOPE), the map shown and its scale, the model's full name,
+    and where measured lengths come from (``lengths``)."""
     shown = result.predicted or result.label
     prob = result.probs.get(shown, float("nan")) if shown else float("nan")
     verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
     parts = [verdict, f"CAM {class_name}, {scale} scale"]
     if model_name:
         parts.append(f"model {model_name}")
+    if lengths:
+        parts.append(lengths)
     return " | ".join(parts)
 
 

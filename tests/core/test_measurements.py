@@ -24,6 +24,7 @@ def test_pixel_spacing_is_read_into_meta_and_preferred_over_imager_spacing(tmp_p
     assert imager.meta["pixel_spacing"] == (0.139, 0.14)
     assert imager.meta["pixel_spacing_source"] == "Imager Pixel Spacing"
     assert "not corrected for magnification" in Calibration.from_meta(imager.meta).describe()
+    assert Calibration.from_meta(imager.meta).short() == "lengths in mm (Imager Pixel Spacing, at the detector)"
     broken = load_radiograph(make_dicom(tmp_path / "c.dcm", PIXELS, bits_stored=12, PixelSpacing=[0, 0.1],
                                         ImagerPixelSpacing=[0.3, 0.3]))
     assert broken.meta["pixel_spacing_source"] == "Imager Pixel Spacing"  # a zero spacing is not used
@@ -95,5 +96,7 @@ def test_store_keeps_measurements_per_image_and_round_trips_as_json():
     snapshot = store.snapshot()
     store.clear("/x/one.dcm")
     assert store.get("/x/one.dcm") == () and snapshot["/x/one.dcm"] == (b,)
+    store.set("/x/two.png", [b, a])
+    assert store.get("/x/two.png") == (b, a)
     store.clear()
     assert len(store) == 0
