@@ -33,9 +33,9 @@ from .export_menu import ExportOptions, summary_text
 from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
 from .image_loader import ImageLoader
 from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
-from .method_maps import MapProgress, MethodMaps
 from .measure_menu import MeasureActions
 from .measure_tool import MeasureTool
+from .method_maps import MapProgress, MethodMaps
 from .model_loader import ModelLoader
 from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
