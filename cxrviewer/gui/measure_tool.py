@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.measurements import POINT_COUNT, Calibration, Measurement, MeasurementStore, label, segments_of
 from .theme import CAPTION_BOX, MEASURE, MEASURE_DRAFT, MEASURE_SELECTED
 
-PICK_PX = 6.0   # how near (screen pixels) a click must be to select a measurement
+PICK_PX = 8.0   # how near (screen pixels) a click must be to select a measurement
 DRAG_PX = 5.0   # a press-release farther apart than this places two points
 
 

@@ -115,7 +115,7 @@ def test_select_delete_clear_and_escape(study):
     study.cancel_act.trigger()  # Esc again: leaves the tool; the batch is not touched
     assert tool.kind is None and not acts.by_kind["distance"].isChecked()
     assert len(tool.measurements()) == 2
-    click(study.canvas, 50, 11)  # no tool: a click on a line selects it
+    click(study.canvas, 50, 10.5)  # no tool: a click on a line selects it
     assert tool.selected == 0 and acts.delete_act.isEnabled()
     acts.delete_act.trigger()
     assert [m.points[0][1] for m in tool.measurements()] == [pytest.approx(60, abs=0.01)]
