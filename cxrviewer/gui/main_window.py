@@ -272,6 +272,9 @@ class MainWindow(QMainWindow):
         self.canvas.windowDragged.connect(self.windowing.set_window)
         self.canvas.resetRequested.connect(self.windowing.reset)
         self.canvas.hovered.connect(self.hover_label.setText)
+        self.reader.export_measurements = self.measure.store.to_dict  # measurements travel with reader sessions
+        self.reader.import_measurements = self.measure.restore
+        self.measure.edited.connect(self.reader.measurements_changed)
         self.measure.changed.connect(lambda: self.details.set_measurements(self.measure.labels(),
                                                                            self.measure.calibration.describe()))
         self.measure.toolChanged.connect(self._update_actions)

@@ -27,6 +27,7 @@ class MeasureTool(QObject):
     """The measuring tools of one :class:`~cxrviewer.gui.canvas.ImageCanvas` (installed as its ``tool``)."""
 
     changed = Signal()  # the measurements of the image on show, or the selection, changed
+    edited = Signal()  # a measurement was added or deleted (unsaved work for a session)
     toolChanged = Signal(object)  # the tool's kind, or None
 
     def __init__(self, canvas, store: MeasurementStore | None = None, parent: QObject | None = None):
@@ -90,6 +91,7 @@ class MeasureTool(QObject):
         self.store.remove(self.image, self.selected)
         self.selected = None
         self._changed()
+        self.edited.emit()
         return True
 
     def clear(self) -> None:
@@ -97,6 +99,18 @@ class MeasureTool(QObject):
         if self.image is not None:
             self.store.clear(self.image)
         self.selected, self._points = None, []
+        self._changed()
+        self.edited.emit()
+
+    def restore(self, data: dict) -> None:
+        """Take a saved session's measurements (``{image path: [measurement dicts]}``); entries that do not
+        read as measurements are skipped."""
+        for image, items in data.items():
+            try:
+                self.store.set(image, [Measurement.from_dict(d) for d in items])
+            except (KeyError, TypeError, ValueError):
+                continue
+        self.selected = None
         self._changed()
 
     def select(self, index: int | None) -> None:
@@ -148,6 +162,7 @@ class MeasureTool(QObject):
             self._points = []
             self.selected = self.store.add(self.image, m)
             self._changed()
+            self.edited.emit()
         else:
             self.redraw()
 

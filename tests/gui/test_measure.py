@@ -161,3 +161,26 @@ def test_exports_draw_the_measurements_and_dicom_goes_back_as_secondary_capture(
     assert [p.name for p in done.args[0]["written"]] == ["raster.png"]
     assert "no DICOM for 1 input that is not DICOM (c.png)" in study.message.text()
     assert errors == []
+
+
+def test_measurements_are_saved_and_restored_with_the_reader_session(qtbot, monkeypatch, make_window,
+                                                                     tiny_model_file, measured_folder):
+    from cxrviewer.gui import dialogs
+
+    first = make_window(tiny_model_file)
+    open_and_wait(qtbot, first, [measured_folder])
+    show(qtbot, first, "a.dcm")
+    first.measure_actions.by_kind["distance"].trigger()
+    click(first.canvas, 20, 30)
+    click(first.canvas, 60, 30)
+    assert first.reader.dirty  # unsaved work
+    target = measured_folder.parent / "m.cxrsession.json"
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: target)
+    first.reader.save_act.trigger()
+    assert target.is_file()
+    first.close()
+    again = make_window(tiny_model_file)
+    open_and_wait(qtbot, again, [measured_folder])
+    show(qtbot, again, "a.dcm")
+    qtbot.waitUntil(lambda: again.measure.labels() == ["Distance 10.0 mm"])
+    assert "Distance 10.0 mm" in again.details.text()
