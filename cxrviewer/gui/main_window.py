@@ -412,8 +412,9 @@ class MainWindow(QMainWindow):
         self.measure.show(None)
         self._update_actions()
         if row < 0:
-            self.canvas.show_message("Open a folder (Ctrl+O) or drop radiographs here")
-            self.details.clear()
+            hidden = self.results_model.rowCount() > 0  # every row hidden by the filter
+            self.canvas.show_message("No file matches the filter" if hidden else "Open a folder (Ctrl+O) or drop radiographs here")
+            self.details.clear("No file matches the filter." if hidden else "No file selected.")
             return
         r = self.results_model.row(row)
         if r.result is not None and r.result.error:

@@ -74,11 +74,14 @@ class KeptSelection(QObject):
             self._hiding = False
 
     def _restore(self, *_args) -> None:
-        """Select the remembered file again when it is back in view."""
-        row = self.source_row()
-        if self.table.currentIndex().isValid() or row < 0:
+        """Select the remembered file again when it is back in view (none remembered: the first row)."""
+        if self.table.currentIndex().isValid():
             return
-        index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))
+        row = self.source_row()
+        if row >= 0:
+            index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))
+        else:
+            index = self.proxy.index(0, 0) if self.path is None else QModelIndex()
         if index.isValid():
             self.table.selectionModel().setCurrentIndex(index, _SELECT)
             self.reveal()

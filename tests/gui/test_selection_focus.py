@@ -122,3 +122,13 @@ def test_row_keys_step_rows_after_a_click_on_the_image(qtbot, window, image_fold
     assert view.current_source_row() == 0
     qtbot.keyClick(canvas, Qt.Key.Key_PageDown)
     assert view.current_source_row() > 0
+
+
+def test_a_folder_opened_under_a_filter_that_hides_every_row_says_so(qtbot, window, image_folder):
+    window.results_view.search.setText("matches nothing")
+    open_and_wait(qtbot, window, [image_folder])
+    assert window.results_model.rowCount() == 8 and window.results_view.proxy.rowCount() == 0
+    assert window.canvas._message.get_text() == "No file matches the filter"
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        window.results_view.search.clear()  # the first row is selected and shown
+    assert window.canvas.has_image
