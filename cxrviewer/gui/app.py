@@ -33,9 +33,10 @@ def _application() -> QApplication:
 
 
 def fit_window(window, free: QRect | None = None) -> None:
-    """Keep the window within the screen (or ``free``); when it had to shrink, share its width out afresh
-    (unless the user's own splitter sizes were restored)."""
-    if fit_to_screen(window, free) and not window.settings.splitter:
+    """Keep the window within the screen (or ``free``) and share its width out between the list, the image
+    and the details (unless the user's own splitter sizes were restored)."""
+    fit_to_screen(window, free)
+    if not window.settings.splitter:
         window.splitter.setSizes(split_sizes(window.width()))
 
 

@@ -114,14 +114,15 @@ def test_nothing_is_cut_at_common_screen_sizes(qtbot, themed, make_window, tiny_
     for i, name in enumerate(NAMES):
         write_image(folder / name, 200, 240, seed=i)
     window = make_window(tiny_model_file)
-    fit_window(window, QRect(0, 0, *size))  # as at start on a screen of that size
     window.resize(*size)
+    fit_window(window, QRect(0, 0, *size))  # as at start on a screen of that size
     open_and_wait(qtbot, window, [folder])
     with qtbot.waitSignal(window.imageShown, timeout=5000):
         window.results_view.select_source_row(2)
     window.details.setFixedWidth(200)  # narrow enough for the title to wrap
     qtbot.waitUntil(lambda: window.details.browser.document().firstBlock().layout().lineCount() > 1)
-    assert (window.width(), window.height()) == size
+    frame = window.frameGeometry()
+    assert frame.width() <= size[0] and frame.height() <= size[1] and window.width() >= size[0] - 10  # the screen, filled
 
     def nothing_cut():  # (once the layouts have settled: text set late relayouts on the next turn of the loop)
         assert cut_widgets(window) == []
