@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
                                  "border and a slight blur to flag unstable verdicts (two more forward passes per "
                                  "image)", checkable=True)
         self.stability_act.setChecked(self.settings.stability)
+        self.results_view.set_stability_checked(self.settings.stability)
         self.precision_group = QActionGroup(self, exclusive=True)
         for name, tip in zip(PRECISIONS, PRECISION_TIPS):
             a = QAction(name, self.precision_group, checkable=True, statusTip=tip, checked=name == self.settings.precision)
@@ -659,6 +660,7 @@ class MainWindow(QMainWindow):
         if on == self.settings.stability:
             return
         self.settings.stability = on
+        self.results_view.set_stability_checked(on)
         self.message.show_message("Stability check on" if on else "Stability check off from the next batch", 8000)
         if on and self.model is not None and self.inputs:
             self._reclassify()

@@ -65,6 +65,7 @@ class ResultsView(QWidget):
         layout.setContentsMargins(4, 4, 0, 4)
         layout.addLayout(top)
         layout.addWidget(self.table)
+        self.stability_checked = True
         self.set_classes([])
         self.filter_box.currentIndexChanged.connect(lambda _i: self._refilter(self.proxy.set_mode, self.filter_box.currentData()))
         self.search.textChanged.connect(lambda text: self._refilter(self.proxy.setFilterFixedString, text))
@@ -86,6 +87,16 @@ class ResultsView(QWidget):
         self.filter_box.setCurrentIndex(max(i, 0))
         self.filter_box.blockSignals(False)
         self.proxy.set_mode(self.filter_box.currentData())
+        self.set_stability_checked(self.stability_checked)
+
+    def set_stability_checked(self, on: bool) -> None:
+        """Offer "Unstable only" only while the stability check runs: an empty list must not read as "all stable"."""
+        self.stability_checked = on
+        item = self.filter_box.model().item(self.filter_box.findData(ResultsFilter.UNSTABLE))
+        item.setEnabled(on)
+        item.setToolTip("" if on else "The stability check is off (Model > Stability Check): nothing to filter by")
+        if not on and self.filter_box.currentData() == ResultsFilter.UNSTABLE:
+            self.filter_box.setCurrentIndex(0)
 
     def current_source_row(self) -> int:
         idx = self.table.currentIndex()

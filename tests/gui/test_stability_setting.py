@@ -21,3 +21,18 @@ def test_stability_check_is_on_by_default_can_be_switched_off_and_persists(qtbot
     with qtbot.waitSignal(window.batchFinished, timeout=20000):
         window.stability_act.trigger()  # on again: the open batch is checked again
     assert _checked(window) == {True} and Settings().stability is True
+
+
+def test_unstable_filter_is_offered_only_while_the_check_runs(qtbot, window):
+    from cxrviewer.gui.results_model import ResultsFilter
+    box = window.results_view.filter_box
+    item = box.model().item(box.findData(ResultsFilter.UNSTABLE))
+    assert item.isEnabled()
+    box.setCurrentIndex(box.findData(ResultsFilter.UNSTABLE))
+    window.stability_act.trigger()  # off: an empty "Unstable only" list would read as "all stable"
+    assert not item.isEnabled() and "off" in item.toolTip()
+    assert box.currentData() == ResultsFilter.ALL
+    window.results_view.set_classes(["NORMAL", "PNEUMONIA"])  # rebuilt for a new model: still off
+    assert not box.model().item(box.findData(ResultsFilter.UNSTABLE)).isEnabled()
+    window.stability_act.trigger()
+    assert box.model().item(box.findData(ResultsFilter.UNSTABLE)).isEnabled()
