@@ -16,6 +16,14 @@ def write_image(path, width=80, height=96, seed=0, fmt=None):
     return path
 
 
+def png_folder(folder, count):
+    """``folder`` made and filled with ``count`` 32 x 32 images named 000.png, 001.png, ...; returns it."""
+    folder.mkdir()
+    for i in range(count):
+        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
+    return folder
+
+
 def open_and_wait(qtbot, window, inputs, timeout=20000):
     """Open ``inputs`` and wait until the batch has finished."""
     with qtbot.waitSignal(window.batchFinished, timeout=timeout) as blocker:

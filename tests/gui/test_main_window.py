@@ -16,7 +16,7 @@ from cxrviewer.gui import dialogs, worker
 from cxrviewer.gui.results_model import CANCELLED, CLASS, DONE, ERROR, NAME, NO_MODEL, PROB, QUEUED, STATUS, ResultsFilter
 from cxrviewer.gui.settings import Settings
 
-from tests.gui.helpers import open_and_wait, write_image
+from tests.gui.helpers import open_and_wait, png_folder
 
 
 def column(window, col):
@@ -111,11 +111,7 @@ def test_keyboard_navigation(qtbot, window, image_folder):
 @pytest.fixture
 def forty_pngs(tmp_path):
     """A folder of 40 small PNGs: a batch long enough to interrupt (with SlowPredictor)."""
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(40):
-        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
-    return folder
+    return png_folder(tmp_path / "many", 40)
 
 
 def test_cancel_mid_batch(qtbot, monkeypatch, window, forty_pngs):

@@ -8,16 +8,12 @@ from PySide6.QtGui import QAction, QKeySequence
 
 from cxrviewer.gui import dialogs
 from cxrviewer.gui.results_model import PROB
-from tests.gui.helpers import open_and_wait, write_image
+from tests.gui.helpers import open_and_wait, png_folder
 
 
 @pytest.fixture
 def thirty_pngs(tmp_path):
-    folder = tmp_path / "ward"
-    folder.mkdir()
-    for i in range(30):
-        write_image(folder / f"{i:03d}.png", 32, 32, seed=i)
-    return folder
+    return png_folder(tmp_path / "ward", 30)
 
 
 def _select(qtbot, window, row: int):
