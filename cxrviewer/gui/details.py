@@ -121,8 +121,9 @@ class DetailsPanel(QWidget):
             bar_colour = theme.POSITIVE if name == positive else theme.PROBABILITY_BAR
             rows.append(
                 f"<tr><td nowrap>{_esc(name)}</td><td nowrap align='right'>{percent(p)}</td></tr>"
-                f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='{bar}%'>"
-                f"<tr><td bgcolor='{bar_colour}' height='6'></td></tr></table></td></tr>")
+                f"<tr><td colspan='2'><table cellspacing='0' cellpadding='0' width='100%'><tr>"
+                f"<td width='{bar}%' bgcolor='{bar_colour}' height='6'></td><td width='{100 - bar}%'></td>"
+                "</tr></table></td></tr>")  # Qt's rich text ignores a lone cell's percentage width
         if r.in_scope is False:
             head = [f"<p style='font-size:large'>Prediction: <b style='color:{theme.ERROR}'>withheld (out of scope)</b></p>",
                     f"<p style='color:{theme.ERROR}'><b>Why:</b> {_esc(r.scope_reason)}</p>",

@@ -36,3 +36,15 @@ def test_unstable_filter_is_offered_only_while_the_check_runs(qtbot, window):
     assert not box.model().item(box.findData(ResultsFilter.UNSTABLE)).isEnabled()
     window.stability_act.trigger()
     assert box.model().item(box.findData(ResultsFilter.UNSTABLE)).isEnabled()
+
+
+def test_probability_bars_are_as_long_as_the_probabilities(qtbot, window, image_folder):
+    """Each class's bar in the details panel spans its probability (a lone cell's width is ignored by Qt)."""
+    import re
+    assert open_and_wait(qtbot, window, [image_folder]) is True
+    window.results_view.select_first()
+    result = window.current_result()
+    html = window.details.browser.toHtml()
+    widths = [int(w) for w in re.findall(r'<td width="(\d+)%" bgcolor', html)]
+    expected = sorted(max(1, round(100 * p)) for p in result.probs.values())
+    assert sorted(widths) == expected
