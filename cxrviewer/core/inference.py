@@ -43,7 +43,7 @@ from .precision import PARITY_KEY, prepare_model, resolve_precision
 from .results import OUT_OF_SCOPE, FileResult, VerdictChecks
 from .scope import ScopeStats, judge, rule_reason
 from .thread_layout import default_lanes, intra_op_threads, thread_budget, threads_per_lane
-from .workers import DaemonPool
+from .workers import DaemonPool, Gate
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ __all__ = ["IMAGE_SUFFIXES", "DeviceError", "InputError", "Predictor", "pick_dev
 
 
 SHUTDOWN_WAIT = 0.2
+#: Seconds the end of a run waits for forward passes under way (they always finish; this is a guard).
+FORWARD_WAIT = 120.0
 """Seconds a finished or cancelled run waits for its decoding threads before leaving them behind."""
 NON_FINITE = "the model gave no finite probability for this image (non-finite numbers in its input or weights)"
 
@@ -303,6 +305,7 @@ class Predictor:
             return
         cancel = cancel if cancel is not None else threading.Event()
         left = threading.Event()  # the consumer has gone: lanes stop at their next file
+        gate = Gate()  # forward passes under way, waited for at the end (decodes are not)
         spans = deque(_spans(len(paths), self.first_batch, self.batch_size))
         done = 0
         with intra_op_threads(self.lane_threads):
@@ -311,7 +314,7 @@ class Predictor:
             try:
                 while spans or pending:
                     while spans and len(pending) < self.workers + self.prefetch:
-                        pending.append(pool.submit(self._lane, paths, spans.popleft(), cancel, left))
+                        pending.append(pool.submit(self._lane, paths, spans.popleft(), cancel, left, gate))
                     results = self._wait(pending.popleft(), cancel)
                     for result in results or ():
                         if cancel.is_set():
@@ -324,10 +327,11 @@ class Predictor:
                         return
             finally:
                 left.set()
+                gate.close(timeout=FORWARD_WAIT)  # no torch work left running on a daemon thread
                 pool.shutdown(timeout=SHUTDOWN_WAIT)  # a lane stuck in a read is left behind, never waited on
 
     def _lane(self, paths: list[Path], span: tuple[int, int], cancel: threading.Event,
-              left: threading.Event) -> list[FileResult]:
+              left: threading.Event, gate: Gate) -> list[FileResult]:
         """One lane's work: decode the files of ``span`` one by one, then one forward pass for them
         (on a GPU, lanes take turns for it and overlap only their decoding)."""
         batch = []
@@ -335,8 +339,13 @@ class Predictor:
             if cancel.is_set() or left.is_set():
                 return []
             batch.append(_decode(i, paths[i], self.model.input_size))
-        with self._model_turn:
-            return self._run_batch(batch)
+        if not gate.enter():
+            return []
+        try:
+            with self._model_turn:
+                return self._run_batch(batch)
+        finally:
+            gate.leave()
 
     @staticmethod
     def _wait(fut: Future[list[FileResult]], cancel: threading.Event) -> list[FileResult] | None:

@@ -69,3 +69,35 @@ class DaemonPool:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
+
+
+class Gate:
+    """Lets threads into a section until closed; :meth:`close` waits for those inside to leave.
+
+    A lane's forward pass runs inside: torch must not be mid-operation on a daemon thread when the
+    process exits (its teardown can then hang), while a thread stuck in a read never enters.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._inside = 0
+        self._closed = False
+
+    def enter(self) -> bool:
+        """Enter unless closed; True when entered (then call :meth:`leave`)."""
+        with self._cond:
+            if self._closed:
+                return False
+            self._inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self._inside -= 1
+            self._cond.notify_all()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Let no one else in and wait up to ``timeout`` s for those inside; True when none is left."""
+        with self._cond:
+            self._closed = True
+            return self._cond.wait_for(lambda: self._inside == 0, timeout)
