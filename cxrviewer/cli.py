@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -43,21 +44,50 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that a run ends as on Ctrl+C: partial files removed."""
 
 
+#: Seconds an interrupted run may take to end before the process is ended without further clean-up.
+EXIT_GRACE = 20.0
+_signalled: list[int] = []  # the exit code of a signal received while predict ran (then the process ends at once)
+
+
+def _on_signal(code: int, error: type[KeyboardInterrupt]):
+    """A handler that records the signal, arms the exit watchdog and raises ``error`` in the main thread."""
+    def handler(signum, frame):
+        if not _signalled:
+            _signalled.append(code)
+            timer = threading.Timer(EXIT_GRACE, _force_exit, (code,))
+            timer.daemon = True
+            timer.start()
+        raise error()
+    return handler
+
+
+def _force_exit(code: int) -> None:
+    print(f"{PROG}: error: still running {EXIT_GRACE:.0f} s after the signal; ended without clean-up", file=sys.stderr)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """End the process without interpreter shutdown: a read stuck in a daemon thread must not hold it up."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
+    """While inside, SIGTERM raises :class:`Terminated` and SIGINT KeyboardInterrupt in the main thread, and
+    either makes sure the process ends (:data:`EXIT_GRACE`); elsewhere: no change."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def terminate(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, _on_signal(code, error)) for sig, code, error in
+                ((signal.SIGTERM, EXIT_TERMINATED, Terminated), (signal.SIGINT, EXIT_INTERRUPTED, KeyboardInterrupt))}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(e))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    finally:
+        if _signalled:  # a real SIGINT/SIGTERM during predict: partial files are gone, the process ends now
+            _exit_now(_signalled[0])
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
