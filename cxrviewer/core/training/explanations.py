@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import load_model, read_header
+from . import run_cli
 from ..errors import CxrError
 from ..explain.audit import audit
 from ..model import CamClassifier
@@ -79,12 +80,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    try:
-        main(get_args_parser().parse_args(argv))
-    except CxrError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli("explanations", get_args_parser(), main, argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import load_model, read_header
+from . import run_cli
 from ..errors import CxrError
 from ..model_update import rewrite_metadata, weights_digest  # noqa: F401 - re-exported for callers
 from ..model import CamClassifier
@@ -118,12 +119,7 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    try:
-        main(get_args_parser().parse_args(argv))
-    except CxrError as e:
-        print(f"parity: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_cli("parity", get_args_parser(), main, argv)
 
 
 if __name__ == "__main__":
