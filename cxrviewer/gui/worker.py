@@ -5,7 +5,8 @@ returns a value (``done``) or raises (``failed``, one line); a generator functio
 sends each value it yields (``yielded``) and stops at the next ``yield`` once
 cancelled. The thread is made as in superqt's ``new_worker_qthread`` (napari's
 ``create_worker``): a worker QObject moved to a QThread, ``started -> work``,
-``finished -> quit``, worker and thread ``deleteLater``'d; the task deletes itself
+``finished -> quit``, worker and thread ``deleteLater``'d (the worker on the GUI
+thread, see :meth:`_Worker.work`); the task deletes itself
 once its thread has stopped. Results travel as plain data only.
 
 :class:`TaskGroup` holds the tasks of one owner (the window) and stops them at
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from superqt.utils import new_worker_qthread
 
 from ..core.errors import CxrError
@@ -95,6 +96,13 @@ class _Worker(QObject):
             self.returned.emit(value)
         finally:
             self.fn = self.args = None  # drop images and results now, not when the object is deleted
+            # Hand the worker back to the GUI thread so ``deleteLater`` destroys it there: a
+            # Python QObject destroyed on this thread asks for the GIL while Qt holds a
+            # connection lock, which deadlocks against a GUI thread that holds the GIL and
+            # waits for that lock (seen in ``setHtml``).
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
             self.stopped.set()
             self.finished.emit()
 
