@@ -21,6 +21,7 @@ cold on the PNEUMONIA map while a PNEUMONIA image glows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -215,22 +216,41 @@ def overlay_image(radiograph: Radiograph, result: FileResult, class_name: str | 
 
 
 # -- the export figure --------------------------------------------------------------
+@dataclass(frozen=True)
+class MapLayer:
+    """A map an export draws instead of the result's evidence map: ``grid`` (any size, upsampled to the
+    image) with its colour limits, and what the caption calls it; ``grid`` None draws no colours, only
+    the caption (for example "no positive evidence for PNEUMONIA")."""
+
+    grid: np.ndarray | None
+    vmin: float
+    vmax: float
+    caption: str
+
+
 def render_export(radiograph: Radiograph, result: FileResult, class_name: str | None = None, scale: str = "image",
                   cam_range: tuple[float, float] | None = None, alpha: float = DEFAULT_ALPHA, cmap: str = DEFAULT_CMAP,
                   window: tuple[float, float] | None = None, invert: bool = False,
-                  model_name: str | None = None, annotations: Annotations | None = None) -> Image.Image:
+                  model_name: str | None = None, annotations: Annotations | None = None,
+                  map_layer: MapLayer | None = None) -> Image.Image:
     """The overlay PNG of an export: composite, colour bar and caption, at the image's own size.
 
     The caption (bottom, wrapped to the width, never cut) names the predicted class and its
     probability, the class whose map is shown and the scale, and ``model_name`` in full; the
-    colour bar (top right) is labelled with the limits in logit units. ``annotations``: measurements
-    and four-corner text burned in too (:mod:`cxrviewer.core.annotate`). Text scales with the image,
-    with a legible minimum.
+    colour bar (top right) is labelled with the limits (logit units for the evidence map).
+    ``map_layer``: another map to draw (another method's, or none at all with a note), named in the
+    caption. ``annotations``: measurements and four-corner text burned in too
+    (:mod:`cxrviewer.core.annotate`). Text scales with the image, with a legible minimum.
     """
     pixels = _check_pixels(radiograph.pixels)
     h, w = pixels.shape
     name = class_name if class_name is not None else (result.predicted or result.label)
-    cam, vmin, vmax = cam_for_display(result, name, (h, w), scale, cam_range)
+    if map_layer is None:
+        cam, vmin, vmax = cam_for_display(result, name, (h, w), scale, cam_range)
+        what = f"CAM {name}, {scale} scale"
+    else:
+        cam = upsample_cam(map_layer.grid, (h, w)) if map_layer.grid is not None else None
+        vmin, vmax, what = map_layer.vmin, map_layer.vmax, map_layer.caption
     image = Image.fromarray(compose(pixels, cam, vmin, vmax, alpha, cmap, window, invert), "RGB")
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
@@ -238,22 +258,22 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     margin = max(2, fnt.size // 2)
     a = annotations or Annotations()
     lengths = a.calibration.short() if a.measurements else None
-    lines = wrap(export_caption(result, name, scale, model_name, lengths), fnt, w - 2 * margin)
+    lines = wrap(export_caption(result, what, model_name, lengths), fnt, w - 2 * margin)
     caption_top = text_block(draw, lines, fnt, margin, h - margin, bottom=True)[1]
     boxes = draw_corners(draw, a.corners, (w, h), fnt, margin, bottom_limit=caption_top - margin)
     top = boxes["top_right"][3] + margin if "top_right" in boxes else margin
-    _colour_bar(layer, draw, (cmap, vmin, vmax), fnt, (w - margin, top), caption_top - margin)
+    if cam is not None:
+        _colour_bar(layer, draw, (cmap, vmin, vmax), fnt, (w - margin, top), caption_top - margin)
     return Image.alpha_composite(with_measurements(image.convert("RGBA"), a, fnt), layer).convert("RGB")
 
 
-def export_caption(result: FileResult, class_name: str | None, scale: str, model_name: str | None,
-                   lengths: str | None = None) -> str:
-    """The export's caption: verdict (or OUT OF SCOPE), the map shown and its scale, the model's full name,
-    and where measured lengths come from (``lengths``)."""
+def export_caption(result: FileResult, what: str, model_name: str | None, lengths: str | None = None) -> str:
+    """The export's caption: verdict (or OUT OF SCOPE), ``what`` map is shown (class, scale), the model's
+    full name, and where measured lengths come from (``lengths``)."""
     shown = result.predicted or result.label
     prob = result.probs.get(shown, float("nan")) if shown else float("nan")
     verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
-    parts = [verdict, f"CAM {class_name}, {scale} scale"]
+    parts = [verdict, what]
     if model_name:
         parts.append(f"model {model_name}")
     if lengths:
@@ -276,8 +296,13 @@ def _colour_bar(layer: Image.Image, draw: ImageDraw.ImageDraw, colours: tuple[st
     layer.paste(Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1), "RGB").convert("RGBA"), (x0, y0))
     draw.rectangle((x0 - 1, y0 - 1, x1, y0 + bar_h), outline=(255, 255, 255, 255))
     gap = max(2, fnt.size // 3)
-    text_block(draw, [f"{vmax:+.1f}"], fnt, x0 - 2 * gap, y0, right=True)
-    text_block(draw, [f"{vmin:+.1f}"], fnt, x0 - 2 * gap, y0 + bar_h, right=True, bottom=True)
+    text_block(draw, [_bar_value(vmax)], fnt, x0 - 2 * gap, y0, right=True)
+    text_block(draw, [_bar_value(vmin)], fnt, x0 - 2 * gap, y0 + bar_h, right=True, bottom=True)
+
+
+def _bar_value(v: float) -> str:
+    """A colour-bar limit: one decimal for logit-sized values, three significant digits for small ones."""
+    return f"{v:+.1f}" if abs(v) >= 1 or v == 0 else f"{v:+.2g}"
 
 
 # -- checks ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.explain import get_method
-from ..core.explain.checks import MIN_POSITIVE_MASS, no_positive_evidence
+from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
 from ..core.explain.on_demand import MethodMap
 from ..core.overlay import cam_for_display, cam_range_from_meta, class_evidence
 from ..core.results import FileResult
@@ -56,9 +56,7 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
 def no_evidence_overlay(class_name: str, cam: np.ndarray, method: str = "CAM") -> Overlay:
     """Drawn instead of ``cam`` when its positive part is tiny (:func:`~cxrviewer.core.explain.checks.no_positive_evidence`):
     the note says so, with the positive part's mean."""
-    mean = float(np.maximum(cam, 0).mean())
-    return Overlay(cam=None, vmin=0.0, vmax=1.0, label="",
-                   note=f"no positive evidence for {class_name} ({method}: mean positive part {mean:.3f})")
+    return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=no_evidence_note(class_name, cam, method))
 
 
 def method_overlay(found: MethodMap) -> Overlay:

@@ -1,7 +1,9 @@
 """Viewer exports, run on a background Task, built on the core's overlay and export modules.
 
-Overlay PNGs are what the canvas shows (its :class:`ViewState`: class, scale, opacity,
-window in modality units (per image unless locked), invert) at the image's own size, with the core's colour bar and caption. Files are
+Overlay PNGs are what the canvas shows (its :class:`ViewState`: method, class, scale, opacity,
+window in modality units (per image unless locked), invert) at the image's own size, with the core's colour bar and caption.
+A map of an on-demand method comes from the viewer's cache, else it is computed in the export
+task on a private copy of the model; a map with no positive evidence is not drawn, the caption says so. Files are
 written atomically; batch exports never overwrite (``name (1).png``), and a
 single export replaces a file only when the user chose that name in a save
 dialog (which asked first).
@@ -17,13 +19,16 @@ import numpy as np
 from PIL import Image
 
 from ..core.annotate import Annotations, burn_in
+from ..core.explain import EvidenceMap, get_method
+from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
+from ..core.explain.on_demand import MethodMap, explain_image
 from ..core.corner_text import corner_info, corner_text
 from ..core.dicom_export import SeriesPlan, export_secondary_capture, sc_path
 from ..core.errors import CxrError
 from ..core.export import overlay_path, save_png
 from ..core.imaging import Radiograph, load_radiograph
 from ..core.measurements import Calibration
-from ..core.overlay import DEFAULT_CMAP, compose, render_export
+from ..core.overlay import DEFAULT_CMAP, MapLayer, class_evidence, compose, render_export
 from ..core.results import FileResult
 from ..core.window import Window
 from .view_state import ViewState
@@ -41,6 +46,8 @@ class RenderOptions:
     corners: bool = False  # burn in the four-corner text
     anonymise: bool = False  # ... without the patient's attributes
     dicom: bool = False  # also write a DICOM Secondary Capture for DICOM inputs
+    maps: Mapping[tuple[Path, str], MethodMap] = field(default_factory=dict)  # (path, class) -> the view method's map
+    model: object | None = None  # a private copy of the model, for maps of ``view.method`` not in ``maps``
 
     def window_for(self, path: Path) -> Window | None:
         """The window (modality units) image ``path`` is drawn with; None: its own default."""
@@ -54,12 +61,38 @@ def render(result: FileResult, options: RenderOptions, radiograph: Radiograph | 
     window = radiograph.scale.grey_window(options.window_for(result.path))
     radiograph = replace(radiograph, pixels=radiograph.linear_pixels)  # the linear grey, windowed as on the canvas
     if v.overlay and result.ok:
-        class_name = v.class_name if v.class_name in result.probs else None
+        class_name = v.class_name if v.class_name in result.probs else (result.predicted or result.label)
         return render_export(radiograph, result, class_name=class_name, scale=v.scale, cam_range=options.cam_range,
                              alpha=v.opacity, cmap=DEFAULT_CMAP, window=window, invert=v.invert,
-                             model_name=options.model_name, annotations=annotations(result, options, radiograph))
+                             model_name=options.model_name, annotations=annotations(result, options, radiograph),
+                             map_layer=map_layer(result, class_name, options, radiograph))
     grey = compose(radiograph.pixels, None, 0.0, 1.0, window=window, invert=v.invert)
     return burn_in(Image.fromarray(grey, "RGB"), annotations(result, options, radiograph))
+
+
+def map_layer(result: FileResult, class_name: str, options: RenderOptions, radiograph: Radiograph) -> MapLayer | None:
+    """The map drawn for ``class_name`` when it is not the evidence map as is: another method's map (cached,
+    else computed on ``options.model``), or a note when the map has no positive evidence. None: the evidence map."""
+    method = options.view.method
+    if method == EvidenceMap.name:
+        cam = class_evidence(result.cams, result.logits, list(result.probs).index(class_name))
+        if no_positive_evidence(cam).item():
+            return _no_evidence(class_name, cam, "CAM")
+        return None
+    found = options.maps.get((Path(result.path), class_name))
+    if found is None:
+        if options.model is None:
+            raise CxrError(f"{result.path.name}: no {get_method(method).label} map (no model to compute it)")
+        found = explain_image(options.model, radiograph.linear_pixels, class_name, get_method(method))
+    spec = get_method(found.method)
+    if no_positive_evidence(found.grid, MIN_POSITIVE_MASS if spec.additive else 0.0).item():
+        return _no_evidence(class_name, found.grid, spec.short)
+    lo, hi = found.limits()
+    return MapLayer(found.grid, lo, hi, f"{found.label} {class_name}, {found.units}, this image's range")
+
+
+def _no_evidence(class_name: str, grid: np.ndarray, method: str) -> MapLayer:
+    return MapLayer(None, 0.0, 1.0, no_evidence_note(class_name, grid, method))
 
 
 def annotations(result: FileResult, options: RenderOptions, radiograph: Radiograph) -> Annotations:

@@ -8,6 +8,7 @@ stops them all. Slots here only route plain data between widgets.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -510,12 +511,16 @@ class MainWindow(QMainWindow):
             self._refresh_overlay(draw_details=False)
 
     def _render_options(self) -> RenderOptions:
-        """What exports draw: the view, plus the model's fixed colour range and name."""
+        """What exports draw: the view, plus the model's fixed colour range and name (and, for an on-demand
+        method, the maps already made and a private copy of the model for the others)."""
         meta = self.model.meta if self.model is not None else None
         window, windows = self.windowing.windows_for_export()
+        other_method = self.model is not None and self.view.method != EvidenceMap.name
         return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows,
                              measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
-                             anonymise=self.settings.anonymise, dicom=self.settings.export_dicom)
+                             anonymise=self.settings.anonymise, dicom=self.settings.export_dicom,
+                             maps=self.method_maps.maps_of(self.view.method, self.model) if other_method else {},
+                             model=copy.deepcopy(self.model) if other_method else None)  # hooks never shared
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""

@@ -86,6 +86,10 @@ class MethodMaps(QObject):
             self._cache.move_to_end(key)
         return found
 
+    def maps_of(self, method: str, model) -> dict[tuple[Path, str], MethodMap]:
+        """The cached maps of ``method`` made with ``model``, by (file, class): what an export can reuse."""
+        return {(k.path, k.class_name): m for k, m in self._cache.items() if k.method == method and k.model == id(model)}
+
     def failure(self, key: MapKey) -> str | None:
         """Why the map of ``key`` could not be made (not retried until :meth:`clear`), or None."""
         return self._failures.get(key)

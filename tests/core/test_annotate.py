@@ -37,7 +37,7 @@ def _caption_rows(w, h, **kwargs):
     size = font_px(w, h)
     x = max(2, size // 2) - 1  # inside the caption's box, left of its text
     rows = int(((plain[h // 2:, x] - out[h // 2:, x]).sum(axis=1) > 30).sum())
-    lines = wrap(export_caption(r, "PNEUMONIA", "image", LONG_NAME), font(size), w - 2 * max(2, size // 2))
+    lines = wrap(export_caption(r, "CAM PNEUMONIA, image scale", LONG_NAME), font(size), w - 2 * max(2, size // 2))
     return rows, lines, size
 
 
@@ -45,7 +45,7 @@ def _caption_rows(w, h, **kwargs):
 def test_caption_is_legible_and_carries_the_full_model_name(w, h):
     rows, lines, size = _caption_rows(w, h)
     assert size >= MIN_FONT_PX and size >= 0.02 * min(w, h)
-    assert " ".join(lines).replace(" ", "") == export_caption(_result(w, h), "PNEUMONIA", "image", LONG_NAME).replace(" ", "")
+    assert " ".join(lines).replace(" ", "") == export_caption(_result(w, h), "CAM PNEUMONIA, image scale", LONG_NAME).replace(" ", "")
     assert LONG_NAME in " ".join(lines) or LONG_NAME in "".join(lines)  # never cut, at most wrapped
     assert not any("…" in line for line in lines)
     assert rows >= len(lines) * size  # every line drawn, at full size

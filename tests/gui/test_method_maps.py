@@ -136,3 +136,53 @@ def test_no_positive_evidence_is_said_instead_of_a_stretched_map(qtbot, window, 
     assert not window.canvas.cax.get_visible()
     window.controls.class_box.setCurrentIndex(0)  # the predicted class: a map again
     assert window.canvas.note == "" and window.canvas.cax.get_visible()
+
+
+def test_exports_draw_the_method_on_screen_and_compute_the_maps_not_yet_made(qtbot, reviewed, calls, monkeypatch, tmp_path):
+    from PIL import Image
+
+    from cxrviewer.core.imaging import load_radiograph
+    from cxrviewer.gui import dialogs
+    from cxrviewer.gui.exporting import map_layer
+
+    w = reviewed
+    errors = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _parent, title, text: errors.append(f"{title}: {text}"))
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tmp_path / "evidence.png")
+    with qtbot.waitSignal(w.exportFinished, timeout=10000):
+        w.export_overlay_act.trigger()
+    with qtbot.waitSignal(w.method_maps.ready, timeout=10000):
+        choose(w, "gradcam")
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tmp_path / "gradcam.png")
+    with qtbot.waitSignal(w.exportFinished, timeout=10000):
+        w.export_overlay_act.trigger()
+    assert calls == [(False, "gradcam")]  # the map on screen is reused, not computed again
+    evidence, gradcam = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("evidence.png", "gradcam.png"))
+    assert evidence.shape == gradcam.shape and np.abs(evidence - gradcam).mean() > 2  # another map drawn
+    options = w._render_options()
+    assert options.model is not w.model and options.maps  # a private copy: hooks never meet the viewer's
+    others = [r for r in w.results_model.results() if r.ok and (r.path, r.label) not in options.maps]
+    assert others
+    layer = map_layer(others[0], others[0].label, options, load_radiograph(others[0].path))  # computed on the copy
+    assert layer.caption.startswith(("Grad-CAM", "no positive evidence"))
+    assert errors == []
+
+
+def test_an_export_of_a_map_with_no_positive_evidence_says_so_and_draws_no_colours(qtbot, window, image_folder, tmp_path):
+    from cxrviewer.core.imaging import load_radiograph
+    from cxrviewer.gui.exporting import map_layer, render
+
+    open_and_wait(qtbot, window, [image_folder])
+    with qtbot.waitSignal(window.imageShown, timeout=5000):
+        window.results_view.select_source_row(1)  # its NORMAL map is negative almost everywhere
+    result = window.current_result()
+    other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
+    window.controls.class_box.setCurrentIndex(window.controls.class_box.findData(other))
+    options = window._render_options()
+    radiograph = load_radiograph(result.path)
+    layer = map_layer(result, other, options, radiograph)
+    assert layer.grid is None and layer.caption.startswith(f"no positive evidence for {other}")
+    grey = np.asarray(render(result, options, radiograph)).astype(int)
+    h = grey.shape[0]
+    body = grey[: h // 2]  # above the caption: grey only, no jet colours
+    assert np.abs(body[..., 0] - body[..., 2]).max() <= 2

@@ -102,6 +102,12 @@ def no_positive_evidence(maps: torch.Tensor | np.ndarray, min_mass: float = MIN_
     return (pos < min_mass) | (pos <= MIN_POSITIVE_SHARE * total)
 
 
+def no_evidence_note(class_name: str, grid: np.ndarray, method: str = "CAM") -> str:
+    """What a viewer or an export says instead of drawing a map with no positive evidence."""
+    mean = float(np.maximum(np.asarray(grid, dtype=np.float32), 0).mean())
+    return f"no positive evidence for {class_name} ({method}: mean positive part {mean:.3f})"
+
+
 def outside_share(evidence: torch.Tensor, images: torch.Tensor, **mask_options) -> torch.Tensor:
     """Share (0..1) of each map's positive evidence that falls in :func:`outside_mask`.
 
