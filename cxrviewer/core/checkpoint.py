@@ -43,9 +43,21 @@ FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 INT_DTYPES = frozenset({"I64"})  # BatchNorm's num_batches_tracked only; checked against the model on load
 
 
+#: In the models folder: the file name of the default model, on its first line (modification times
+#: of a fresh clone say nothing about which model is newer).
+DEFAULT_MODEL_FILE = "DEFAULT"
+
+
 def default_model_path() -> Path | None:
-    """The shipped default model: the newest (last modified) ``*.safetensors`` in the package's models folder, if any."""
+    """The shipped default model: the ``*.safetensors`` that ``models/DEFAULT`` names; without that file
+    (or when the file it names is missing), the newest (last modified) one in the package's models folder."""
     folder = resources_dir() / "models"
+    try:
+        named = folder / (folder / DEFAULT_MODEL_FILE).read_text(encoding="utf-8").strip().splitlines()[0].strip()
+        if named.suffix == ".safetensors" and named.is_file():
+            return named
+    except (OSError, IndexError, UnicodeDecodeError):
+        pass
     files = [p for p in folder.glob("*.safetensors") if p.is_file()] if folder.is_dir() else []
     return max(files, key=lambda p: (p.stat().st_mtime, p.name), default=None)
 

@@ -207,3 +207,7 @@ def test_default_model_is_the_newest_file(tmp_path, monkeypatch):
         (models / name).write_bytes(b"")
         os.utime(models / name, (mtime, mtime))
     assert checkpoint.default_model_path() == models / "a.safetensors"
+    (models / "DEFAULT").write_text("z.safetensors\n")  # named: wins over the newest
+    assert checkpoint.default_model_path() == models / "z.safetensors"
+    (models / "DEFAULT").write_text("gone.safetensors\n")  # names a missing file: the newest again
+    assert checkpoint.default_model_path() == models / "a.safetensors"
