@@ -125,13 +125,19 @@ def test_a_failing_method_says_why_once(qtbot, reviewed, monkeypatch):
     assert w.method_maps.pending is None
 
 
-def test_no_positive_evidence_is_said_instead_of_a_stretched_map(qtbot, window, image_folder):
+def show_the_class_without_evidence(qtbot, window, image_folder):
+    """Show row 1 with the class its map has no positive evidence for; returns (result, that class)."""
     open_and_wait(qtbot, window, [image_folder])
     with qtbot.waitSignal(window.imageShown, timeout=5000):
         window.results_view.select_source_row(1)  # its NORMAL map is negative almost everywhere
     result = window.current_result()
     other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
     window.controls.class_box.setCurrentIndex(window.controls.class_box.findData(other))
+    return result, other
+
+
+def test_no_positive_evidence_is_said_instead_of_a_stretched_map(qtbot, window, image_folder):
+    _result, other = show_the_class_without_evidence(qtbot, window, image_folder)
     assert window.canvas.note.startswith(f"no positive evidence for {other} (CAM: mean positive part 0.0")
     assert not window.canvas.cax.get_visible()
     window.controls.class_box.setCurrentIndex(0)  # the predicted class: a map again
@@ -172,12 +178,7 @@ def test_an_export_of_a_map_with_no_positive_evidence_says_so_and_draws_no_colou
     from cxrviewer.core.imaging import load_radiograph
     from cxrviewer.gui.exporting import map_layer, render
 
-    open_and_wait(qtbot, window, [image_folder])
-    with qtbot.waitSignal(window.imageShown, timeout=5000):
-        window.results_view.select_source_row(1)  # its NORMAL map is negative almost everywhere
-    result = window.current_result()
-    other = "NORMAL" if result.label == "PNEUMONIA" else "PNEUMONIA"
-    window.controls.class_box.setCurrentIndex(window.controls.class_box.findData(other))
+    result, other = show_the_class_without_evidence(qtbot, window, image_folder)
     options = window._render_options()
     radiograph = load_radiograph(result.path)
     layer = map_layer(result, other, options, radiograph)
