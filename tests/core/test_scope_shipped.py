@@ -1,4 +1,5 @@
-"""The shipped model's scope: non-chest images are withheld with a reason, chest radiographs are answered."""
+"""The shipped models' scope (the default and the previous one): non-chest images are withheld with a reason,
+chest radiographs are answered."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from cxrviewer.core.results import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "chest_xray"
-SHIPPED = ROOT / "resources" / "models" / "cxr-resnet18-224.safetensors"
+SHIPPED = sorted((ROOT / "resources" / "models").glob("*.safetensors"))
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    model = load_model(SHIPPED)
+@pytest.fixture(scope="module", params=SHIPPED, ids=[p.stem for p in SHIPPED])
+def predictor(request):
+    model = load_model(request.param)
     assert model.meta.get("scope", {}).get("method") == "mahalanobis", "the shipped model has no scope statistics"
     return Predictor(model, device="cpu", batch_size=8)
 
