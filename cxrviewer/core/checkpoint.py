@@ -19,13 +19,13 @@ import math
 import os
 import stat
 import struct
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from . import atomic
 from .errors import ModelFileError
 from .model import ARCHS, RESNETS, CamClassifier
 from .paths import resources_dir
@@ -78,15 +78,8 @@ def save_model(model: CamClassifier, path: str | Path, meta: dict[str, Any] | No
         tensors[k] = (v.to(dtype) if v.is_floating_point() else v).contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={k: json.dumps(v) for k, v in meta.items()})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic.replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
     return path
 
 

@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .checkpoint import _check_meta, read_header
 from .errors import ModelFileError
 
@@ -81,9 +81,8 @@ def _copy_with_metadata(source: Path, out: Path, meta: dict[str, Any]) -> Path:
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes
     before = weights_digest(source)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as dst, source.open("rb") as src:
+    with atomic.replacing(out) as tmp:
+        with tmp.open("wb") as dst, source.open("rb") as src:
             dst.write(struct.pack("<Q", len(raw)))
             dst.write(raw)
             (n,) = struct.unpack("<Q", src.read(8))
@@ -92,9 +91,4 @@ def _copy_with_metadata(source: Path, out: Path, meta: dict[str, Any]) -> Path:
                 dst.write(block)
         if weights_digest(tmp) != before:
             raise ModelFileError(f"{out.name}: the copied weights differ from {source.name}; nothing written")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out

@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import atomic
 from .errors import CxrError
 from .reader_study import ReaderEntry, ReaderStudy
 
@@ -146,15 +145,7 @@ class SessionIndex:
 
 def save_json_atomic(data, path: Path) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, data, ensure_ascii=False)
 
 
 def session_of(study: ReaderStudy, inputs: list[Path], model: str = "") -> Session:

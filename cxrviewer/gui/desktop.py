@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..core import atomic
 from .icons import PNG_SIZES, png_path, svg_path
 
 TEMPLATE = """[Desktop Entry]
@@ -68,11 +69,7 @@ def install_desktop_entry(exec_path: str | None = None, data_dir: Path | None = 
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(svg_path(), dest)
     entry = apps / "cxrviewer.desktop"
-    tmp = entry.with_suffix(".desktop.tmp")
-    tmp.write_text(desktop_entry(exec_path), encoding="utf-8")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, entry)
-    return entry
+    return atomic.write_text(entry, desktop_entry(exec_path), mode=0o755)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import atomic
 from ..checkpoint import load_model
 from ..errors import CxrError
 from ..model import CamClassifier
@@ -213,8 +214,8 @@ class ViewCache:
         if path.is_file():
             return np.load(path)
         p = compute()
-        np.save(path.with_suffix(".tmp.npy"), p)
-        os.replace(path.with_suffix(".tmp.npy"), path)
+        with atomic.replacing(path) as tmp, tmp.open("wb") as f:
+            np.save(f, p)
         return p
 
 

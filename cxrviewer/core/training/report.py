@@ -5,10 +5,7 @@ Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas: no pyplot
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .. import atomic
 from . import metrics as M
 
 DPI = 120
@@ -222,15 +220,7 @@ def jsonable(obj):
 
 def write_json(data, path: Path) -> None:
     """Write ``data`` as strict JSON, atomically (temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".metrics-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(jsonable(data), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_json(path, jsonable(data), allow_nan=False)
 
 
 def write_report(out_dir, history: list[dict], splits: dict[str, dict],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import atomic
 from . import TrainingError, metrics
 from .data import TrainingData
 from .runtime import Runtime, all_gather
@@ -96,9 +96,8 @@ def save_checkpoint(state: dict, path: Path, rt: Runtime) -> None:
     if not rt.is_main:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, learners: dict, data: TrainingData, rt: Runtime) -> Progress:
