@@ -35,7 +35,7 @@ def render_model_card(model_path: Path, meta: dict) -> str:
     """Markdown text of the card for ``model_path`` with metadata ``meta``."""
     tr = meta.get("training", {})
     sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
-                _data_and_command(tr), _metrics(meta.get("metrics", {}), tr), _protocol(meta.get("protocol")),
+                _data_and_command(tr), _metrics(meta.get("metrics", {}), tr, meta.get("protocol")), _protocol(meta.get("protocol")),
                 _explanations((meta.get("metrics") or {}).get("explanations")),
                 _plots(report_dir(model_path)), _scope(meta.get("scope")), _site_calibration(meta.get("site_calibration")),
                 LIMITATIONS)
@@ -80,10 +80,14 @@ def _data_and_command(tr: dict) -> list[str]:
     return lines + ([f"Calibration note: {tr['calibration']}."] if tr.get("calibration") else [])
 
 
-def _metrics(metrics: dict, tr: dict) -> list[str]:
+def _metrics(metrics: dict, tr: dict, protocol: dict | None = None) -> list[str]:
+    fitted = ("Validation metrics are at the shipped threshold, which was fitted on that same validation split (so they are optimistic)."
+              if not protocol else
+              "The `validation` row is at the shipped threshold, which the protocol rule set on that same validation split "
+              "and its corrupted views (so it is optimistic); a row named after the trainer's threshold is at the threshold "
+              "the trainer had fitted before.")
     lines = [
-        "", "## Metrics",
-        "Validation metrics are at the shipped threshold, which was fitted on that same validation split (so they are optimistic).",
+        "", "## Metrics", fitted,
         "", "| split | n | AUROC | accuracy | sensitivity | specificity | precision | F1 | ECE |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -117,6 +121,9 @@ def _protocol(p: dict | None) -> list[str]:
              f"| clean | {_f3(clean.get('sensitivity'))} | {_f3(clean.get('specificity'))} | |"]
     lines += [f"| {fam} | {_f3(v.get('sensitivity'))} | {_f3(v.get('specificity'))} | {_f3(v.get('worst_specificity'))} |"
               for fam, v in p["families"].items()]
+    if not p.get("cross_batch"):
+        lines.append("\nNo cross-batch model was scored with this file; the study table (docs/recipe-study.md) has its "
+                     "recipe's cross-batch runs, if any.")
     for batch, v in (p.get("cross_batch") or {}).items():
         lines.append(f"\nCross-batch: a model of the same recipe trained without the {batch} NORMAL images keeps specificity "
                      f"{_f3(v.get('spec95'))} on them at its clean 95%-sensitivity threshold (AUROC {_f3(v.get('auroc'))}).")

@@ -2,7 +2,10 @@
 
 :func:`write_protocol_threshold` copies a model file with its decision threshold replaced by the
 ``protocol`` rule's, and the protocol's summary at that threshold in its metadata (``meta["protocol"]``),
-which the model card shows. The weights are copied unchanged (same dtype).
+which the model card shows. The weights are copied unchanged (same dtype). Given the clean validation
+probabilities, the copy's validation metrics are recomputed at the new threshold; the trainer's ones (at its
+own threshold) are kept beside them under another name, and the trainer's shifted-view table, which was
+measured at the old threshold, is dropped (the protocol table replaces it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torch
 
 from ..checkpoint import load_model, save_model
 from ..errors import CxrError
+from . import metrics
 from .model_card import write_model_card
 from .report import jsonable
 
@@ -35,8 +39,12 @@ def protocol_summary(full: dict, cross_batch: list[dict], score: dict) -> dict:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross_batch: list[dict], score: dict) -> Path:
-    """Write ``out_path``: ``model_path`` with the protocol threshold and summary, and its card beside it."""
+def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross_batch: list[dict], score: dict,
+                             clean: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write ``out_path``: ``model_path`` with the protocol threshold and summary, and its card beside it.
+
+    ``clean``: (labels, positive-class probabilities) of the clean validation images, 1 = positive.
+    """
     if not full.get("complete"):
         raise CxrError("the protocol threshold needs the whole suite scored (17 families)")
     if Path(out_path).resolve() == Path(model_path).resolve():
@@ -49,12 +57,32 @@ def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross
     with safe_open(str(model_path), framework="pt") as f:
         half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
     training = dict(model.meta.get("training") or {})
-    training["calibration"] = (f"threshold set to {full['protocol_threshold']:.4f} by the protocol rule "
+    before = f"{training['calibration']}; then the " if training.get("calibration") else ""
+    training["calibration"] = before + (f"threshold set to {full['protocol_threshold']:.4f} by the protocol rule "
                                "(docs/selection-protocol.md, section 6) with cxrviewer.core.training.protocol; "
-                               "weights and temperature unchanged")
-    meta = {"threshold": float(full["protocol_threshold"]), "protocol": jsonable(protocol_summary(full, cross_batch, score)),
+                               f"weights and temperature those of {Path(model_path).name}, whose card has the training plots")
+    threshold = float(full["protocol_threshold"])
+    meta = {"threshold": threshold, "protocol": jsonable(protocol_summary(full, cross_batch, score)),
             "training": training}
+    if clean is not None:
+        meta["metrics"] = _metrics_at(model, threshold, *clean)
     model.meta.pop("file", None)
     out = save_model(model.to(memory_format=torch.contiguous_format), out_path, meta=meta, half=half)
     write_model_card(out)
     return out
+
+
+def _metrics_at(model, threshold: float, labels: np.ndarray, positive_probs: np.ndarray) -> dict:
+    """The model's metrics with ``validation`` recomputed at ``threshold`` (the trainer's kept as
+    ``validation, trainer's threshold T``) and without the trainer's shifted views."""
+    old = dict(model.meta.get("metrics") or {})
+    pos = model.positive_index
+    p = np.asarray(positive_probs, dtype=np.float64)
+    probs = np.stack([1 - p, p], axis=1) if pos == 1 else np.stack([p, 1 - p], axis=1)
+    y = np.where(np.asarray(labels) == 1, pos, 1 - pos)
+    new = {"validation": metrics.classification_metrics(probs, y, model.class_names, threshold=threshold, positive_index=pos)}
+    trainer = old.pop("validation", None)
+    if isinstance(trainer, dict) and trainer.get("threshold") is not None:
+        new[f"validation, trainer's threshold {trainer['threshold']:.3f}"] = trainer
+    old.pop("validation_shifted", None)
+    return jsonable({**new, **old})

@@ -373,7 +373,12 @@ def main(args: argparse.Namespace) -> dict:
 
         if full is None:
             raise CxrError("--write-threshold needs --model")
-        log.info("wrote %s", write_protocol_threshold(args.model, args.write_threshold, full, cross, result["score"]))
+        model = load_model(args.model)
+        val = protocol_split(model, args.data)[0]
+        labels = np.array([int(s.label == model.positive_index) for s in val])
+        probs = ViewCache(cache, args.model).get("clean", lambda: positive_probs(model, load_images(val, model.input_size)))
+        out = write_protocol_threshold(args.model, args.write_threshold, full, cross, result["score"], clean=(labels, probs))
+        log.info("wrote %s", out)
     return result
 
 

@@ -166,6 +166,14 @@ def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
     assert "by the `protocol` rule" in card and "| crop | 0.900 | 0.740 | 0.700 |" in card and "without the IM NORMAL" in card
     with pytest.raises(CxrError, match="exists"):
         write_protocol_threshold(src, out, full, cross, score)
+    # with the clean validation probabilities, the copy's validation metrics are recomputed at the new threshold
+    labels, probs = np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.3, 0.4, 0.35, 0.6, 0.9])
+    out2 = write_protocol_threshold(src, tmp_path / "rethresholded.safetensors", full, cross, score, clean=(labels, probs))
+    m = load_model(out2).meta["metrics"]
+    assert m["validation"]["threshold"] == pytest.approx(0.37)
+    assert m["validation"]["sensitivity"] == pytest.approx(2 / 3) and m["validation"]["specificity"] == pytest.approx(2 / 3)
+    assert "validation_shifted" not in m
+    assert "The `validation` row is at the shipped threshold" in out2.with_suffix(".md").read_text()
     with pytest.raises(CxrError, match="whole suite"):
         write_protocol_threshold(src, tmp_path / "x.safetensors", {**full, "complete": False}, cross, score)
 
