@@ -51,7 +51,7 @@ def test_two_processes_under_torchrun_write_the_single_process_csv(scans, tiny_m
     # the same rows in the same (input) order; only the overlay column is new
     assert [",".join(l.split(",")[:-1]) for l in lines] == one.read_text().splitlines()
     assert lines[0].endswith(",precision,evidence_outside,evidence_flag,no_positive_evidence,unstable,shift_border,"
-                             "shift_blur,checks,overlay") and len(lines) == 1 + 8
+                             "shift_blur,shift_frame,checks,overlay") and len(lines) == 1 + 8
     rows = list(csv.DictReader(two.open(newline="")))
     assert {r["unstable"] for r in rows if not r["error"]} <= {"yes", "no"}  # every rank ran the stability check
     assert all(r["shift_border"] and r["shift_border"] != "not run" for r in rows if not r["error"])

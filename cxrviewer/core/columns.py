@@ -166,7 +166,8 @@ EVIDENCE_OUTSIDE = Column("evidence_outside", "Evidence outside chest", _checks(
                           fmt=_share, width=96, tip="Share of the positive evidence for the predicted class that lies "
                           "outside the chest (edge band, marker corners, black frame)")
 EVIDENCE_FLAG = Column("evidence_flag", "Check framing", _checks(lambda c: c.evidence_outside), fmt=_yes_no, width=80,
-                       tip="Evidence outside the chest above the model's threshold: check the framing")
+                       tip="Evidence outside the chest above the model's threshold, or a black frame that decides the "
+                           "label: check the framing")
 NO_POSITIVE = Column("no_positive_evidence", "No positive evidence", _checks(lambda c: c.no_positive_evidence),
                      fmt=_yes_no, width=80, tip="The map has (almost) no positive part for the predicted class")
 UNSTABLE = Column("unstable", "Unstable", _stability(lambda c: c.unstable), fmt=_yes_no, sort=_ran_first, width=72,
@@ -178,11 +179,15 @@ SHIFT_BORDER = Column("shift_border", "Log-odds shift (border)", _stability(lamb
 SHIFT_BLUR = Column("shift_blur", "Log-odds shift (blur)", _stability(lambda c: c.shifts.get("blur")), fmt=_shift,
                     sort=_ran_first, width=80,
                     tip="Change of the verdict's calibrated log-odds with a Gaussian blur of sigma 2 px")
+FRAME_SHIFT = Column("shift_frame", "Log-odds shift (frame removed)", _checks(lambda c: c.frame_shift), fmt=_shift,
+                     sort=_ran_first, width=80,
+                     tip="Change of the verdict's calibrated log-odds when the image's black frame is cropped away "
+                         "(empty: no black frame)")
 CHECKS = Column("checks", "Checks", _warnings, width=200, tip="What the per-verdict checks found (empty: nothing)")
 
 
 #: The CSV's columns of the per-verdict checks.
-CHECK_COLUMNS = (EVIDENCE_OUTSIDE, EVIDENCE_FLAG, NO_POSITIVE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, CHECKS)
+CHECK_COLUMNS = (EVIDENCE_OUTSIDE, EVIDENCE_FLAG, NO_POSITIVE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, FRAME_SHIFT, CHECKS)
 
 
 def _reader(get: Callable[[Any], Any]) -> Callable[[FileResult, Batch], Any]:
@@ -233,5 +238,5 @@ def table_columns(batch: Batch) -> list[Column]:
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, IN_SCOPE, SCOPE_REASON,
-            SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
+            SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
             HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

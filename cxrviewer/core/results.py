@@ -18,7 +18,9 @@ class VerdictChecks:
 
     ``outside_share``: share (0..1) of the predicted class's positive evidence that lies
     outside the chest (edge band, marker corners, black frame); None without positive
-    evidence. ``evidence_outside``: that share is above the model's fitted threshold.
+    evidence. ``evidence_outside``: that share is above the model's fitted threshold, or
+    ``frame_flipped``: cropping the image's black frame away changes the label (``frame_shift``:
+    the change of the verdict's calibrated log-odds then; None without a frame).
     ``no_positive_evidence``: the map has (almost) no positive part, so it shows nothing.
     ``shifts``: perturbation name -> change of the verdict's calibrated log-odds.
     ``flipped``: the perturbations that changed the label. ``unstable``: a flip, or a
@@ -28,6 +30,8 @@ class VerdictChecks:
 
     outside_share: float | None = None
     evidence_outside: bool = False
+    frame_flipped: bool = False
+    frame_shift: float | None = None
     no_positive_evidence: bool = False
     shifts: dict[str, float] = field(default_factory=dict)
     flipped: tuple[str, ...] = ()
@@ -40,7 +44,9 @@ class VerdictChecks:
     def warnings(self, label: str | None = None) -> list[str]:
         """Plain-words lines for a reader, most important first (empty when all is well)."""
         lines = []
-        if self.evidence_outside:
+        if self.frame_flipped:
+            lines.append("evidence outside the chest: check the framing (the label changes without the black frame)")
+        elif self.evidence_outside:
             lines.append("evidence outside the chest: check the framing")
         if self.flipped:
             lines.append(f"unstable: the label changes with {' and with '.join(_PERTURBATION_WORDS.get(p, p) for p in self.flipped)}")

@@ -37,7 +37,7 @@ def test_values_text_and_sort_keys():
     keys = [c.key for c in csv_columns(batch)]
     assert keys == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason", "error",
                     "threshold", "width", "height", "format", "model", "precision", "evidence_outside", "evidence_flag",
-                    "no_positive_evidence", "unstable", "shift_border", "shift_blur", "checks"]
+                    "no_positive_evidence", "unstable", "shift_border", "shift_blur", "shift_frame", "checks"]
     assert "overlay" in [c.key for c in csv_columns(batch, overlays=True)]
     assert {c.key for c in detail_columns(batch)} <= {c.key for c in csv_columns(batch, reader=True)}
     assert all(c.width > 0 and c.header for c in csv_columns(batch, overlays=True) + table_columns(batch))

@@ -137,6 +137,44 @@ def test_the_flag_fires_on_a_model_whose_evidence_is_a_corner_marker():
     assert res["evidence_flag"].tolist() == [True, False]
 
 
+def test_frame_boxes_find_the_content_inside_a_black_frame_of_at_least_two_percent():
+    images = torch.full((3, 1, 64, 64), 0.5)
+    images[1, :, :10], images[1, :, :, 60:] = 0.0, 0.0  # 10 px on top, 4 px on the right
+    images[2, :, :1] = 0.0  # 1 px (1.6%): too thin to count
+    boxes = checks.frame_boxes(images)
+    assert boxes.tolist() == [[-1] * 4, [10, 64, 0, 60], [-1] * 4]
+    assert checks.frame_boxes(torch.zeros(1, 1, 64, 64)).tolist() == [[-1] * 4]  # black all over: no content
+    crop = checks.unframed(images[1:2], boxes[1:2])
+    assert crop.shape == (1, 1, 64, 64) and crop.min() > 0.45
+
+
+def _verdicts(model, images):
+    with torch.inference_mode():
+        logits, cams = model.logits_and_cams(model.normalize(images))
+    return logits, cams, model.decide(model.probabilities(logits))
+
+
+def test_the_frame_test_flags_a_verdict_that_a_black_frame_decides():
+    model = centre_model()  # PNEUMONIA when the central half is bright (mean above 0.5)
+    ring = torch.full((1, 1, 64, 64), 0.4)
+    ring[..., 8:56, 8:56] = 1.0
+    ring[..., 16:48, 16:48] = 0.4  # bright ring outside the central half: NORMAL
+    framed = add_border(ring, 0.5)  # shrunk into a black frame, the ring moves into the central half
+    flat = add_border(torch.full((1, 1, 64, 64), 0.7), 0.5)  # PNEUMONIA with or without its frame
+    images = torch.cat([ring, framed, flat])
+    logits, cams, labels = _verdicts(model, images)
+    assert labels.tolist() == [0, 1, 1]
+    res = checks.verdict_checks(model, images, logits, cams, labels, threshold=0.5, with_stability=False)
+    assert res["outside_share"][1] < 0.5  # the map glows in the middle: the share alone cannot see it
+    assert res["frame_flipped"].tolist() == [False, True, False]
+    assert res["evidence_flag"].tolist() == [False, True, False]
+    assert math.isnan(res["frame_shift"][0]) and res["frame_shift"][1] < 0 and abs(res["frame_shift"][2]) < 0.2
+    found = checks.as_results(res)
+    assert found[0].frame_shift is None and found[1].frame_flipped and found[1].evidence_outside
+    assert found[1].warnings("PNEUMONIA")[0] == ("evidence outside the chest: check the framing "
+                                                 "(the label changes without the black frame)")
+
+
 def test_fit_outside_threshold_is_a_high_quantile_ignoring_nan():
     shares = [i / 100 for i in range(101)] + [float("nan")]
     assert checks.fit_outside_threshold(shares) == pytest.approx(0.975)

@@ -125,11 +125,13 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
     fwd, vc = scored
     labels = fwd["labels"]
     threshold = checks.fit_outside_threshold(vc["outside_share"][~vc["no_positive_evidence"]].tolist())
-    flag = (torch.nan_to_num(vc["outside_share"], nan=0.0) > threshold) & ~vc["no_positive_evidence"]
+    flag = ((torch.nan_to_num(vc["outside_share"], nan=0.0) > threshold) & ~vc["no_positive_evidence"]) | vc["frame_flipped"]
     result = {"checks": {
         "n": int(images.shape[0]),
         "evidence_outside_threshold": round(threshold, 4),
         "evidence_flag_rate": round(float(flag.float().mean()), 4),
+        "framed_rate": round(float(torch.isfinite(vc["frame_shift"]).float().mean()), 4),
+        "frame_flip_rate": round(float(vc["frame_flipped"].float().mean()), 4),
         "no_positive_evidence_rate": round(float(vc["no_positive_evidence"].float().mean()), 4),
         "unstable_rate": round(float(vc["unstable"].float().mean()), 4),
         "flip_rate": {p: round(float(vc["flipped"][:, i].float().mean()), 4) for i, p in enumerate(checks.PERTURBATIONS)},

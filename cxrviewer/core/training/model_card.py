@@ -167,7 +167,11 @@ def _explanations(ex: dict | None) -> list[str]:
     if checks:
         lines += ["", f"Per-verdict checks on all {checks.get('n')} validation images: evidence outside the chest above "
                   f"{checks.get('evidence_outside_threshold')} of the positive mass is flagged "
-                  f"({_pct(checks.get('evidence_flag_rate'))} of validation images); the stability badge (label flips, or "
+                  + (f"({_pct(checks.get('evidence_flag_rate'))} of validation images); " if "frame_flip_rate" not in checks else
+                     f"together with the frame test (the label changes when a black frame is cropped away: "
+                     f"{_pct(checks.get('frame_flip_rate'))}; {_pct(checks.get('framed_rate'))} of the images have such a frame), "
+                     f"{_pct(checks.get('evidence_flag_rate'))} of validation images are flagged; ")
+                  + "the stability badge (label flips, or "
                   f"log-odds move by more than 1, under a 10% black border or a blur of sigma 2 px) fires on "
                   f"{_pct(checks.get('unstable_rate'))} (label flips: border {_pct((checks.get('flip_rate') or {}).get('border'))}, "
                   f"blur {_pct((checks.get('flip_rate') or {}).get('blur'))}); 'no positive evidence' on "
