@@ -18,13 +18,14 @@ from .runtime import Runtime, all_gather, autocast
 
 def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Runtime, *, scheduler=None,
                     scaler=None, augment: Callable | None = None, generator: torch.Generator | None = None,
-                    mix: Callable | None = None, ema: AveragedModel | None = None) -> float:
+                    mix: Callable | None = None, ema: AveragedModel | None = None, distill=None) -> float:
     """Train for one epoch; returns the mean training loss (averaged over all ranks).
 
     ``model`` may be wrapped in DistributedDataParallel; a frozen trunk (no parameter needs a
     gradient) stays in eval mode, so its batch-norm statistics do not move. ``augment(x, generator)``
     transforms each batch in [0, 1]; ``mix(x, y, generator=...)`` returns mixed images and soft targets
-    (mixup, cutmix); ``ema`` is updated after every optimiser step.
+    (mixup, cutmix); ``ema`` is updated after every optimiser step; ``distill`` (a
+    :class:`.distill.Teachers`) turns the loss into its distillation loss on the same batch.
     """
     model.train()
     net = _unwrap(model)
@@ -40,9 +41,12 @@ def train_one_epoch(model, criterion, optimizer, data_loader, epoch: int, rt: Ru
             x = augment(x, generator)
         if mix is not None:
             x, y = mix(x, y, generator=generator)
-        x = _to_input(net.normalize(x), rt)
+        grey, x = x, _to_input(net.normalize(x), rt)
         with autocast(rt.device, rt.amp):
-            loss = criterion(model(x).float(), y)
+            logits = model(x).float()
+            loss = criterion(logits, y)
+            if distill is not None:
+                loss = distill.loss(loss, grey, logits)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}; lower --lr")
         optimizer.zero_grad(set_to_none=True)

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -199,53 +199,116 @@ PRIORITY = ("border-black", "crop", "blur", "border-grey", "mask-black", "shift"
 
 class ViewCache:
     """Positive-class probabilities per view, in ``folder/<first 16 hex digits of the model file's SHA-256>/``:
-    an interrupted scoring run continues where it stopped, and a changed model file starts afresh."""
+    an interrupted scoring run continues where it stopped, and a changed model file starts afresh.
+    ``also``: other cache folders whose views of the same file are reused (an ensemble reads its members')."""
 
-    def __init__(self, folder: Path | None, model_path: Path):
-        self.folder = None
+    def __init__(self, folder: Path | None, model_path: Path, also: Sequence[Path] = ()):
+        self.folder, self.also = None, []
         if folder is not None:
-            self.folder = folder / hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+            digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+            self.folder = folder / digest
             self.folder.mkdir(parents=True, exist_ok=True)
+            self.also = [Path(f) / digest for f in also if Path(f) != folder]
 
     def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         if self.folder is None:
             return compute()
         path = self.folder / f"{key}.npy"
-        if path.is_file():
-            return np.load(path)
+        for found in [path] + [f / f"{key}.npy" for f in self.also]:
+            if found.is_file():
+                return np.load(found)
         p = compute()
         with atomic.replacing(path) as tmp, tmp.open("wb") as f:
             np.save(f, p)
         return p
 
 
-def score_model(path: Path, data: Path, suite: bool = True, families: list[str] | None = None, device: str = "cpu",
-                batch_size: int = 64, cache: Path | None = None, progress: Callable[[dict], None] | None = None) -> dict:
-    """Score one model file: clean validation, the held-out batch if any, and the corruption suite.
+class Members:
+    """One model file, or several scored as their ensemble: the mean of their calibrated probabilities.
 
-    ``cache``: folder for per-view probabilities (see :class:`ViewCache`); ``progress(result so far)`` is
-    called after each suite family.
+    Members must share classes, input size and validation split (the same ``--seed``); each keeps
+    its own :class:`ViewCache`, so an ensemble of scored rows needs no new forward passes.
     """
-    model = load_model(path, device).to(memory_format=torch.channels_last)
+
+    def __init__(self, paths: Sequence[Path], device: str = "cpu", cache: Path | None = None,
+                 also: Sequence[Path] = ()):
+        self.paths = [Path(p) for p in paths]
+        self.models = [load_model(p, device).to(memory_format=torch.channels_last) for p in self.paths]
+        self.caches = [ViewCache(cache, p, also) for p in self.paths]
+        first = self.models[0]
+        for path, m in zip(self.paths[1:], self.models[1:]):
+            if (m.class_names, m.input_size, m.positive_index) != (first.class_names, first.input_size, first.positive_index):
+                raise CxrError(f"{path.name}: classes or input size differ from {self.paths[0].name}")
+
+    @property
+    def model(self) -> CamClassifier:
+        return self.models[0]
+
+    @property
+    def name(self) -> str:
+        return " + ".join(str(p) for p in self.paths)
+
+    @property
+    def threshold(self) -> float | None:
+        """The model's threshold; for an ensemble, the median of its members' (the protocol rule's is reported too)."""
+        t = [m.threshold for m in self.models]
+        return t[0] if len(t) == 1 else (float(np.median(t)) if None not in t else None)
+
+    def split(self, data: Path) -> tuple[list[Sample], list[Sample] | None, str | None]:
+        splits = [protocol_split(m, data) for m in self.models]
+        for path, other in zip(self.paths[1:], splits[1:]):
+            if [s.path for s in other[0]] != [s.path for s in splits[0][0]] or other[2] != splits[0][2]:
+                raise CxrError(f"{path.name}: another validation split or held-out batch than {self.paths[0].name} "
+                               "(ensemble members need the same --seed and --holdout-normal-batch)")
+        return splits[0]
+
+    def probs(self, key: str, images: torch.Tensor, transform: Transform | None = None, batch_size: int = 64) -> np.ndarray:
+        return np.mean([c.get(key, lambda m=m: positive_probs(m, images, transform, batch_size))
+                        for m, c in zip(self.models, self.caches)], axis=0)
+
+    def constraints(self) -> dict:
+        parts = [constraints(m, p) for m, p in zip(self.models, self.paths)]
+        if len(parts) == 1:
+            return parts[0]
+        minutes = [c["train_minutes"] for c in parts]
+        out = {"file_mb": round(sum(c["file_mb"] for c in parts), 1), "macs_g": round(sum(c["macs_g"] for c in parts), 3),
+               "cost_vs_resnet18_224": round(sum(c["cost_vs_resnet18_224"] for c in parts), 2),
+               "train_minutes": None if None in minutes else round(sum(minutes), 1), "members": len(parts)}
+        out["ok"] = out["file_mb"] <= 50 and out["cost_vs_resnet18_224"] <= 1.5 and (
+            out["train_minutes"] is None or out["train_minutes"] <= 75)
+        return out
+
+
+def score_model(path: Path | Sequence[Path], data: Path, suite: bool = True, families: list[str] | None = None,
+                device: str = "cpu", batch_size: int = 64, cache: Path | None = None,
+                progress: Callable[[dict], None] | None = None, also: Sequence[Path] = ()) -> dict:
+    """Score one model file, or several as their ensemble (:class:`Members`): clean validation, the
+    held-out batch if any, and the corruption suite.
+
+    ``cache``: folder for per-view probabilities (see :class:`ViewCache`; ``also``: folders to reuse);
+    ``progress(result so far)`` is called after each suite family.
+    """
+    members = Members([path] if isinstance(path, (str, Path)) else path, device, cache, also)
+    model = members.model
     if model.positive_index is None:
-        raise CxrError(f"{path.name}: the protocol scores two-class models only")
-    views_cache = ViewCache(cache, path)
+        raise CxrError(f"{members.paths[0].name}: the protocol scores two-class models only")
     training = model.meta.get("training") or {}
-    val, held, batch = protocol_split(model, data)
+    val, held, batch = members.split(data)
     pos = model.positive_index
     y_val = np.array([int(s.label == pos) for s in val])
     images = load_images(val, model.input_size)
-    p_val = views_cache.get("clean", lambda: positive_probs(model, images, batch_size=batch_size))
-    t95, thr = threshold_at_sensitivity(p_val[y_val == 1]), model.threshold
-    out = {"model": str(path), "command": training.get("command"), "threshold": thr, "temperature": model.temperature,
-           "t95": t95, "constraints": constraints(model, path), "clean": view_metrics(y_val, p_val, thr, t95)}
-    log.info("%s: clean AUROC %.4f, t95 %.4f", path.name, out["clean"]["auroc"], t95)
+    p_val = members.probs("clean", images, batch_size=batch_size)
+    t95, thr = threshold_at_sensitivity(p_val[y_val == 1]), members.threshold
+    commands = [(m.meta.get("training") or {}).get("command") for m in members.models]
+    out = {"model": members.name, "command": commands[0] if len(commands) == 1 else " ; ".join(map(str, commands)),
+           "threshold": thr, "temperature": model.temperature if len(members.models) == 1 else None,
+           "t95": t95, "constraints": members.constraints(), "clean": view_metrics(y_val, p_val, thr, t95)}
+    log.info("%s: clean AUROC %.4f, t95 %.4f", members.name, out["clean"]["auroc"], t95)
     if held is not None:
         y_h = np.array([int(s.label == pos) for s in held])
-        p_h = views_cache.get(f"held-out-{batch}", lambda: positive_probs(model, load_images(held, model.input_size),
-                                                                           batch_size=batch_size))
+        p_h = members.probs(f"held-out-{batch}", load_images(held, model.input_size), batch_size=batch_size)
         out["held_out"] = {"batch": batch, "normal_images": int((y_h == 0).sum()), **view_metrics(y_h, p_h, thr, t95)}
-        log.info("%s: held-out %s NORMAL spec95 %.4f", path.name, batch, out["held_out"]["spec95"])
+        log.info("%s: held-out %s NORMAL spec95 %.4f", members.name, batch, out["held_out"]["spec95"])
     if not suite:
         return out
     idx = suite_subset(y_val)
@@ -253,10 +316,11 @@ def score_model(path: Path, data: Path, suite: bool = True, families: list[str] 
     views, probs = [], {}
     for fam in [f for f in PRIORITY if f in (families or SUITE)]:
         for _, level, fn in suite_views([fam]):
-            p = views_cache.get(f"{fam}-{level}", lambda: positive_probs(model, sub, fn, batch_size))
+            p = members.probs(f"{fam}-{level}", sub, fn, batch_size)
             probs.setdefault(fam, []).append((y_s, p))
             views.append({"family": fam, "level": level, **view_metrics(y_s, p, thr, t95)})
-            log.info("%s: %s %d  spec@thr %.3f  bal95 %.3f", path.name, fam, level, views[-1]["specificity"], views[-1]["bal95"])
+            log.info("%s: %s %d  spec@thr %.3f  bal95 %.3f", members.paths[0].name, fam, level, views[-1]["specificity"],
+                     views[-1]["bal95"])
         t_p = protocol_threshold([[(y_val, p_val)]] + list(probs.values()))
         for v, (y, p) in zip(views, [yp for g in probs.values() for yp in g]):
             v["at_protocol_threshold"] = _at(y, p, t_p)
@@ -322,9 +386,12 @@ def markdown(name: str, result: dict) -> str:
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Score model files on the selection protocol (docs/selection-protocol.md).",
                                 add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", type=Path, default=None, help="model trained on all the data: clean + corruption suite")
+    p.add_argument("--model", type=Path, nargs="+", default=None, metavar="MODEL",
+                   help="model trained on all the data: clean + corruption suite (several: scored as their ensemble, "
+                        "the mean of their calibrated probabilities)")
     p.add_argument("--cross-batch", type=Path, nargs="+", default=[], metavar="MODEL",
-                   help="models of the same recipe trained with --holdout-normal-batch IM and NORMAL2")
+                   help="models of the same recipe trained with --holdout-normal-batch IM and NORMAL2 (for an ensemble, "
+                        "every member's: models with the same held-out batch are scored as one ensemble)")
     p.add_argument("--data", type=Path, required=True, help="the data folder the models were trained on (train/CLASS/*)")
     p.add_argument("--out", type=Path, required=True, help="folder for NAME.json and NAME.md")
     p.add_argument("--name", default=None, help="row name (default: the --model file's stem)")
@@ -339,6 +406,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def cross_batch_groups(paths: Sequence[Path]) -> list[list[Path]]:
+    """``--cross-batch`` files grouped by the NORMAL batch each held out (in first-seen order); a file that
+    held none out forms its own group (and is refused when scored)."""
+    from ..checkpoint import read_header
+
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        args = ((read_header(path).get("training") or {}).get("args") or {})
+        groups.setdefault(args.get("holdout_normal_batch") or f"none:{path}", []).append(Path(path))
+    return list(groups.values())
+
+
 def main(args: argparse.Namespace) -> dict:
     """Score the models (cross-batch ones first: they are quick), writing NAME.json and NAME.md after
     every suite family, so that an interrupted run leaves its partial result and its cache behind."""
@@ -347,15 +426,16 @@ def main(args: argparse.Namespace) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.model is None and not args.cross_batch:
         raise CxrError("nothing to score: give --model and/or --cross-batch")
-    name = args.name or (args.model or args.cross_batch[0]).stem
+    name = args.name or (args.model or args.cross_batch)[0].stem
     args.out.mkdir(parents=True, exist_ok=True)
     cache = None if args.no_cache else args.out / f"{name}.cache"
+    also = sorted(args.out.glob("*.cache"))
 
-    def score(path: Path, **kw) -> dict:
+    def score(path: Path | list[Path], **kw) -> dict:
         return score_model(path, args.data, device=args.device, batch_size=args.batch_size,
-                           cache=cache, **kw)
+                           cache=cache, also=also, **kw)
 
-    cross = [score(m, suite=False) for m in args.cross_batch]
+    cross = [score(group, suite=False) for group in cross_batch_groups(args.cross_batch)]
     if any("held_out" not in c for c in cross):
         raise CxrError("a --cross-batch model was not trained with --holdout-normal-batch")
 
@@ -371,13 +451,13 @@ def main(args: argparse.Namespace) -> dict:
     if args.write_threshold:
         from .operating_point import write_protocol_threshold
 
-        if full is None:
-            raise CxrError("--write-threshold needs --model")
-        model = load_model(args.model)
+        if full is None or len(args.model) != 1:
+            raise CxrError("--write-threshold needs one --model file")
+        model = load_model(args.model[0])
         val = protocol_split(model, args.data)[0]
         labels = np.array([int(s.label == model.positive_index) for s in val])
-        probs = ViewCache(cache, args.model).get("clean", lambda: positive_probs(model, load_images(val, model.input_size)))
-        out = write_protocol_threshold(args.model, args.write_threshold, full, cross, result["score"], clean=(labels, probs))
+        probs = ViewCache(cache, args.model[0]).get("clean", lambda: positive_probs(model, load_images(val, model.input_size)))
+        out = write_protocol_threshold(args.model[0], args.write_threshold, full, cross, result["score"], clean=(labels, probs))
         log.info("wrote %s", out)
     return result
 

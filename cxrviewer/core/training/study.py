@@ -7,6 +7,11 @@
 ``RUNS/scores/NAME.{json,md}`` (``docs/selection-protocol.md``, ``docs/recipe-study.md``).
 Rerunning the same command continues: finished models are kept, an interrupted training resumes from
 its checkpoint, and the scorer's cache keeps every view it scored.
+
+``{run}`` in the recipe becomes each run's suffix (``""``, ``-xIM``, ``-xN2``), so that a distilled
+row learns from teachers that held out the same batch: ``--teacher RUNS/a{run}/model.safetensors``.
+``--members A B C`` (no recipe) scores the ensemble of rows already trained: each run is the mean of
+the members' runs with the same suffix, from their cached views.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="data folder (train/CLASS/*)")
     p.add_argument("--families", nargs="+", default=None, choices=list(protocol.SUITE),
                    help="score only these suite families (a partial row, for checks; default: all)")
-    p.add_argument("recipe", nargs=argparse.REMAINDER, help="-- then the train_model.py options of the recipe")
+    p.add_argument("--members", nargs="+", default=None, metavar="ROW",
+                   help="score the ensemble of these trained rows instead of training a recipe")
+    p.add_argument("recipe", nargs=argparse.REMAINDER,
+                   help="-- then the train_model.py options of the recipe ({run} = the run's suffix)")
     return p
 
 
@@ -62,7 +70,8 @@ def train_runs(args: argparse.Namespace) -> list[Path]:
         if out.is_file():
             log.info("%s exists: kept", out)
             continue
-        words = ["--data", str(args.data), "--out", str(out), *recipe] + (["--holdout-normal-batch", batch] if batch else [])
+        words = ["--data", str(args.data), "--out", str(out), *(w.replace("{run}", suffix) for w in recipe)]
+        words += ["--holdout-normal-batch", batch] if batch else []
         checkpoint = report_dir(out) / "checkpoint.pt"
         if checkpoint.is_file():
             words += ["--resume", str(checkpoint)]
@@ -71,9 +80,20 @@ def train_runs(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
+def member_runs(args: argparse.Namespace) -> list[list[Path]]:
+    """For ``--members``: per run suffix, the members' model files (all must exist)."""
+    if recipe_args(args.recipe):
+        raise CxrError("--members scores trained rows: give no recipe")
+    groups = [[model_path(args.runs, row, suffix) for row in args.members] for suffix, _ in RUNS]
+    missing = [str(p) for g in groups for p in g if not p.is_file()]
+    if missing:
+        raise CxrError(f"not trained yet: {', '.join(missing)}")
+    return groups
+
+
 def main(args: argparse.Namespace) -> dict:
-    full, *cross = train_runs(args)
-    words = ["--model", str(full), "--cross-batch", *map(str, cross), "--data", str(args.data),
+    full, *cross = member_runs(args) if args.members else [[p] for p in train_runs(args)]
+    words = ["--model", *map(str, full), "--cross-batch", *map(str, [p for g in cross for p in g]), "--data", str(args.data),
              "--out", str(args.runs / "scores"), "--name", args.name]
     return protocol.main(protocol.get_args_parser().parse_args(words + (["--families", *args.families] if args.families else [])))
 

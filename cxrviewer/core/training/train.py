@@ -29,6 +29,7 @@ from . import TrainingError, metrics
 from .augment import build_ema, build_mix
 from .calibration import calibrate, score_splits
 from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
+from .distill import build_teachers, teacher_digests
 from .engine import evaluate, train_one_epoch
 from .explanations import apply_record, explanation_record
 from .model_card import write_model_card
@@ -103,6 +104,12 @@ def _optimisation_options(g) -> None:
     g.add_argument("--ema", default=0.0, type=float,
                    help="decay of an exponential moving average of the weights, updated every step; validation, the "
                         "best epoch and the model file use the averaged weights (0 = off; e.g. 0.998)")
+    g.add_argument("--teacher", nargs="+", type=Path, default=None, metavar="MODEL",
+                   help="distil from these model files (their mean soft prediction on each augmented batch; any size "
+                        "or family with the same classes)")
+    g.add_argument("--distill-weight", default=0.5, type=float,
+                   help="with --teacher: weight of the distillation term (1 - weight goes to the label loss)")
+    g.add_argument("--distill-temperature", default=2.0, type=float, help="with --teacher: softmax temperature")
 
 
 def _augmentation_options(g) -> None:
@@ -192,13 +199,14 @@ def main(args: argparse.Namespace) -> Path | None:
         train_model = nn.parallel.DistributedDataParallel(model) if rt.distributed else model
         scored = ema.module if ema is not None else model   # the weights validated, chosen and written
         mix = build_mix(args, len(data.class_names))
+        teachers = build_teachers(args, data.class_names, rt.device, rt.channels_last)
 
         for epoch in range(progress.next_epoch, args.epochs):
             t0 = time.time()
             data.set_epoch(epoch)
             train_loss = train_one_epoch(train_model, criterion, optimizer, data.train_loader, epoch, rt,
                                          scheduler=scheduler, scaler=scaler, augment=data.augment, generator=data.generator,
-                                         mix=mix, ema=ema)
+                                         mix=mix, ema=ema, distill=teachers)
             val = evaluate(scored, data.val_loader, rt, criterion=nn.CrossEntropyLoss())
             row = epoch_row(epoch, train_loss, val, scored, optimizer, t0)
             log_epoch(row, args.epochs, progress.add(row, scored), rt)
@@ -338,6 +346,7 @@ def describe_training(args: argparse.Namespace, rt: Runtime, data: TrainingData,
         "command": command_line(args), "args": plain_args(args), "data": str(args.data),
         "images": data.counts, "split": data.split,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **({"teachers": teacher_digests(args.teacher)} if getattr(args, "teacher", None) else {}),
         "seconds": round(time.time() - started), "device": str(rt.device), "world_size": rt.world_size, "amp": rt.amp,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
                      "numpy": np.__version__, "pillow": PIL.__version__, "cxrviewer": __version__},
@@ -346,4 +355,7 @@ def describe_training(args: argparse.Namespace, rt: Runtime, data: TrainingData,
 
 def plain_args(args: argparse.Namespace) -> dict:
     """``vars(args)`` as plain JSON data (paths as strings, tuples as lists)."""
-    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+    def plain(v):
+        return str(v) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    return {k: plain(v) for k, v in vars(args).items()}

@@ -85,13 +85,15 @@ def tiny_data(tmp_path):
     return root.parent
 
 
-def _model_file(path, holdout=None):
-    torch.manual_seed(0)
+def _model_file(path, holdout=None, seed=0):
+    torch.manual_seed(seed)
     meta = {"format_version": 1, "arch": "resnet18", "class_names": ["NORMAL", "PNEUMONIA"], "input_size": [32, 32],
             "input_channels": 1, "mean": [0.5], "std": [0.25], "positive_class": "PNEUMONIA", "threshold": 0.5,
             "training": {"command": "python train_model.py ...", "seconds": 60,
                          "split": {"rule": "patient", "patient_pattern": DEFAULT_PATIENT_PATTERN, "val_fraction": 0.3, "seed": 0},
                          "args": {"val_fraction": 0.3, "seed": 0, "holdout_normal_batch": holdout}}}
+    if seed:
+        meta["threshold"] = 0.4
     return save_model(CamClassifier("resnet18", 2, 1, meta=meta), path, half=True)
 
 
@@ -195,3 +197,52 @@ def test_study_row_trains_three_runs_scores_them_and_continues(tiny_data, tmp_pa
     assert study.main(study.get_args_parser().parse_args(argv))["score"] == result["score"]
     with pytest.raises(CxrError, match="may not set --out"):
         study.recipe_args(["--", "--epochs", "1", "--out", "x.safetensors"])
+    # The ensemble of a row with itself: the same probabilities, all read from that row's cache.
+    ens = study.main(study.get_args_parser().parse_args(
+        ["--name", "rr", "--runs", str(tmp_path / "runs"), "--data", str(tiny_data), "--families", "crop",
+         "--members", "r", "r"]))
+    assert ens["score"] == result["score"] and ens["full"]["constraints"]["members"] == 2
+    with pytest.raises(CxrError, match="not trained yet"):
+        study.main(study.get_args_parser().parse_args(
+            ["--name", "rq", "--runs", str(tmp_path / "runs"), "--data", str(tiny_data), "--members", "r", "q"]))
+
+
+def test_study_puts_each_runs_suffix_into_the_recipe(tmp_path, monkeypatch):
+    from cxrviewer.core.training import study, train
+
+    seen = []
+
+    def fake_main(args):
+        seen.append([str(t) for t in args.teacher])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(b"")
+
+    monkeypatch.setattr(train, "main", fake_main)
+    args = study.get_args_parser().parse_args(["--name", "s", "--runs", str(tmp_path), "--data", str(tmp_path), "--",
+                                               "--teacher", "/r/t{run}/model.safetensors"])
+    study.train_runs(args)
+    assert seen == [["/r/t/model.safetensors"], ["/r/t-xIM/model.safetensors"], ["/r/t-xN2/model.safetensors"]]
+
+
+def test_an_ensemble_is_scored_as_the_mean_of_its_members_and_cross_batch_files_group_by_batch(tiny_data, tmp_path):
+    a, b = _model_file(tmp_path / "a.safetensors"), _model_file(tmp_path / "b.safetensors", seed=1)
+    members = protocol.Members([a, b])
+    val = members.split(tiny_data)[0]
+    images = protocol.load_images(val, (32, 32))
+    expected = (protocol.positive_probs(load_model(a), images) + protocol.positive_probs(load_model(b), images)) / 2
+    assert np.allclose(members.probs("clean", images), expected)
+    assert members.threshold == pytest.approx(0.45)  # the median of 0.5 and 0.4
+    assert members.constraints()["members"] == 2 and members.constraints()["train_minutes"] == 2.0
+    xs = [_model_file(tmp_path / f"x{i}.safetensors", batch, seed=i % 2)
+          for i, batch in enumerate(["IM", "IM", "NORMAL2", "NORMAL2"])]
+    assert protocol.cross_batch_groups(xs) == [xs[:2], xs[2:]]
+    result = protocol.main(protocol.get_args_parser().parse_args(
+        ["--model", str(a), str(b), "--cross-batch", *map(str, xs), "--data", str(tiny_data),
+         "--out", str(tmp_path / "out"), "--name", "ens", "--families", "crop"]))
+    assert result["full"]["clean"]["auroc"] == pytest.approx(protocol.view_metrics(
+        np.array([int(s.label == 1) for s in val]), expected, 0.45, 0.5)["auroc"])
+    assert len(result["cross_batch"]) == 2 and " + " in result["full"]["model"]
+    other_split = save_model(CamClassifier("resnet18", 2, 1, meta={**load_model(b).meta, "training": {
+        "args": {"val_fraction": 0.5, "seed": 3}}}), tmp_path / "c.safetensors")
+    with pytest.raises(CxrError, match="another validation split"):
+        protocol.Members([a, other_split]).split(tiny_data)
