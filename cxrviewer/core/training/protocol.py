@@ -187,7 +187,12 @@ def constraints(model: CamClassifier, path: Path) -> dict:
     mb = os.path.getsize(path) / 1e6
     return {"file_mb": round(mb, 1), "macs_g": round(macs(model) / 1e9, 3), "cost_vs_resnet18_224": round(ratio, 2),
             "train_minutes": round(seconds / 60, 1) if seconds is not None else None,
-            "ok": mb <= 50 and ratio <= 1.5 and (seconds is None or seconds <= 75 * 60)}
+            "ok": within_limits(mb, ratio, seconds / 60 if seconds is not None else None)}
+
+
+def within_limits(mb: float, cost: float, minutes: float | None) -> bool:
+    """Protocol section 7: at most 50 MB, 1.5x ResNet-18's MACs at 224 px, 75 min of training (when recorded)."""
+    return mb <= 50 and cost <= 1.5 and (minutes is None or minutes <= 75)
 
 
 # -- scoring ------------------------------------------------------------------------------------------
@@ -274,8 +279,7 @@ class Members:
         out = {"file_mb": round(sum(c["file_mb"] for c in parts), 1), "macs_g": round(sum(c["macs_g"] for c in parts), 3),
                "cost_vs_resnet18_224": round(sum(c["cost_vs_resnet18_224"] for c in parts), 2),
                "train_minutes": None if None in minutes else round(sum(minutes), 1), "members": len(parts)}
-        out["ok"] = out["file_mb"] <= 50 and out["cost_vs_resnet18_224"] <= 1.5 and (
-            out["train_minutes"] is None or out["train_minutes"] <= 75)
+        out["ok"] = within_limits(out["file_mb"], out["cost_vs_resnet18_224"], out["train_minutes"])
         return out
 
 
