@@ -4,7 +4,9 @@
 -- RECIPE...`` trains ``RECIPE`` (any ``train_model.py`` options but ``--data``, ``--out`` and
 ``--holdout-normal-batch``) on all the data and with each NORMAL batch held out, into
 ``RUNS/NAME``, ``RUNS/NAME-xIM`` and ``RUNS/NAME-xN2``, then scores them with :mod:`.protocol` into
-``RUNS/scores/NAME.{json,md}`` (``docs/selection-protocol.md``, ``docs/recipe-study.md``).
+``RUNS/scores/NAME.{json,md}`` (``docs/selection-protocol.md``, ``docs/recipe-study.md``). The cross-batch
+runs skip the post-training heat-map audit and scope fit (``--audit-images 0 --no-scope``), which the score
+does not read.
 Rerunning the same command continues: finished models are kept, an interrupted training resumes from
 its checkpoint, and the scorer's cache keeps every view it scored.
 
@@ -30,6 +32,9 @@ log = logging.getLogger("cxrviewer.study")
 #: Run-folder suffix -> the NORMAL batch held out (protocol section 1).
 RUNS = (("", None), ("-xIM", "IM"), ("-xN2", "NORMAL2"))
 _RESERVED = ("--data", "--out", "--holdout-normal-batch", "--resume")
+#: Added to the cross-batch runs: the heat-map audit and the scope fit run after training and change
+#: neither the weights nor anything the cross-batch score reads.
+CROSS_BATCH_EXTRA = ("--audit-images", "0", "--no-scope")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -71,7 +76,7 @@ def train_runs(args: argparse.Namespace) -> list[Path]:
             log.info("%s exists: kept", out)
             continue
         words = ["--data", str(args.data), "--out", str(out), *(w.replace("{run}", suffix) for w in recipe)]
-        words += ["--holdout-normal-batch", batch] if batch else []
+        words += ["--holdout-normal-batch", batch, *CROSS_BATCH_EXTRA] if batch else []
         checkpoint = report_dir(out) / "checkpoint.pt"
         if checkpoint.is_file():
             words += ["--resume", str(checkpoint)]

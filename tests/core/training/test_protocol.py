@@ -214,6 +214,8 @@ def test_study_puts_each_runs_suffix_into_the_recipe(tmp_path, monkeypatch):
 
     def fake_main(args):
         seen.append([str(t) for t in args.teacher])
+        # Only the cross-batch runs skip the audit and the scope fit (the score reads neither).
+        assert (args.audit_images == 0 and not args.scope) == (args.holdout_normal_batch is not None)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(b"")
 
