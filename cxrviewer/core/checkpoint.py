@@ -258,6 +258,8 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
     dilate = meta.get("dilate_last", False)
     if type(dilate) is not bool or (dilate and meta["arch"] not in RESNETS):
         raise ModelFileError(f"{path.name}: dilate_last must be true or false, and true only for a ResNet")
+    if type(meta.get("equalize", False)) is not bool:
+        raise ModelFileError(f"{path.name}: equalize must be true or false")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

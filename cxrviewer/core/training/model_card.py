@@ -53,6 +53,7 @@ def _what_it_is(meta: dict, tr: dict) -> list[str]:
         f"{'ImageNet weights' if tr.get('args', {}).get('pretrained') else 'scratch'}.",
         f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // stride} x {w // stride}"
         f"{', last stage dilated' if stride == 16 else ''}), "
+        f"{'histogram-equalised per image, then ' if meta.get('equalize') else ''}"
         f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
         "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {meta['threshold']:.4f} "

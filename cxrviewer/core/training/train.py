@@ -81,6 +81,9 @@ def _model_options(g) -> None:
     g.add_argument("--dilate-last", action="store_true",
                    help="ResNets: last stage at stride 1 with dilation 2, for 2x finer maps (size / 16: 14 x 14 at 224 px) "
                         "at 4x the last stage's cost (1.7x the MACs of a whole ResNet-18); stored in the model file (default: off)")
+    g.add_argument("--equalize", action="store_true",
+                   help="histogram-equalise each image before normalisation, in training and wherever the model runs "
+                        "(input normalisation invariant to gamma and contrast); stored in the model file (default: off)")
     g.add_argument("--input-channels", default=None, type=int, choices=(1, 3),
                    help="model input channels (grey replicated); default 3 with --pretrained, else 1")
     g.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
@@ -237,9 +240,11 @@ def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> Ca
     if args.pretrained:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ([0.449], [0.226])
     else:
-        mean, std = grey_stats(data.train_set)
+        mean, std = grey_stats(data.train_set, equalize=getattr(args, "equalize", False))
     meta = {"format_version": FORMAT_VERSION, "arch": args.arch, "class_names": data.class_names,
             "input_size": [args.image_size, args.image_size], "input_channels": channels, "mean": mean, "std": std}
+    if getattr(args, "equalize", False):
+        meta["equalize"] = True
     if len(data.class_names) == 2:
         meta["positive_class"] = positive_class(data.class_names)
     try:
