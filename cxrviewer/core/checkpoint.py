@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import torch
 
 from . import atomic
+from .equalize import MODES
 from .errors import ModelFileError
 from .model import ARCHS, RESNETS, CamClassifier
 from .paths import resources_dir
@@ -258,8 +259,9 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
     dilate = meta.get("dilate_last", False)
     if type(dilate) is not bool or (dilate and meta["arch"] not in RESNETS):
         raise ModelFileError(f"{path.name}: dilate_last must be true or false, and true only for a ResNet")
-    if type(meta.get("equalize", False)) is not bool:
-        raise ModelFileError(f"{path.name}: equalize must be true or false")
+    eq = meta.get("equalize", False)
+    if not (eq is False or (type(eq) in (bool, str) and eq in MODES)):
+        raise ModelFileError(f"{path.name}: equalize must be false, true (global) or \"clahe\"")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

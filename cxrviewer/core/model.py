@@ -18,6 +18,8 @@ import torch
 import torchvision
 from torch import nn
 
+from .equalize import MODES, equalized
+
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 ARCHS = RESNETS + ("densenet121",)
 
@@ -144,15 +146,16 @@ class CamClassifier(nn.Module):
         return None if t is None or self.positive_index is None else float(t)
 
     @property
-    def equalize(self) -> bool:
-        """Whether the model's input is histogram-equalised per image (``meta["equalize"]``; see :func:`equalize_histogram`)."""
-        return bool(self.meta.get("equalize", False))
+    def equalize(self) -> str | None:
+        """How the model's input is histogram-equalised per image: ``"global"``, ``"clahe"`` or None
+        (``meta["equalize"]``; :mod:`cxrviewer.core.equalize`)."""
+        mode = self.meta.get("equalize", False)
+        return MODES[mode] if mode else None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Turn an ``N x 1 x H x W`` batch of grey values in [0, 1] into the model's input
         (histogram-equalised first when the model file says so)."""
-        if self.equalize:
-            x = equalize_histogram(x)
+        x = equalized(x, self.meta.get("equalize", False))
         mean = torch.as_tensor(self.meta.get("mean", [0.5]), dtype=x.dtype, device=x.device)
         std = torch.as_tensor(self.meta.get("std", [0.25]), dtype=x.dtype, device=x.device)
         if x.shape[1] != self.input_channels:
@@ -166,22 +169,6 @@ class CamClassifier(nn.Module):
     def decide(self, probs: torch.Tensor) -> torch.Tensor:
         """Predicted class index per row by :func:`decide` with this model's threshold (-1: no decision)."""
         return decide(probs, self.threshold, self.positive_index)
-
-
-def equalize_histogram(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
-    """Per-image, per-channel histogram equalisation of an ``N x C x H x W`` batch of grey values in [0, 1].
-
-    Values are binned into ``levels`` grey levels and each pixel becomes the mean rank of its level
-    (the midpoint of its step of the cumulative histogram), so the output is spread evenly over (0, 1)
-    and does not change under any increasing grey-level mapping that keeps the levels apart (gamma,
-    contrast, brightness). A flat image becomes 0.5 everywhere.
-    """
-    n, c = x.shape[:2]
-    flat = x.detach().reshape(n * c, -1)
-    idx = (flat.float().clamp(0, 1) * (levels - 1)).round_().long()
-    hist = torch.zeros(n * c, levels, device=x.device).scatter_add_(1, idx, torch.ones(idx.shape, device=x.device))
-    lut = (hist.cumsum(1) - hist / 2) / flat.shape[1]
-    return lut.gather(1, idx).reshape(x.shape).to(x.dtype)
 
 
 def decide(probs: torch.Tensor | np.ndarray, threshold: float | None = None, positive_index: int | None = None):

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from ..imaging import load_radiograph, to_model_input
 from ..inference import IMAGE_SUFFIXES
-from ..model import equalize_histogram
+from ..equalize import equalized
 from . import TrainingError
 from .augment import build_pipeline
 from .crossbatch import hold_out_normal_batch, negative_label
@@ -210,13 +210,12 @@ def build_augment(args: argparse.Namespace) -> Augment:
     return Augment(**given)
 
 
-def grey_stats(ds: RadiographFolder, n: int = 512, equalize: bool = False) -> tuple[list[float], list[float]]:
+def grey_stats(ds: RadiographFolder, n: int = 512, equalize: bool | str = False) -> tuple[list[float], list[float]]:
     """Mean and standard deviation of the grey values of up to ``n`` evenly spaced images, in [0, 1]
-    (after histogram equalisation with ``equalize``, as the model will see them)."""
+    (equalised as the model file's ``equalize`` value says, as the model will see them)."""
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
     x = torch.stack([ds[int(i)][0] for i in idx]).float() / 255.0
-    if equalize:
-        x = equalize_histogram(x)
+    x = equalized(x, equalize)
     return [round(float(x.mean()), 4)], [round(float(x.std()), 4)]
 
 

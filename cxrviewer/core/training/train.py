@@ -81,9 +81,10 @@ def _model_options(g) -> None:
     g.add_argument("--dilate-last", action="store_true",
                    help="ResNets: last stage at stride 1 with dilation 2, for 2x finer maps (size / 16: 14 x 14 at 224 px) "
                         "at 4x the last stage's cost (1.7x the MACs of a whole ResNet-18); stored in the model file (default: off)")
-    g.add_argument("--equalize", action="store_true",
-                   help="histogram-equalise each image before normalisation, in training and wherever the model runs "
-                        "(input normalisation invariant to gamma and contrast); stored in the model file (default: off)")
+    g.add_argument("--equalize", nargs="?", const="global", default=None, choices=("global", "clahe"),
+                   help="histogram-equalise each image before normalisation, in training and wherever the model runs: "
+                        "'global' (the default with no value; invariant to gamma and contrast) or 'clahe' (8 x 8 regions, "
+                        "clip limit 2); stored in the model file (default: off)")
     g.add_argument("--input-channels", default=None, type=int, choices=(1, 3),
                    help="model input channels (grey replicated); default 3 with --pretrained, else 1")
     g.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
@@ -237,14 +238,15 @@ def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> Ca
     """The CAM classifier for ``data``'s classes with its metadata (input, normalisation, positive class),
     optionally from ImageNet weights with a frozen trunk, on ``rt.device``."""
     channels = args.input_channels or (3 if args.pretrained else 1)
+    equalize = {"global": True, "clahe": "clahe"}.get(getattr(args, "equalize", None), False)   # the file's value
     if args.pretrained:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ([0.449], [0.226])
     else:
-        mean, std = grey_stats(data.train_set, equalize=getattr(args, "equalize", False))
+        mean, std = grey_stats(data.train_set, equalize=equalize)
     meta = {"format_version": FORMAT_VERSION, "arch": args.arch, "class_names": data.class_names,
             "input_size": [args.image_size, args.image_size], "input_channels": channels, "mean": mean, "std": std}
-    if getattr(args, "equalize", False):
-        meta["equalize"] = True
+    if equalize:
+        meta["equalize"] = equalize
     if len(data.class_names) == 2:
         meta["positive_class"] = positive_class(data.class_names)
     try:
