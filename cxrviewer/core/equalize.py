@@ -12,19 +12,18 @@ import torch
 
 #: The model-file values of ``equalize`` and what they mean.
 MODES = {True: "global", "clahe": "clahe"}
+#: ``train_model.py --equalize`` choices -> the model-file value.
+FILE_VALUES = {mode: value for value, mode in MODES.items()}
 
 
 def equalize_histogram(x: torch.Tensor, levels: int = 256) -> torch.Tensor:
-    """Per-image, per-channel histogram equalisation of an ``N x C x H x W`` batch of grey values in [0, 1].
+    """Per-image, per-channel histogram equalisation of an ``N x C x H x W`` batch of grey values in [0, 1]:
+    :func:`clahe` with one region and no clip limit.
 
     The output is spread evenly over (0, 1) and does not change under any increasing grey-level mapping
     that keeps the ``levels`` levels apart (gamma, contrast, brightness). A flat image becomes 0.5.
     """
-    n, c = x.shape[:2]
-    idx = _levels(x, levels).reshape(n * c, -1)
-    hist = torch.zeros(n * c, levels, device=x.device).scatter_add_(1, idx, torch.ones(idx.shape, device=x.device))
-    lut = (hist.cumsum(1) - hist / 2) / idx.shape[1]
-    return lut.gather(1, idx).reshape(x.shape).to(x.dtype)
+    return clahe(x, tiles=1, clip=float("inf"), levels=levels)
 
 
 def clahe(x: torch.Tensor, tiles: int = 8, clip: float = 2.0, levels: int = 256) -> torch.Tensor:
@@ -33,7 +32,7 @@ def clahe(x: torch.Tensor, tiles: int = 8, clip: float = 2.0, levels: int = 256)
     Each image is cut into ``tiles x tiles`` regions; each region's histogram is clipped at ``clip`` times
     its mean bin count, the excess spread evenly over all levels, and turned into a look-up table. A
     pixel's value is the bilinear blend of the tables of the four nearest region centres (the nearest
-    ones at the edges). ``clip=inf`` and ``tiles=1`` give :func:`equalize_histogram`.
+    ones at the edges).
     """
     n, c, h, w = x.shape
     b = n * c
@@ -41,7 +40,7 @@ def clahe(x: torch.Tensor, tiles: int = 8, clip: float = 2.0, levels: int = 256)
     ty = torch.clamp(torch.arange(h, device=x.device) * tiles // h, max=tiles - 1)
     tx = torch.clamp(torch.arange(w, device=x.device) * tiles // w, max=tiles - 1)
     region = (ty[:, None] * tiles + tx[None, :]).reshape(1, -1).expand(b, -1)
-    flat = (region * levels + idx.reshape(b, -1))
+    flat = region * levels + idx.reshape(b, -1)
     hist = torch.zeros(b, tiles * tiles * levels, device=x.device).scatter_add_(1, flat, torch.ones(flat.shape, device=x.device))
     hist = hist.reshape(b, tiles * tiles, levels)
     count = hist.sum(2, keepdim=True)

@@ -63,16 +63,12 @@ def test_a_model_file_with_a_bad_equalize_entry_is_refused(tmp_path):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-def test_clahe_without_regions_or_clipping_is_global_equalisation():
-    x = torch.rand(2, 1, 40, 56)
-    torch.testing.assert_close(clahe(x, tiles=1, clip=float("inf")), equalize_histogram(x))
-
-
 def test_clahe_equalises_each_region_so_a_dark_half_keeps_its_detail():
     g = torch.Generator().manual_seed(0)
     dark = torch.rand(1, 1, 64, 32, generator=g) * 0.2          # a dim half with faint texture
     bright = 0.8 + torch.rand(1, 1, 64, 32, generator=g) * 0.2
     x = torch.cat([dark, bright], dim=3)
+
     def spread(y):                                                 # well inside the dark half
         inner = y[..., 8:56, 4:12]
         return float(inner.max() - inner.min())
@@ -82,7 +78,6 @@ def test_clahe_equalises_each_region_so_a_dark_half_keeps_its_detail():
     assert spread(unclipped) > 0.9                                 # stretched over the whole range locally
     assert spread(equalize_histogram(x)) < 0.55                    # globally it keeps only the lower half
     assert 0.3 < spread(clipped) < spread(unclipped)               # the clip limit holds the stretch back
-    torch.testing.assert_close(clahe(x, tiles=4), clipped, rtol=0, atol=0)   # deterministic
 
 
 def test_clahe_undoes_a_contrast_change_exactly_without_clipping_and_partly_with_it():

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
+from ..equalize import equalized
 from ..imaging import load_radiograph, to_model_input
 from ..inference import IMAGE_SUFFIXES
-from ..equalize import equalized
 from . import TrainingError
 from .augment import build_pipeline
 from .crossbatch import hold_out_normal_batch, negative_label

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import FORMAT_VERSION, save_model
+from ..equalize import FILE_VALUES
 from ..model import ARCHS, CamClassifier
 from ..precision import PARITY_KEY
 from . import TrainingError, metrics
@@ -81,7 +82,7 @@ def _model_options(g) -> None:
     g.add_argument("--dilate-last", action="store_true",
                    help="ResNets: last stage at stride 1 with dilation 2, for 2x finer maps (size / 16: 14 x 14 at 224 px) "
                         "at 4x the last stage's cost (1.7x the MACs of a whole ResNet-18); stored in the model file (default: off)")
-    g.add_argument("--equalize", nargs="?", const="global", default=None, choices=("global", "clahe"),
+    g.add_argument("--equalize", nargs="?", const="global", default=None, choices=tuple(FILE_VALUES),
                    help="histogram-equalise each image before normalisation, in training and wherever the model runs: "
                         "'global' (the default with no value; invariant to gamma and contrast) or 'clahe' (8 x 8 regions, "
                         "clip limit 2); stored in the model file (default: off)")
@@ -238,7 +239,7 @@ def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> Ca
     """The CAM classifier for ``data``'s classes with its metadata (input, normalisation, positive class),
     optionally from ImageNet weights with a frozen trunk, on ``rt.device``."""
     channels = args.input_channels or (3 if args.pretrained else 1)
-    equalize = {"global": True, "clahe": "clahe"}.get(getattr(args, "equalize", None), False)   # the file's value
+    equalize = FILE_VALUES.get(getattr(args, "equalize", None), False)
     if args.pretrained:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ([0.449], [0.226])
     else:
