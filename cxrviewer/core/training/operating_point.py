@@ -5,7 +5,9 @@
 which the model card shows. The weights are copied unchanged (same dtype). Given the clean validation
 probabilities, the copy's validation metrics are recomputed at the new threshold; the trainer's ones (at its
 own threshold) are kept beside them under another name, and the trainer's shifted-view table, which was
-measured at the old threshold, is dropped (the protocol table replaces it).
+measured at the old threshold, is dropped (the protocol table replaces it). A file that already carries a
+protocol threshold can be rescored the same way (say, once its recipe's cross-batch models exist): its
+validation row is then replaced, not kept as a trainer's.
 """
 
 from __future__ import annotations
@@ -56,25 +58,33 @@ def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross
 
     with safe_open(str(model_path), framework="pt") as f:
         half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
-    training = dict(model.meta.get("training") or {})
-    before = f"{training['calibration']}; then the " if training.get("calibration") else ""
-    training["calibration"] = before + (f"threshold set to {full['protocol_threshold']:.4f} by the protocol rule "
-                               "(docs/selection-protocol.md, section 6) with cxrviewer.core.training.protocol; "
-                               f"weights and temperature those of {Path(model_path).name}, whose card has the training plots")
     threshold = float(full["protocol_threshold"])
+    # A file that already has a protocol threshold is being rescored (e.g. with cross-batch models scored
+    # since): its notes already say where the weights came from, and its validation row is no trainer's.
+    rescoring = isinstance(model.meta.get("protocol"), dict)
+    training = dict(model.meta.get("training") or {})
+    if rescoring:
+        training["calibration"] = (f"{training.get('calibration') or ''}; protocol summary rescored "
+                                   f"{_dt.date.today().isoformat()} from {Path(model_path).name} (threshold {threshold:.4f})").lstrip("; ")
+    else:
+        before = f"{training['calibration']}; then the " if training.get("calibration") else ""
+        training["calibration"] = before + (f"threshold set to {threshold:.4f} by the protocol rule "
+                                   "(docs/selection-protocol.md, section 6) with cxrviewer.core.training.protocol; "
+                                   f"weights and temperature those of {Path(model_path).name}, whose card has the training plots")
     meta = {"threshold": threshold, "protocol": jsonable(protocol_summary(full, cross_batch, score)),
             "training": training}
     if clean is not None:
-        meta["metrics"] = _metrics_at(model, threshold, *clean)
+        meta["metrics"] = _metrics_at(model, threshold, *clean, rescoring=rescoring)
     model.meta.pop("file", None)
     out = save_model(model.to(memory_format=torch.contiguous_format), out_path, meta=meta, half=half)
     write_model_card(out)
     return out
 
 
-def _metrics_at(model, threshold: float, labels: np.ndarray, positive_probs: np.ndarray) -> dict:
+def _metrics_at(model, threshold: float, labels: np.ndarray, positive_probs: np.ndarray, rescoring: bool = False) -> dict:
     """The model's metrics with ``validation`` recomputed at ``threshold`` (the trainer's kept as
-    ``validation, trainer's threshold T``) and without the trainer's shifted views."""
+    ``validation, trainer's threshold T``; when ``rescoring``, the old row is a previous protocol
+    threshold's and is replaced) and without the trainer's shifted views."""
     old = dict(model.meta.get("metrics") or {})
     pos = model.positive_index
     p = np.asarray(positive_probs, dtype=np.float64)
@@ -82,7 +92,7 @@ def _metrics_at(model, threshold: float, labels: np.ndarray, positive_probs: np.
     y = np.where(np.asarray(labels) == 1, pos, 1 - pos)
     new = {"validation": metrics.classification_metrics(probs, y, model.class_names, threshold=threshold, positive_index=pos)}
     trainer = old.pop("validation", None)
-    if isinstance(trainer, dict) and trainer.get("threshold") is not None:
+    if not rescoring and isinstance(trainer, dict) and trainer.get("threshold") is not None:
         new[f"validation, trainer's threshold {trainer['threshold']:.3f}"] = trainer
     old.pop("validation_shifted", None)
     return jsonable({**new, **old})

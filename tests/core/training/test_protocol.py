@@ -178,6 +178,16 @@ def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
     assert "The `validation` row is at the shipped threshold" in out2.with_suffix(".md").read_text()
     with pytest.raises(CxrError, match="whole suite"):
         write_protocol_threshold(src, tmp_path / "x.safetensors", {**full, "complete": False}, cross, score)
+    # Rescoring a protocol copy (e.g. with cross-batch models added): one trainer row, one validation row at the
+    # new threshold, and the note says it was rescored instead of naming the copy as the weights' origin.
+    cross2 = cross + [{"held_out": {"batch": "NORMAL2", "auroc": 0.9, "spec95": 0.6, "specificity": 0.7}}]
+    out3 = write_protocol_threshold(out2, tmp_path / "rescored.safetensors", full, cross2, score, clean=(labels, probs))
+    meta3 = load_model(out3).meta
+    assert sorted(meta3["metrics"]) == sorted(m) and "validation, trainer's threshold 0.370" not in meta3["metrics"]
+    assert meta3["metrics"]["validation"]["threshold"] == pytest.approx(0.37)
+    note = meta3["training"]["calibration"]
+    assert "rescored" in note and "rethresholded.safetensors" in note and note.count("by the protocol rule") == 1
+    assert set(meta3["protocol"]["cross_batch"]) == {"IM", "NORMAL2"} and "without the NORMAL2 NORMAL" in out3.with_suffix(".md").read_text()
 
 
 def test_study_row_trains_three_runs_scores_them_and_continues(tiny_data, tmp_path, monkeypatch):
