@@ -148,9 +148,14 @@ def _headline(m: dict) -> str:
 
 
 def _faithfulness_line(f: dict) -> str:
-    """One line: deletion / insertion AUCs (mean fill) of the evidence map against its floors and Grad-CAM."""
+    """One line: deletion / insertion AUCs (mean fill) of the evidence map against its floors and Grad-CAM, and
+    how many comparisons with the floors (both fills) each map wins and loses."""
+    from .core.explain.audit import tally_words
+
     parts = [f"{name} {row['deletion_mean']:.3f}/{row['insertion_mean']:.3f}" for name, row in f["mean"].items()]
-    return f"faithfulness on {f['n']} images, deletion/insertion AUC with mean fill (lower/higher is better): " + ", ".join(parts)
+    tally = "; ".join(tally_words(f))
+    return (f"faithfulness on {f['n']} images, deletion/insertion AUC with mean fill (lower/higher is better): "
+            + ", ".join(parts) + (f"; with both fills, beyond chance: {tally}" if tally else ""))
 
 
 def _f(v) -> str:

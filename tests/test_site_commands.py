@@ -43,14 +43,16 @@ def test_evaluate_writes_metrics_and_plots_and_never_touches_the_folder(site, ti
 def test_evaluate_scores_heat_map_faithfulness_on_a_stratified_subset(site, tiny_model_file, tmp_path, capsys):
     assert main(["evaluate", str(site), "--model", str(tiny_model_file), "--out", str(tmp_path / "ev"),
                  "--faithfulness-images", "4"]) == 0
-    assert "faithfulness on 4 images" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "faithfulness on 4 images" in out and "beyond chance: CAM beats a random and a centred map in " in out
+    assert "; Grad-CAM beats a random and a centred map in " in out
     f = json.loads((tmp_path / "ev" / "metrics.json").read_text())["faithfulness"]
     assert f["n"] == 4 and len(f["files"]) == 4 and all(str(site) in p for p in f["files"])
     assert set(f["mean"]) == {"evidence", "gradcam", "random", "prior"}
     for row in f["mean"].values():
         assert set(row) == {"deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur"}
         assert all(0.0 <= v <= 1.0 for v in row.values())
-    assert set(f["margins"]) == {"random", "prior"}
+    assert set(f["margins"]) == {"random", "prior"} == set(f["margins_gradcam"])
     assert sum(c["n"] for c in f["by_predicted_class"].values()) == 4
 
 

@@ -46,10 +46,8 @@ class ViewControls(QWidget):
         self.class_box.setMinimumContentsLength(11)
         self.method_box = QComboBox()
         for name, make in METHODS.items():
-            method = make()
-            self.method_box.addItem(method.short, name)
-            self.method_box.setItemData(self.method_box.count() - 1, f"{method.label}: {method.units}",
-                                        Qt.ItemDataRole.ToolTipRole)
+            self.method_box.addItem(make().short, name)
+        self.set_method_notes({})
         self.method_box.setToolTip("Which explanation method: the CAM comes with every result; the others are "
                                    "computed for the image on screen when chosen")
         self.scale_box = QComboBox()
@@ -94,6 +92,15 @@ class ViewControls(QWidget):
             for n in names:
                 self.class_box.addItem(n, n)
             self.class_box.setCurrentIndex(max(0, self.class_box.findData(self._view.class_name or PREDICTED)))
+
+    def set_method_notes(self, notes: dict[str, str]) -> None:
+        """Each map method's tooltip: what it is, its units, and ``notes[name]`` (the model's audit of it) if any."""
+        for i in range(self.method_box.count()):
+            name = self.method_box.itemData(i)
+            method = METHODS[name]()
+            note = notes.get(name)
+            self.method_box.setItemData(i, f"{method.label}: {method.units}" + (f".\nOn this model: {note}." if note else ""),
+                                        Qt.ItemDataRole.ToolTipRole)
 
     def set_view(self, view: ViewState, force: bool = False) -> None:
         """Show ``view`` (emits nothing)."""

@@ -28,6 +28,7 @@ class ModelInfo:
     batch: Batch = field(default_factory=Batch)
     device: str = ""
     precision: str = ""  # what the forward pass runs in, and why: "bfloat16 (auto: ...)"
+    heat_maps: str = ""  # what the model's heat-map audit found, in a line ("" without an audit)
 
 
 def _label(key) -> str:
@@ -185,5 +186,7 @@ class DetailsPanel(QWidget):
             rows.append(("Threshold", f"{b.threshold:.3f} on P({_esc(b.positive)})"))
         if self.model.precision:
             rows.append(("Precision", _esc(self.model.precision)))
+        if self.model.heat_maps:
+            rows.append(("Heat maps", _esc(self.model.heat_maps)))
         body = "".join(f"<tr><td style='color:{theme.MUTED}'>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in rows)
         return f"<h4 style='margin-bottom:2px'>Model</h4><table>{body}</table>"

@@ -21,6 +21,7 @@ from .. import __version__
 from ..core.checkpoint import default_model_path
 from ..core.columns import Batch, csv_columns, percent
 from ..core.explain import EvidenceMap
+from ..core.explain.audit import audit_line, method_notes
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
 from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
@@ -631,6 +632,8 @@ class MainWindow(QMainWindow):
         self.results_model.set_batch(self.batch)
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
+        audited = ((model.meta.get("metrics") or {}).get("explanations") if model is not None else None)
+        self.controls.set_method_notes(method_notes(audited))
         if self.view.class_name not in names:
             self.set_view(replace(self.view, class_name=None))
         device = str(self.device) if model is not None else ""
@@ -638,7 +641,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "
                                  f"{precision.split(' ')[0]}" if model else "No model")
         self.model_label.setToolTip(f"Runs in {precision}" if model else "")
-        self.details.set_model(ModelInfo(self.batch, device, precision))
+        self.details.set_model(ModelInfo(self.batch, device, precision, audit_line(audited)))
         self._update_actions()
 
     def precision_text(self) -> str:

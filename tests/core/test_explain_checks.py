@@ -249,6 +249,7 @@ def test_audit_returns_plain_summaries():
     assert set(res["faithfulness"]["mean"]) == {"evidence", "gradcam", "random", "prior"}
     assert set(res["faithfulness"]["mean"]["evidence"]) == {"deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur"}
     assert res["faithfulness"]["n"] == 2 and res["sanity"]["n"] == 1
-    assert set(res["faithfulness"]["margins"]) == {"random", "prior"}
+    assert set(res["faithfulness"]["margins"]) == {"random", "prior"} == set(res["faithfulness"]["margins_gradcam"])
+    assert res["faithfulness"]["margins_gradcam"] != res["faithfulness"]["margins"]
     import json
     json.dumps(res, allow_nan=False)

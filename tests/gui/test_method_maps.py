@@ -187,3 +187,30 @@ def test_an_export_of_a_map_with_no_positive_evidence_says_so_and_draws_no_colou
     h = grey.shape[0]
     body = grey[: h // 2]  # above the caption: grey only, no jet colours
     assert np.abs(body[..., 0] - body[..., 2]).max() <= 2
+
+
+def test_the_models_heat_map_audit_is_in_the_map_tooltips_and_the_details_panel(qtbot, make_window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from cxrviewer import save_model
+    from tests.conftest import make_tiny_model
+
+    margins = {f: {"deletion_mean": [0.1, 0.02], "insertion_mean": [0.0, 0.02]} for f in ("random", "prior")}
+    audited = {"faithfulness": {"n": 40, "margins": margins, "margins_gradcam": {"random": margins["random"]}},
+               "sanity": {"passed": {"evidence": True}}}
+    path = save_model(make_tiny_model(threshold=0.5, metrics={"explanations": audited}), tmp_path / "audited.safetensors")
+    window = make_window(path)
+    box = window.controls.method_box
+
+    def tip(name):
+        return box.itemData(box.findData(name), Qt.ItemDataRole.ToolTipRole)
+
+    assert tip("evidence").endswith("On this model: beats the no-knowledge maps (random, centred prior) beyond chance "
+                                    "in 2 of 4 deletion/insertion comparisons (40 validation images).")
+    assert "in 1 of 2" in tip("gradcam") and "On this model" not in tip("occlusion")
+    assert ("Heat maps CAM beats a random and a centred map in 2 of 4 comparisons; Grad-CAM beats a random and a "
+            "centred map in 1 of 2 comparisons; sanity check passed") in " ".join(window.details.text().split())
+    plain = save_model(make_tiny_model(threshold=0.5), tmp_path / "plain.safetensors")
+    window.load_model_file(plain, quiet=True)  # a model without an audit: no notes left from the previous one
+    qtbot.waitUntil(lambda: window.model_path == plain, timeout=10000)
+    assert "On this model" not in tip("evidence") and "Heat maps" not in window.details.text()

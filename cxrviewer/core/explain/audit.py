@@ -21,6 +21,8 @@ from .methods import EvidenceMap, GradCAM, eval_mode, evidence_maps
 from .sanity import cascading_randomization
 
 FAITHFULNESS_MAPS = ("evidence", "gradcam", "random", "prior")
+#: The maps the audit compares with the floors, and the key of their margins in the faithfulness section.
+AUDITED = {"evidence": "margins", "gradcam": "margins_gradcam"}
 
 
 def run_forward(model: CamClassifier, images: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
@@ -93,8 +95,9 @@ def faithfulness_section(model: CamClassifier, images: torch.Tensor, labels: tor
                          steps: int = STEPS, seed: int = 0) -> dict:
     """Deletion and insertion of :func:`faithfulness_maps` on ``images`` for class ``labels`` (the predicted ones).
 
-    Returns ``n``, ``steps``, ``target``, ``mean`` (AUC per map and fill), ``by_predicted_class``
-    and ``margins`` (:func:`_margins`): the section the model card and ``cxrviewer evaluate`` show.
+    Returns ``n``, ``steps``, ``target``, ``mean`` (AUC per map and fill), ``by_predicted_class``,
+    ``margins`` and ``margins_gradcam`` (:func:`_margins` of the evidence map and of Grad-CAM): the section
+    the model card and ``cxrviewer evaluate`` show.
     """
     maps = faithfulness_maps(model, images, labels, seed)
     per_image = faithfulness_scores(model, images, maps, labels, steps=steps)
@@ -104,7 +107,29 @@ def faithfulness_section(model: CamClassifier, images: torch.Tensor, labels: tor
                                        for m, row in per_image.items()})}
                 for c in sorted(set(labels.tolist()))}
     return {"n": n, "steps": steps, "target": "calibrated probability of the predicted class",
-            "mean": _summary(per_image), "by_predicted_class": by_class, "margins": _margins(per_image)}
+            "mean": _summary(per_image), "by_predicted_class": by_class,
+            **{key: _margins(per_image, of=name) for name, key in AUDITED.items()}}
+
+
+def floor_tally(margins: dict) -> tuple[int, int, int]:
+    """``(better, worse, total)`` comparisons of a map with the floors in ``margins`` (as :func:`_margins`
+    returns): better or worse when the paired 95% interval lies wholly above or below zero."""
+    rows = [v for row in margins.values() for v in row.values()]
+    return (sum(m - h > 0 for m, h in rows), sum(m + h < 0 for m, h in rows), len(rows))
+
+
+def method_notes(explanations: dict | None) -> dict[str, str]:
+    """One plain sentence per audited method (``evidence``, ``gradcam``) from a model file's
+    ``metrics.explanations``: how its map did against the floors on validation. Empty without an audit."""
+    fa = (explanations or {}).get("faithfulness") or {}
+    notes = {}
+    for name, key in AUDITED.items():
+        if fa.get(key):
+            better, worse, total = floor_tally(fa[key])
+            notes[name] = (f"beats the no-knowledge maps (random, centred prior) beyond chance in {better} of {total} "
+                           f"deletion/insertion comparisons" + (f" and loses {worse}" if worse else "")
+                           + f" ({fa.get('n')} validation images)")
+    return notes
 
 
 def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, n_sanity: int = 16,
@@ -146,3 +171,27 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
                                                {"evidence": EvidenceMap(), "gradcam": GradCAM()}, seed=seed)
     result["sanity"]["n"] = len(ssub)
     return result
+
+
+def tally_words(faithfulness: dict) -> list[str]:
+    """Per audited map of a faithfulness section: "CAM beats a random and a centred map in 6 of 8 comparisons (loses 1)"."""
+    names = {"evidence": "CAM", "gradcam": "Grad-CAM"}
+    words = []
+    for name, key in AUDITED.items():
+        if faithfulness.get(key):
+            better, worse, total = floor_tally(faithfulness[key])
+            words.append(f"{names[name]} beats a random and a centred map in {better} of {total} comparisons"
+                         + (f" (loses {worse})" if worse else ""))
+    return words
+
+
+def audit_line(explanations: dict | None) -> str:
+    """The audit in one line for a details panel: each audited map's comparisons with the floors won
+    (and lost), and the sanity check. Empty without an audit."""
+    fa = (explanations or {}).get("faithfulness") or {}
+    parts = tally_words(fa)
+    passed = (((explanations or {}).get("sanity") or {}).get("passed") or {}).get("evidence")
+    if passed is not None:
+        parts.append(f"sanity check {'passed' if passed else 'FAILED'}")
+    return "; ".join(parts) + (f" ({fa.get('n')} validation images; see the model card)" if fa.get("n") else "")
+

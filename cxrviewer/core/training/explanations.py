@@ -8,7 +8,7 @@ the evidence-location threshold and the stability rates) and returns the metadat
 
 For a model file trained earlier, ``python -m cxrviewer.core.training.explanations MODEL``
 rebuilds its validation split, audits it and rewrites only the metadata (weight bytes
-verbatim); ``--from-json`` records an audit already run (``benchmarks/bench_explain.py``).
+verbatim) and the model card beside it; ``--from-json`` records an audit already run (``benchmarks/bench_explain.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict:
+    from .model_card import write_model_card
     from .parity import rewrite_metadata, validation_batches
 
     meta = read_header(args.model)
@@ -75,7 +76,8 @@ def main(args: argparse.Namespace) -> dict:
     if not args.dry_run:
         updated = apply_record(meta, record)
         rewrite_metadata(args.model, {k: updated[k] for k in (THRESHOLD_KEY, "metrics")})
-        print(f"recorded in {args.model} (metadata only)", file=sys.stderr)
+        card = write_model_card(args.model)  # the card beside the file shows the new audit, never a stale one
+        print(f"recorded in {args.model} (metadata only); card {card}", file=sys.stderr)
     return record
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import scope as S
 from ..checkpoint import read_header
+from ..explain.audit import AUDITED, floor_tally
 from .report import report_dir
 
 NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."
@@ -77,11 +78,16 @@ def _data_and_command(tr: dict) -> list[str]:
         f"- Data folder: `{tr.get('data', '?')}`; images per split and class: `{tr.get('images', {})}`.",
         f"- Validation: {split.get('rule', '?')}-level split{patients}. The checkpoint is chosen by validation AUROC, never by a test set.",
         "", "## Exact command",
-        "```", command if command.startswith("python") else f"python {command}", "```",
+        "```", _python(command), "```",
         f"Trained on `{tr.get('device', '?')}` (world size {tr.get('world_size', 1)}) in {tr.get('seconds', 0) / 60:.0f} min, "
         f"{tr.get('date', '?')}; versions `{tr.get('versions', {})}`.",
     ]
     return lines + ([f"Calibration note: {tr['calibration']}."] if tr.get("calibration") else [])
+
+
+def _python(command: str) -> str:
+    """A recorded command as one types it (the trainer records its script and arguments without ``python``)."""
+    return command if command.startswith("python") else f"python {command}"
 
 
 def _metrics(metrics: dict, tr: dict, protocol: dict | None = None) -> list[str]:
@@ -131,9 +137,15 @@ def _protocol(p: dict | None) -> list[str]:
     for batch, v in (p.get("cross_batch") or {}).items():
         lines.append(f"\nCross-batch: a model of the same recipe trained without the {batch} NORMAL images keeps specificity "
                      f"{_f3(v.get('spec95'))} on them at its clean 95%-sensitivity threshold (AUROC {_f3(v.get('auroc'))}).")
+        if v.get("command"):
+            lines += ["That model's training command:", "```", _python(v["command"]), "```"]
+    if p.get("command"):
+        lines += ["", "This section and the threshold were written by (run from the repository root, next to the data):",
+                  "```", p["command"], "```"]
     return lines
 
 
+_SCORES = ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")
 _MAP_NAMES = {"evidence": "evidence map (what the viewer draws)", "gradcam": "Grad-CAM on layer3 (peer)",
               "random": "random smooth map (floor)", "prior": "centred Gaussian prior (floor)"}
 
@@ -151,9 +163,19 @@ def _explanations(ex: dict | None) -> list[str]:
              "| map | deletion, mean fill | insertion, mean fill | deletion, blur fill | insertion, blur fill |",
              "|---|---:|---:|---:|---:|"]
     for name, row in fa.get("mean", {}).items():
-        cells = [_f3(row.get(k)) for k in ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")]
-        lines.append(f"| {_MAP_NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_MAP_NAMES.get(name, name)} | " + " | ".join(_f3(row.get(k)) for k in _SCORES) + " |")
+    by_class = fa.get("by_predicted_class") or {}
+    if by_class:
+        lines += ["", "The same by predicted class (the class whose probability is followed):", "",
+                  "| predicted class (images) | map | deletion, mean fill | insertion, mean fill | deletion, blur fill | insertion, blur fill |",
+                  "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {cls} ({row.get('n')}) | {_MAP_NAMES.get(name, name).split(' (')[0]} | "
+                  + " | ".join(_f3(scores.get(k)) for k in _SCORES) + " |"
+                  for cls, row in by_class.items() for name, scores in row.items() if isinstance(scores, dict)]
     lines += ["", _margin_words(fa.get("margins", {}))]
+    if fa.get("margins_gradcam"):
+        lines += ["", _margin_words(fa["margins_gradcam"], "Grad-CAM on layer3 (the viewer's second map)")]
+    lines += _tally_and_flat_classes(fa)
     steps = sanity.get("steps", [])
     if steps:
         ok = (sanity.get("passed") or {}).get("evidence")
@@ -187,22 +209,53 @@ def _score_words(key: str) -> str:
     return key.replace("_", " with ") + " fill"
 
 
-def _margin_words(margins: dict) -> str:
-    """One sentence per floor: by how much the evidence map beats it (paired mean, 95% interval)."""
+def _tally_and_flat_classes(fa: dict) -> list[str]:
+    """The comparisons with the floors counted per audited map, and the predicted classes on whose images
+    no map scores apart from the floors (there deletion and insertion cannot judge a map)."""
+    names = {"evidence": "the evidence map", "gradcam": "Grad-CAM on layer3"}
+    counts = []
+    for name, key in AUDITED.items():
+        if fa.get(key):
+            better, worse, total = floor_tally(fa[key])
+            counts.append(f"{names[name]} on {better} of {total}" + (f" (worse on {worse})" if worse else ""))
+    lines = ["", f"**Against the two floors (2 floors x 4 scores = 8 comparisons), better beyond chance: "
+                 f"{'; '.join(counts)}.**"] if counts else []
+    spreads = {}
+    for cls, row in (fa.get("by_predicted_class") or {}).items():
+        maps = [m for m in row.values() if isinstance(m, dict)]
+        if maps:
+            spreads[cls] = max(max(m[k] for m in maps) - min(m[k] for m in maps) for k in maps[0])
+    others = [c for c, v in spreads.items() if v >= FLAT_SPREAD]
+    for cls, spread in spreads.items():
+        if spread < FLAT_SPREAD:
+            n = (fa["by_predicted_class"][cls] or {}).get("n")
+            lines += ["", f"For {cls} calls ({n} images) every map, the floors included, scores within {spread:.3f} of "
+                      "one another on every column: removing or restoring any region barely moves the probability, so "
+                      "these scores cannot tell a faithful map from a guess on such images"
+                      + (f"; the margins above come from the {', '.join(others)} calls." if others else ".")]
+    return lines
+
+
+#: Largest spread of scores across the maps (floors included) at which a class's calls cannot judge a map.
+FLAT_SPREAD = 0.05
+
+
+def _margin_words(margins: dict, who: str = "the evidence map") -> str:
+    """One sentence per floor: by how much ``who`` beats it (paired mean, 95% interval)."""
     words = []
     for floor, label in (("random", "the random map"), ("prior", "the centred prior")):
         row = margins.get(floor)
         if not row:
             continue
         parts = [f"{k.replace('_', ', ')} fill {v[0]:+.3f} ± {v[1]:.3f}" for k, v in row.items()]
-        words.append(f"Margin of the evidence map over {label} (positive = better; paired mean ± 95% interval): "
+        words.append(f"Margin of {who} over {label} (positive = better; paired mean ± 95% interval): "
                      + "; ".join(parts) + ".")
     for floor, label in (("random", "the random map"), ("prior", "the centred prior")):
         row = margins.get(floor) or {}
         wins = [_score_words(k) for k, (m, h) in row.items() if m - h > 0]
         losses = [_score_words(k) for k, (m, h) in row.items() if m + h < 0]
         if row:
-            words.append(f"In plain words, against {label}: better beyond chance on {', '.join(wins) or 'no score'}"
+            words.append(f"In plain words, {who} against {label}: better beyond chance on {', '.join(wins) or 'no score'}"
                          + (f"; worse on {', '.join(losses)}" if losses else "")
                          + "; elsewhere no better than this guess that knows nothing of the image.")
     return " ".join(words)

@@ -13,6 +13,7 @@ validation row is then replaced, not kept as a trainer's.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,10 @@ from .model_card import write_model_card
 from .report import jsonable
 
 
-def protocol_summary(full: dict, cross_batch: list[dict], score: dict) -> dict:
+def protocol_summary(full: dict, cross_batch: list[dict], score: dict, command: str | None = None) -> dict:
     """What the card shows: sensitivity and specificity at the protocol threshold for clean validation
-    and per suite family (mean over levels, and the worst level's specificity), and the cross-batch check."""
+    and per suite family (mean over levels, and the worst level's specificity), the cross-batch check
+    with each cross-batch model's training command, and ``command``: the scoring command that wrote it."""
     families: dict[str, list[dict]] = {}
     for v in full["views"]:
         families.setdefault(v["family"], []).append(v["at_protocol_threshold"])
@@ -35,17 +37,20 @@ def protocol_summary(full: dict, cross_batch: list[dict], score: dict) -> dict:
                         "specificity": float(np.mean([r["specificity"] for r in rows])),
                         "worst_specificity": float(min(r["specificity"] for r in rows))} for fam, rows in families.items()}
     xb = {c["held_out"]["batch"]: {"auroc": c["held_out"]["auroc"], "spec95": c["held_out"]["spec95"],
-                                   "specificity_at_own_threshold": c["held_out"]["specificity"]} for c in cross_batch}
+                                   "specificity_at_own_threshold": c["held_out"]["specificity"],
+                                   **({"command": c["command"]} if c.get("command") else {})} for c in cross_batch}
     return {"rule": "protocol", "threshold": full["protocol_threshold"], "clean": full["clean_at_protocol_threshold"],
             "families": per_family, "cross_batch": xb, "score": score,
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **({"command": command} if command else {})}
 
 
 def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross_batch: list[dict], score: dict,
-                             clean: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+                             clean: tuple[np.ndarray, np.ndarray] | None = None, command: str | None = None) -> Path:
     """Write ``out_path``: ``model_path`` with the protocol threshold and summary, and its card beside it.
 
     ``clean``: (labels, positive-class probabilities) of the clean validation images, 1 = positive.
+    ``command``: the scoring command, recorded so that the card can show how to reproduce it.
     """
     if not full.get("complete"):
         raise CxrError("the protocol threshold needs the whole suite scored (17 families)")
@@ -63,15 +68,16 @@ def write_protocol_threshold(model_path: Path, out_path: Path, full: dict, cross
     # since): its notes already say where the weights came from, and its validation row is no trainer's.
     rescoring = isinstance(model.meta.get("protocol"), dict)
     training = dict(model.meta.get("training") or {})
-    if rescoring:
-        training["calibration"] = (f"{training.get('calibration') or ''}; protocol summary rescored "
+    if rescoring:  # the latest rescoring replaces an earlier one's note
+        before = re.sub(r"(; )?protocol summary rescored [^;]*", "", training.get("calibration") or "")
+        training["calibration"] = (f"{before}; protocol summary rescored "
                                    f"{_dt.date.today().isoformat()} from {Path(model_path).name} (threshold {threshold:.4f})").lstrip("; ")
     else:
         before = f"{training['calibration']}; then the " if training.get("calibration") else ""
         training["calibration"] = before + (f"threshold set to {threshold:.4f} by the protocol rule "
                                    "(docs/selection-protocol.md, section 6) with cxrviewer.core.training.protocol; "
                                    f"weights and temperature those of {Path(model_path).name}, whose card has the training plots")
-    meta = {"threshold": threshold, "protocol": jsonable(protocol_summary(full, cross_batch, score)),
+    meta = {"threshold": threshold, "protocol": jsonable(protocol_summary(full, cross_batch, score, command)),
             "training": training}
     if clean is not None:
         meta["metrics"] = _metrics_at(model, threshold, *clean, rescoring=rescoring)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -422,6 +423,16 @@ def cross_batch_groups(paths: Sequence[Path]) -> list[list[Path]]:
     return list(groups.values())
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this scoring run (the options that change its result or its files)."""
+    parts = [*(["--model", *map(str, args.model)] if args.model else []),
+             *(["--cross-batch", *map(str, args.cross_batch)] if args.cross_batch else []),
+             "--data", str(args.data), "--out", str(args.out), *(["--name", args.name] if args.name else []),
+             *(["--families", *args.families] if args.families else []),
+             *(["--write-threshold", str(args.write_threshold)] if args.write_threshold else [])]
+    return "python -m cxrviewer.core.training.protocol " + shlex.join(parts)
+
+
 def main(args: argparse.Namespace) -> dict:
     """Score the models (cross-batch ones first: they are quick), writing NAME.json and NAME.md after
     every suite family, so that an interrupted run leaves its partial result and its cache behind."""
@@ -461,7 +472,8 @@ def main(args: argparse.Namespace) -> dict:
         val = protocol_split(model, args.data)[0]
         labels = np.array([int(s.label == model.positive_index) for s in val])
         probs = ViewCache(cache, args.model[0]).get("clean", lambda: positive_probs(model, load_images(val, model.input_size)))
-        out = write_protocol_threshold(args.model[0], args.write_threshold, full, cross, result["score"], clean=(labels, probs))
+        out = write_protocol_threshold(args.model[0], args.write_threshold, full, cross, result["score"],
+                                       clean=(labels, probs), command=command_line(args))
         log.info("wrote %s", out)
     return result
 

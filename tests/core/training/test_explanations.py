@@ -46,6 +46,41 @@ def test_card_section_states_the_margins_and_the_sanity_verdict_in_plain_words()
     assert _explanations(None) == [] and _explanations({}) == []
 
 
+def test_card_counts_the_comparisons_states_grad_cams_margins_and_names_classes_no_map_separates():
+    audit = _audit(0.6, passed=True)
+    fa = audit["faithfulness"]
+    fa["margins_gradcam"] = {f: {k: [0.05, 0.01] for k in fa["mean"]["evidence"]} for f in ("random", "prior")}
+    fa["margins"]["prior"]["deletion_blur"] = [-0.03, 0.01]
+    flat = {m: {"deletion_mean": 0.96 + d, "insertion_mean": 0.97, "deletion_blur": 0.97, "insertion_blur": 0.97 - d}
+            for m, d in (("evidence", 0.0), ("gradcam", 0.01), ("random", 0.02), ("prior", 0.0))}
+    apart = {m: {k: 0.5 + d for k in ("deletion_mean", "insertion_mean", "deletion_blur", "insertion_blur")}
+             for m, d in (("evidence", 0.0), ("gradcam", 0.1), ("random", 0.3), ("prior", 0.2))}
+    fa["by_predicted_class"] = {"NORMAL": {"n": 5, **apart}, "PNEUMONIA": {"n": 5, **flat}}
+    text = "\n".join(_explanations(audit))
+    # evidence map: deletion and insertion with mean fill beat both floors (4 of 8), blur-fill deletion loses to the prior
+    assert "better beyond chance: the evidence map on 4 of 8 (worse on 1); Grad-CAM on layer3 on 8 of 8.**" in text
+    assert "Margin of Grad-CAM on layer3 (the viewer's second map) over the centred prior" in text
+    assert "Grad-CAM on layer3 (the viewer's second map) against the random map: better beyond chance on deletion with mean fill, " in text
+    assert "| PNEUMONIA (5) | evidence map | 0.960 | 0.970 | 0.970 | 0.970 |" in text
+    assert "| NORMAL (5) | centred Gaussian prior | 0.700 | 0.700 | 0.700 | 0.700 |" in text
+    assert "For PNEUMONIA calls (5 images) every map, the floors included, scores within 0.020 of one another" in text
+    assert "the margins above come from the NORMAL calls." in text and "For NORMAL calls" not in text
+
+
+def test_audit_helpers_count_comparisons_and_say_them_in_a_line():
+    from cxrviewer.core.explain.audit import audit_line, floor_tally, method_notes
+
+    margins = {"random": {"deletion_mean": [0.1, 0.02], "insertion_mean": [0.01, 0.02]},
+               "prior": {"deletion_mean": [-0.05, 0.02], "insertion_mean": [0.03, 0.01]}}
+    assert floor_tally(margins) == (2, 1, 4)
+    ex = {"faithfulness": {"n": 12, "margins": margins}, "sanity": {"passed": {"evidence": False}}}
+    assert method_notes(ex) == {"evidence": "beats the no-knowledge maps (random, centred prior) beyond chance in 2 of 4 "
+                                            "deletion/insertion comparisons and loses 1 (12 validation images)"}
+    assert audit_line(ex) == ("CAM beats a random and a centred map in 2 of 4 comparisons (loses 1); sanity check FAILED "
+                              "(12 validation images; see the model card)")
+    assert method_notes(None) == {} and audit_line(None) == "" and audit_line({}) == ""
+
+
 def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path):
     import json
 
@@ -63,6 +98,7 @@ def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path
     meta = read_header(tiny_model_file)
     assert meta[THRESHOLD_KEY] == 0.3 and meta["metrics"]["explanations"]["sanity"]["passed"] == {"evidence": True}
     assert weights_digest(tiny_model_file) == before and meta["threshold"] == 0.5
+    assert "Sanity check: PASSED" in tiny_model_file.with_suffix(".md").read_text()  # the card follows the metadata
     found.write_text(json.dumps({"model": "other.safetensors", "audit": _audit(0.6, passed=True)}))
     with pytest.raises(CxrError, match="audits 'other.safetensors'"):
         main(get_args_parser().parse_args([str(tiny_model_file), "--from-json", str(found)]))

@@ -127,6 +127,16 @@ def test_scorer_writes_json_and_a_table_row_for_a_recipe_and_continues_from_its_
     assert protocol.main(args)["score"] == result["score"]
 
 
+def test_command_line_reproduces_the_arguments(tmp_path):
+    argv = ["--model", "m.safetensors", "--cross-batch", "a b.safetensors", "x.safetensors", "--data", "../data",
+            "--out", "scores", "--name", "row", "--write-threshold", "new.safetensors"]
+    line = protocol.command_line(protocol.get_args_parser().parse_args(argv))
+    assert line == ("python -m cxrviewer.core.training.protocol --model m.safetensors --cross-batch 'a b.safetensors' "
+                    "x.safetensors --data ../data --out scores --name row --write-threshold new.safetensors")
+    import shlex
+    assert protocol.get_args_parser().parse_args(shlex.split(line)[3:]) == protocol.get_args_parser().parse_args(argv)
+
+
 def test_trainer_holds_out_a_normal_batch_from_train_and_val(tiny_data):
     from cxrviewer.core.training.data import find_samples
     from cxrviewer.core.training.train import TrainingError, get_args_parser
@@ -180,13 +190,24 @@ def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
         write_protocol_threshold(src, tmp_path / "x.safetensors", {**full, "complete": False}, cross, score)
     # Rescoring a protocol copy (e.g. with cross-batch models added): one trainer row, one validation row at the
     # new threshold, and the note says it was rescored instead of naming the copy as the weights' origin.
-    cross2 = cross + [{"held_out": {"batch": "NORMAL2", "auroc": 0.9, "spec95": 0.6, "specificity": 0.7}}]
-    out3 = write_protocol_threshold(out2, tmp_path / "rescored.safetensors", full, cross2, score, clean=(labels, probs))
+    cross2 = cross + [{"held_out": {"batch": "NORMAL2", "auroc": 0.9, "spec95": 0.6, "specificity": 0.7},
+                       "command": "train_model.py --epochs 20 --holdout-normal-batch NORMAL2"}]
+    scoring = "python -m cxrviewer.core.training.protocol --model m.safetensors --write-threshold rescored.safetensors"
+    out3 = write_protocol_threshold(out2, tmp_path / "rescored.safetensors", full, cross2, score, clean=(labels, probs),
+                                    command=scoring)
     meta3 = load_model(out3).meta
+    # the card says how to reproduce the section: the scoring command and the cross-batch model's training command
+    card3 = out3.with_suffix(".md").read_text()
+    assert meta3["protocol"]["command"] == scoring and f"```\n{scoring}\n```" in card3
+    assert "```\npython train_model.py --epochs 20 --holdout-normal-batch NORMAL2\n```" in card3
+    assert "command" not in meta3["protocol"]["cross_batch"]["IM"] and "command" not in load_model(out2).meta["protocol"]
     assert sorted(meta3["metrics"]) == sorted(m) and "validation, trainer's threshold 0.370" not in meta3["metrics"]
     assert meta3["metrics"]["validation"]["threshold"] == pytest.approx(0.37)
     note = meta3["training"]["calibration"]
     assert "rescored" in note and "rethresholded.safetensors" in note and note.count("by the protocol rule") == 1
+    out4 = write_protocol_threshold(out3, tmp_path / "again.safetensors", full, cross2, score, clean=(labels, probs))
+    note4 = load_model(out4).meta["training"]["calibration"]  # a second rescoring replaces the first one's note
+    assert note4.count("protocol summary rescored") == 1 and "from rescored.safetensors" in note4 and note4.startswith(note.split("; protocol")[0])
     assert set(meta3["protocol"]["cross_batch"]) == {"IM", "NORMAL2"} and "without the NORMAL2 NORMAL" in out3.with_suffix(".md").read_text()
 
 
