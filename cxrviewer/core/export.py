@@ -55,9 +55,11 @@ def unique_path(path: str | Path) -> Path:
     return numbered(path, n)
 
 
-def overlay_path(out_dir: str | Path, source: str | Path) -> Path:
-    """Where the overlay of ``source`` goes in ``out_dir`` (before de-duplication): ``<stem>_cam.png``."""
-    return Path(out_dir) / f"{Path(source).stem}{OVERLAY_SUFFIX}"
+def overlay_path(out_dir: str | Path, source: str | Path, method: str = "evidence") -> Path:
+    """Where the overlay of ``source`` goes in ``out_dir`` (before de-duplication): ``<stem>_cam.png`` for the
+    evidence map, ``<stem>_<method>.png`` for another explanation method (``_gradcam``, ``_occlusion``)."""
+    suffix = OVERLAY_SUFFIX if method == "evidence" else f"_{method}.png"
+    return Path(out_dir) / f"{Path(source).stem}{suffix}"
 
 
 def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path], strict: bool = False) -> Path:

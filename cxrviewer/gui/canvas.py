@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.transforms import IdentityTransform
+from matplotlib.transforms import IdentityTransform, offset_copy
 from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
@@ -121,7 +121,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._caption = None
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
-        self._note = self.ax.text(0.5, 0.02, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11,
+        self._note = self.ax.text(0.5, 0.01, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11,
                                   color=TEXT, zorder=5, bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
         self._overlay: Overlay | None = None
         self._view = ViewState()
@@ -232,6 +232,8 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def draw(self) -> None:
         self.corners.refresh(self._view.window, self.zoom_factor())
+        # the overlay's note sits above the bottom corners' lines, never over them
+        self._note.set_transform(offset_copy(self.ax.transAxes, fig=self.figure, y=self.corners.bottom_height(), units="points"))
         super().draw()
 
     # -- display settings ------------------------------------------------------

@@ -15,6 +15,7 @@ _PLACES = {  # corner -> (x, y, ha, va) in axes coordinates
     "bottom_left": (0.01, 0.01, "left", "bottom"),
     "bottom_right": (0.99, 0.01, "right", "bottom"),
 }
+LINE_SPACING = 1.25  # a text line's height in font sizes (matplotlib's default spacing is 1.2)
 _OUTLINE = [patheffects.withStroke(linewidth=2.5, foreground="black")]  # readable over white bone
 
 
@@ -41,3 +42,10 @@ class CornerText:
             artist = self.artists[corner]
             artist.set_text("\n".join(lines))
             artist.set_visible(self.visible and bool(lines))
+
+    def bottom_height(self) -> float:
+        """Points above the axes' bottom edge that the bottom corners' text takes (0 when none is shown)."""
+        shown = [a for c, a in self.artists.items() if c.startswith("bottom") and a.get_visible() and a.get_text()]
+        lines = max((a.get_text().count("\n") + 1 for a in shown), default=0)
+        return lines * self.artists["bottom_left"].get_fontsize() * LINE_SPACING + (6 if lines else 0)
+

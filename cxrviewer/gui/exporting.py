@@ -104,8 +104,14 @@ def annotations(result: FileResult, options: RenderOptions, radiograph: Radiogra
                        width, corners)
 
 
-def suggested_name(result: FileResult) -> str:
-    return overlay_path(".", result.path).name
+def suggested_name(result: FileResult, view: ViewState = ViewState()) -> str:
+    """The file name the save dialog offers: named after the map drawn (``_cam``, ``_gradcam``, ``_occlusion``)."""
+    return overlay_path(".", result.path, _method(view)).name
+
+
+def _method(view: ViewState) -> str:
+    """The map an export of ``view`` draws (the evidence map when the overlay is off: the name stays the usual one)."""
+    return view.method if view.overlay else "evidence"
 
 
 def export_overlay(result: FileResult, options: RenderOptions, path: Path,
@@ -118,8 +124,9 @@ def export_overlay(result: FileResult, options: RenderOptions, path: Path,
 
 
 def export_overlays(results: list[FileResult], options: RenderOptions, folder: Path) -> Generator[tuple[int, int], None, dict]:
-    """One ``<stem>_cam.png`` per successful result into ``folder`` (and with ``options.dicom`` one
-    ``<stem>_cam_sc.dcm`` per DICOM input, one new series per study), never overwriting.
+    """One ``<stem>_cam.png`` per successful result into ``folder`` (``_gradcam``, ``_occlusion`` when the view
+    draws that map; and with ``options.dicom`` one ``<stem>_cam_sc.dcm`` per DICOM input, one new series per
+    study), never overwriting.
 
     A generator (run as a task): yields ``(done, total)`` after each file (closing it stops
     the export there) and returns a summary: ``written`` paths, ``failed`` reasons, ``folder``,
@@ -129,7 +136,7 @@ def export_overlays(results: list[FileResult], options: RenderOptions, folder: P
     summary, plan = _summary(folder), SeriesPlan()
     for i, r in enumerate(todo):
         try:
-            _export_one(r, options, overlay_path(folder, r.path), summary, plan)
+            _export_one(r, options, overlay_path(folder, r.path, _method(options.view)), summary, plan)
         except CxrError as e:
             summary["failed"].append(str(e))
         except Exception as e:  # noqa: BLE001 - one bad file never stops the export

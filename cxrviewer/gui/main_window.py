@@ -682,7 +682,7 @@ class MainWindow(QMainWindow):
         if result is None or not result.ok:
             return
         options = self._render_options()
-        suggested = self._export_folder_start() / suggested_name(result)
+        suggested = self._export_folder_start() / suggested_name(result, options.view)
         path = dialogs.ask_save_file(self, "Export Overlay", suggested, "PNG image (*.png)")
         if not path:
             return

@@ -209,4 +209,6 @@ def test_output_folder_rules(tmp_path):
     with pytest.raises(ExportError, match="not a folder"):
         check_output_dir(img, [tmp_path / "elsewhere"])
     assert overlay_path(tmp_path, "x/y/chest.01.jpeg") == tmp_path / "chest.01_cam.png"
+    assert overlay_path(tmp_path, "x/chest.jpeg", "gradcam") == tmp_path / "chest_gradcam.png"  # named after its map
+    assert overlay_path(tmp_path, "x/chest.jpeg", "occlusion").name == "chest_occlusion.png"
     assert export.numbered(Path("a.b.csv"), 2) == Path("a.b (2).csv")

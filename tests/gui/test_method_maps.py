@@ -154,15 +154,18 @@ def test_exports_draw_the_method_on_screen_and_compute_the_maps_not_yet_made(qtb
     w = reviewed
     errors = []
     monkeypatch.setattr(dialogs, "show_error", lambda _parent, title, text: errors.append(f"{title}: {text}"))
-    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tmp_path / "evidence.png")
+    offered = []
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda _p, _t, suggested, _f: offered.append(suggested.name) or tmp_path / "evidence.png")
     with qtbot.waitSignal(w.exportFinished, timeout=10000):
         w.export_overlay_act.trigger()
     with qtbot.waitSignal(w.method_maps.ready, timeout=10000):
         choose(w, "gradcam")
-    monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tmp_path / "gradcam.png")
+    monkeypatch.setattr(dialogs, "ask_save_file", lambda _p, _t, suggested, _f: offered.append(suggested.name) or tmp_path / "gradcam.png")
     with qtbot.waitSignal(w.exportFinished, timeout=10000):
         w.export_overlay_act.trigger()
     assert calls == [(False, "gradcam")]  # the map on screen is reused, not computed again
+    stem = w.current_result().path.stem
+    assert offered == [f"{stem}_cam.png", f"{stem}_gradcam.png"]  # the suggested name says which map it is
     evidence, gradcam = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("evidence.png", "gradcam.png"))
     assert evidence.shape == gradcam.shape and np.abs(evidence - gradcam).mean() > 2  # another map drawn
     options = w._render_options()

@@ -180,3 +180,28 @@ def test_canvas_draws_the_fitted_image_pixel_for_pixel(qtbot, monkeypatch):
     canvas.zoom(3.0)
     assert canvas._image.get_interpolation() != "none"
     assert canvas.rgba().shape == fast.shape
+
+
+def test_the_overlay_note_sits_above_the_bottom_corner_text(qtbot):
+    """A note such as "no positive evidence for ..." never overlaps the window/zoom and index lines."""
+    from cxrviewer.core.corner_text import CornerInfo
+    from cxrviewer.gui.canvas import ImageCanvas, Overlay
+
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 600)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(np.full((224, 224), 0.5, np.float32))
+    canvas.set_corner_info(CornerInfo("x.png", {"format": "PNG", "size": (224, 224)}, index=4, count=5))
+    canvas.set_overlay(Overlay(None, 0.0, 1.0, "", note="no positive evidence for PNEUMONIA (Grad-CAM: mean positive part 0.024)"))
+    canvas.draw()
+    renderer = canvas.figure.canvas.get_renderer()
+    corners = [a for c, a in canvas.corners.artists.items() if c.startswith("bottom") and a.get_visible()]
+    assert corners and canvas.note.startswith("no positive evidence")
+    top_of_corners = max(a.get_window_extent(renderer).y1 for a in corners)
+    note_box = canvas._note.get_bbox_patch().get_window_extent(renderer)
+    assert note_box.y0 >= top_of_corners
+    canvas.show_corners(False)  # without corner text the note goes back to the bottom edge
+    canvas.draw()
+    assert canvas._note.get_bbox_patch().get_window_extent(renderer).y0 < note_box.y0
