@@ -6,11 +6,13 @@ key, width, tooltip), plus the row's status, which is the table's own.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
+from PySide6.QtWidgets import QApplication, QStyle
 
 from ..core.columns import Batch, Column, table_columns
 from ..core.reader_study import ReaderStudy, relabel
@@ -36,6 +38,19 @@ class Row:
     path: Path
     status: str = QUEUED
     result: FileResult | None = None
+
+
+def check_warnings(result: FileResult | None) -> list[str]:
+    """What the per-verdict checks say about a finished verdict (evidence outside the chest, unstable), if anything."""
+    if result is None or not result.ok or result.checks is None:
+        return []
+    return result.checks.warnings(result.predicted or result.label)
+
+
+@functools.cache
+def warning_icon() -> QIcon:
+    """The mark beside a verdict whose checks found something (the same warning sign the style draws elsewhere)."""
+    return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
 
 
 def _columns(batch: Batch) -> list[Column | None]:
@@ -152,6 +167,10 @@ class ResultsModel(QAbstractTableModel):
         spec = self.columns[section]
         return STATUS_WIDTH if spec is None else spec.width
 
+    def icon_samples(self, section: int) -> list[str]:
+        """Texts of the column that may show beside an icon (the status "done" with a check's warning sign)."""
+        return [DONE] if section == STATUS else []
+
     def width_samples(self, section: int) -> list[str]:
         """Texts the column must show in full whatever the rows hold: every status, every class, the widest percentage."""
         spec = self.columns[section]
@@ -177,9 +196,15 @@ class ResultsModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.ToolTipRole:
             if res is not None and res.error:
                 return f"{row.path}\n{res.error}"
+            lines = [str(row.path)]
             if col == CLASS and _disagrees_with_truth(res):
-                return f"{row.path}\nThe folder says {res.reader.truth}"
-            return str(row.path)
+                lines.append(f"The folder says {res.reader.truth}")
+            if col == STATUS:
+                lines += [w[:1].upper() + w[1:] for w in check_warnings(res)]
+            return "\n".join(lines)
+        elif role == Qt.ItemDataRole.DecorationRole:
+            if col == STATUS and check_warnings(res):
+                return warning_icon()
         elif role == Qt.ItemDataRole.BackgroundRole:
             if col == CLASS and _disagrees_with_truth(res):
                 return _WRONG_COLOUR

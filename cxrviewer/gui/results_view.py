@@ -54,7 +54,7 @@ class ResultsView(QWidget):
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.setItemDelegateForColumn(NAME, LeftElideDelegate(self.table))
         self.table.horizontalHeader().setHighlightSections(False)
-        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col)))
+        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col), model.icon_samples(col)))
         self.sizer.fit()
         model.headerDataChanged.connect(lambda *_: self.sizer.fit())
         top = QHBoxLayout()

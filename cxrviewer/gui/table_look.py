@@ -27,10 +27,13 @@ def text_width(table: QTableView, texts: list[str]) -> int:
     return max(map(table.fontMetrics().horizontalAdvance, texts)) + 2 * margin + 8
 
 
-def column_width(table: QTableView, col: int, hint: int, samples: list[str]) -> int:
-    """The larger of the spec's hint, the header's text with its sort arrow, and the widest sample text."""
+def column_width(table: QTableView, col: int, hint: int, samples: list[str], icon_samples: list[str] = ()) -> int:
+    """The larger of the spec's hint, the header's text with its sort arrow, the widest sample text, and the
+    widest of ``icon_samples`` with an icon before it."""
     header = table.horizontalHeader()
-    return max(hint, header.sectionSizeFromContents(col).width() + 4, text_width(table, samples))
+    room = table.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize, None, table) + 6
+    return max(hint, header.sectionSizeFromContents(col).width() + 4, text_width(table, samples),
+               text_width(table, list(icon_samples)) + room if icon_samples else 0)
 
 
 class ColumnSizer(QObject):
@@ -40,7 +43,7 @@ class ColumnSizer(QObject):
 
     def __init__(self, table: QTableView, widths):
         super().__init__(table)
-        self.table, self._widths = table, widths  # widths(col) -> (hint, sample texts)
+        self.table, self._widths = table, widths  # widths(col) -> (hint, sample texts[, texts beside an icon])
         self._user_name_width = False
         self._sizing = False
         self._shown = False  # fitted again when first laid out (the style's fonts and margins apply by then)
@@ -56,8 +59,8 @@ class ColumnSizer(QObject):
         header = self.table.horizontalHeader()
         with self._programmatic():
             for col in range(1, header.count()):
-                hint, samples = self._widths(col)
-                header.resizeSection(col, column_width(self.table, col, hint, samples))
+                hint, samples, *icon_samples = self._widths(col)
+                header.resizeSection(col, column_width(self.table, col, hint, samples, *icon_samples))
         self._fill_name()
 
     def _fill_name(self) -> None:

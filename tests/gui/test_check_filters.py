@@ -44,6 +44,33 @@ def test_unstable_and_check_framing_filters_keep_only_flagged_rows(qtbot):
     assert view.proxy.mode == ResultsFilter.EVIDENCE_OUTSIDE
 
 
+def test_a_verdict_whose_checks_found_something_is_marked_in_the_table(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QIcon
+
+    from cxrviewer.gui.results_model import STATUS
+
+    model = ResultsModel()
+    model.set_batch(Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.5, "tiny"))
+    checks = [VerdictChecks(unstable=True, flipped=("border",)), VerdictChecks(evidence_outside=True, outside_share=0.6),
+              VerdictChecks(), VerdictChecks(unstable=None), None]
+    model.set_paths([Path(f"/data/{i:02d}.png") for i in range(len(checks))])
+    model.apply([_result(i, c) for i, c in enumerate(checks)])
+    icons = [model.index(r, STATUS).data(Qt.ItemDataRole.DecorationRole) for r in range(len(checks))]
+    assert [isinstance(i, QIcon) for i in icons] == [True, True, False, False, False]  # 'not run' is no warning
+    tips = [model.index(r, STATUS).data(Qt.ItemDataRole.ToolTipRole) for r in range(len(checks))]
+    assert tips[0] == "/data/00.png\nUnstable: the label changes with a 10% black border"
+    assert tips[1] == "/data/01.png\nEvidence outside the chest: check the framing" and tips[2] == "/data/02.png"
+    assert model.index(0, 0).data(Qt.ItemDataRole.DecorationRole) is None  # only the status column carries it
+    view = ResultsView(model)
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    icon_room = view.table.style().pixelMetric(view.table.style().PixelMetric.PM_SmallIconSize)
+    assert view.table.columnWidth(STATUS) > view.table.fontMetrics().horizontalAdvance("done") + icon_room
+
+
 def test_details_panel_lists_both_flags_with_their_numbers(qtbot):
     from cxrviewer.gui.details import DetailsPanel, ModelInfo
 
