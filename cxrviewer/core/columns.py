@@ -159,7 +159,7 @@ def _shift(value: float | str | None) -> str:
 
 
 def _warnings(r: FileResult, b: Batch) -> str | None:
-    return "; ".join(r.checks.warnings(r.predicted or r.label)) if r.ok and r.checks is not None else None
+    return "; ".join(r.warnings()) if r.ok and r.checks is not None else None
 
 
 EVIDENCE_OUTSIDE = Column("evidence_outside", "Evidence outside chest", _checks(lambda c: c.outside_share),

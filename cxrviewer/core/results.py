@@ -107,3 +107,7 @@ class FileResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def warnings(self) -> list[str]:
+        """What the per-verdict checks say about this verdict, in plain words (empty: nothing, or not checked)."""
+        return self.checks.warnings(self.predicted or self.label) if self.ok and self.checks is not None else []

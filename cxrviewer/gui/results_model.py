@@ -40,13 +40,6 @@ class Row:
     result: FileResult | None = None
 
 
-def check_warnings(result: FileResult | None) -> list[str]:
-    """What the per-verdict checks say about a finished verdict (evidence outside the chest, unstable), if anything."""
-    if result is None or not result.ok or result.checks is None:
-        return []
-    return result.checks.warnings(result.predicted or result.label)
-
-
 @functools.cache
 def warning_icon() -> QIcon:
     """The mark beside a verdict whose checks found something (the same warning sign the style draws elsewhere)."""
@@ -200,10 +193,10 @@ class ResultsModel(QAbstractTableModel):
             if col == CLASS and _disagrees_with_truth(res):
                 lines.append(f"The folder says {res.reader.truth}")
             if col == STATUS:
-                lines += [w[:1].upper() + w[1:] for w in check_warnings(res)]
+                lines += [w[:1].upper() + w[1:] for w in (res.warnings() if res is not None else [])]
             return "\n".join(lines)
         elif role == Qt.ItemDataRole.DecorationRole:
-            if col == STATUS and check_warnings(res):
+            if col == STATUS and (res.warnings() if res is not None else []):
                 return warning_icon()
         elif role == Qt.ItemDataRole.BackgroundRole:
             if col == CLASS and _disagrees_with_truth(res):

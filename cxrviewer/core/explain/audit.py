@@ -118,18 +118,18 @@ def floor_tally(margins: dict) -> tuple[int, int, int]:
     return (sum(m - h > 0 for m, h in rows), sum(m + h < 0 for m, h in rows), len(rows))
 
 
+def floor_tallies(faithfulness: dict) -> dict[str, tuple[int, int, int]]:
+    """:func:`floor_tally` of each audited map (``evidence``, ``gradcam``) whose margins a faithfulness section holds."""
+    return {name: floor_tally(faithfulness[key]) for name, key in AUDITED.items() if faithfulness.get(key)}
+
+
 def method_notes(explanations: dict | None) -> dict[str, str]:
     """One plain sentence per audited method (``evidence``, ``gradcam``) from a model file's
     ``metrics.explanations``: how its map did against the floors on validation. Empty without an audit."""
     fa = (explanations or {}).get("faithfulness") or {}
-    notes = {}
-    for name, key in AUDITED.items():
-        if fa.get(key):
-            better, worse, total = floor_tally(fa[key])
-            notes[name] = (f"beats the no-knowledge maps (random, centred prior) beyond chance in {better} of {total} "
-                           f"deletion/insertion comparisons" + (f" and loses {worse}" if worse else "")
-                           + f" ({fa.get('n')} validation images)")
-    return notes
+    return {name: f"beats the no-knowledge maps (random, centred prior) beyond chance in {better} of {total} "
+                  f"deletion/insertion comparisons" + (f" and loses {worse}" if worse else "") + f" ({fa.get('n')} validation images)"
+            for name, (better, worse, total) in floor_tallies(fa).items()}
 
 
 def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, n_sanity: int = 16,
@@ -176,13 +176,8 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
 def tally_words(faithfulness: dict) -> list[str]:
     """Per audited map of a faithfulness section: "CAM beats a random and a centred map in 6 of 8 comparisons (loses 1)"."""
     names = {"evidence": "CAM", "gradcam": "Grad-CAM"}
-    words = []
-    for name, key in AUDITED.items():
-        if faithfulness.get(key):
-            better, worse, total = floor_tally(faithfulness[key])
-            words.append(f"{names[name]} beats a random and a centred map in {better} of {total} comparisons"
-                         + (f" (loses {worse})" if worse else ""))
-    return words
+    return [f"{names[name]} beats a random and a centred map in {better} of {total} comparisons"
+            + (f" (loses {worse})" if worse else "") for name, (better, worse, total) in floor_tallies(faithfulness).items()]
 
 
 def audit_line(explanations: dict | None) -> str:
@@ -194,4 +189,3 @@ def audit_line(explanations: dict | None) -> str:
     if passed is not None:
         parts.append(f"sanity check {'passed' if passed else 'FAILED'}")
     return "; ".join(parts) + (f" ({fa.get('n')} validation images; see the model card)" if fa.get("n") else "")
-

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import scope as S
 from ..checkpoint import read_header
-from ..explain.audit import AUDITED, floor_tally
+from ..explain.audit import floor_tallies
 from .report import report_dir
 
 NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."
@@ -213,11 +213,8 @@ def _tally_and_flat_classes(fa: dict) -> list[str]:
     """The comparisons with the floors counted per audited map, and the predicted classes on whose images
     no map scores apart from the floors (there deletion and insertion cannot judge a map)."""
     names = {"evidence": "the evidence map", "gradcam": "Grad-CAM on layer3"}
-    counts = []
-    for name, key in AUDITED.items():
-        if fa.get(key):
-            better, worse, total = floor_tally(fa[key])
-            counts.append(f"{names[name]} on {better} of {total}" + (f" (worse on {worse})" if worse else ""))
+    counts = [f"{names[name]} on {better} of {total}" + (f" (worse on {worse})" if worse else "")
+              for name, (better, worse, total) in floor_tallies(fa).items()]
     lines = ["", f"**Against the two floors (2 floors x 4 scores = 8 comparisons), better beyond chance: "
                  f"{'; '.join(counts)}.**"] if counts else []
     spreads = {}
