@@ -262,6 +262,8 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
     eq = meta.get("equalize", False)
     if not (eq is False or (type(eq) in (bool, str) and eq in MODES)):
         raise ModelFileError(f"{path.name}: equalize must be false, true (global) or \"clahe\"")
+    if type(meta.get("frame_normalize", False)) is not bool:
+        raise ModelFileError(f"{path.name}: frame_normalize must be true or false")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

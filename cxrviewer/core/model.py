@@ -19,6 +19,7 @@ import torchvision
 from torch import nn
 
 from .equalize import MODES, equalized
+from .frame import frame_normalized
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 ARCHS = RESNETS + ("densenet121",)
@@ -152,9 +153,18 @@ class CamClassifier(nn.Module):
         mode = self.meta.get("equalize", False)
         return MODES[mode] if mode else None
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Turn an ``N x 1 x H x W`` batch of grey values in [0, 1] into the model's input
-        (histogram-equalised first when the model file says so)."""
+    @property
+    def frame_normalize(self) -> bool:
+        """Whether a constant frame is cropped from the input before the model sees it
+        (``meta["frame_normalize"]``; :mod:`cxrviewer.core.frame`)."""
+        return bool(self.meta.get("frame_normalize", False))
+
+    def normalize(self, x: torch.Tensor, frame: bool = True) -> torch.Tensor:
+        """Turn an ``N x 1 x H x W`` batch of grey values in [0, 1] into the model's input: its constant frame
+        cropped (when the model file says so and ``frame``; callers that cropped it at full resolution pass
+        False), then histogram-equalised (when the file says so), then normalised."""
+        if frame and self.frame_normalize:
+            x = frame_normalized(x)
         x = equalized(x, self.meta.get("equalize", False))
         mean = torch.as_tensor(self.meta.get("mean", [0.5]), dtype=x.dtype, device=x.device)
         std = torch.as_tensor(self.meta.get("std", [0.25]), dtype=x.dtype, device=x.device)

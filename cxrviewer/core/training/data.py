@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
 from ..equalize import equalized
+from ..frame import frame_normalized
 from ..imaging import load_radiograph, to_model_input
 from ..inference import IMAGE_SUFFIXES
 from . import TrainingError
@@ -210,12 +211,13 @@ def build_augment(args: argparse.Namespace) -> Augment:
     return Augment(**given)
 
 
-def grey_stats(ds: RadiographFolder, n: int = 512, equalize: bool | str = False) -> tuple[list[float], list[float]]:
+def grey_stats(ds: RadiographFolder, n: int = 512, equalize: bool | str = False,
+               frame: bool = False) -> tuple[list[float], list[float]]:
     """Mean and standard deviation of the grey values of up to ``n`` evenly spaced images, in [0, 1]
-    (equalised as the model file's ``equalize`` value says, as the model will see them)."""
+    (frame-normalised and equalised as the model file says, as the model will see them)."""
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(int)
     x = torch.stack([ds[int(i)][0] for i in idx]).float() / 255.0
-    x = equalized(x, equalize)
+    x = equalized(frame_normalized(x) if frame else x, equalize)
     return [round(float(x.mean()), 4)], [round(float(x.std()), 4)]
 
 

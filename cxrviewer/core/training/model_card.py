@@ -43,6 +43,7 @@ def render_model_card(model_path: Path, meta: dict) -> str:
     return "\n".join(line for section in sections for line in section)
 
 
+_FRAMED = "a constant frame (padding, borders, shutters) cropped before resizing, then "
 _EQUALIZED = {True: "histogram-equalised per image, then ", "clahe": "equalised per image by CLAHE (8 x 8 regions, clip 2), then "}
 
 
@@ -57,7 +58,7 @@ def _what_it_is(meta: dict, tr: dict) -> list[str]:
         f"{'ImageNet weights' if tr.get('args', {}).get('pretrained') else 'scratch'}.",
         f"- Input: {meta['input_channels']} channel(s), {h} x {w} px (CAM grid {h // stride} x {w // stride}"
         f"{', last stage dilated' if stride == 16 else ''}), "
-        f"{_EQUALIZED.get(meta.get('equalize'), '')}"
+        f"{_FRAMED if meta.get('frame_normalize') else ''}{_EQUALIZED.get(meta.get('equalize'), '')}"
         f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
         "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {meta['threshold']:.4f} "

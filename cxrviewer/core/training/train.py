@@ -86,6 +86,9 @@ def _model_options(g) -> None:
                    help="histogram-equalise each image before normalisation, in training and wherever the model runs: "
                         "'global' (the default with no value; invariant to gamma and contrast) or 'clahe' (8 x 8 regions, "
                         "clip limit 2); stored in the model file (default: off)")
+    g.add_argument("--frame-normalize", action="store_true",
+                   help="crop a constant frame (padding, black/white/grey borders, shutters) from every image before it is "
+                        "resized, in training (after augmentation) and wherever the model runs; stored in the model file")
     g.add_argument("--input-channels", default=None, type=int, choices=(1, 3),
                    help="model input channels (grey replicated); default 3 with --pretrained, else 1")
     g.add_argument("--pretrained", action="store_true", help="start from torchvision's ImageNet weights (needs internet or --backbone-weights)")
@@ -243,11 +246,13 @@ def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> Ca
     if args.pretrained:
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ([0.449], [0.226])
     else:
-        mean, std = grey_stats(data.train_set, equalize=equalize)
+        mean, std = grey_stats(data.train_set, equalize=equalize, frame=getattr(args, "frame_normalize", False))
     meta = {"format_version": FORMAT_VERSION, "arch": args.arch, "class_names": data.class_names,
             "input_size": [args.image_size, args.image_size], "input_channels": channels, "mean": mean, "std": std}
     if equalize:
         meta["equalize"] = equalize
+    if getattr(args, "frame_normalize", False):
+        meta["frame_normalize"] = True
     if len(data.class_names) == 2:
         meta["positive_class"] = positive_class(data.class_names)
     try:
