@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
-from ..equalize import equalized
-from ..frame import frame_normalized
-from ..imaging import load_radiograph, to_model_input
-from ..inference import IMAGE_SUFFIXES
+from ..io.equalize import equalized
+from ..io.frame import frame_normalized
+from ..io.reading import load_radiograph
+from ..io.radiograph import to_model_input
+from ..batch.inference import IMAGE_SUFFIXES
 from . import TrainingError
 from .augment import build_pipeline
 from .crossbatch import hold_out_normal_batch, negative_label

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_model
+from ..model.checkpoint import load_model
 from ..errors import ModelFileError
 from . import TrainingError
 

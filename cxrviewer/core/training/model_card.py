@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import scope as S
-from ..checkpoint import read_header
+from ..model import scope as S
+from ..model.checkpoint import read_header
 from ..explain.audit import floor_tallies
 from .report import report_dir
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
-from .results import FileResult
+from ..results.file_result import FileResult
 
 
 def _truth(r: FileResult) -> str | None:
