@@ -12,7 +12,7 @@ Batches run on a few lanes (:mod:`.thread_layout`): each lane decodes a batch
 and runs one forward pass under ``torch.inference_mode()`` that gives the logits
 and the CAMs of every class; a bounded number of batches is in flight (so memory
 stays flat however many files) and results come back in input order. The forward pass runs on a private copy of
-the model in the precision the policy picks (:mod:`.precision`: ``auto`` =
+the model in the precision the policy picks (:mod:`~cxrviewer.core.model.precision`: ``auto`` =
 bfloat16 on CPUs with native bf16 when the model file records parity, else
 float32), channels_last; the caller's model is never changed.
 """

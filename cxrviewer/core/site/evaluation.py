@@ -1,7 +1,7 @@
 """Evaluate a model on a site's labelled folder: metrics.json and plots.
 
 A labelled folder holds one sub-folder per class, named as the model's classes (the layout
-the trainer reads). Every image is scored by the same :class:`~.inference.Predictor` that
+the trainer reads). Every image is scored by the same :class:`~cxrviewer.core.batch.inference.Predictor` that
 ``predict`` and the viewer use, so the figures are those of the app at its operating point.
 Metrics cover every readable image (out-of-scope ones included: their probabilities are
 kept); the in-scope rate and each out-of-scope file with its reason are reported beside them.
@@ -95,7 +95,7 @@ def score_folder(model: CamClassifier, samples: list[Sample], folder: str | Path
 
 
 def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive_index: int | None) -> dict:
-    """JSON-ready metrics of ``scores`` at ``threshold`` (see :func:`.training.metrics.classification_metrics`),
+    """JSON-ready metrics of ``scores`` at ``threshold`` (see :func:`cxrviewer.core.training.metrics.classification_metrics`),
     plus the in-scope rate, the files out of scope and the files that failed."""
     if len(scores.labels) == 0:
         raise EvaluationError(f"{scores.folder.name}: no image could be read")
@@ -111,7 +111,7 @@ def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive
 
 def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images: int,
                            device=None, seed: int = 0) -> dict | None:
-    """Deletion and insertion (:func:`.explain.audit.faithfulness_section`) on at most ``images`` of the scored files.
+    """Deletion and insertion (:func:`cxrviewer.core.explain.audit.faithfulness_section`) on at most ``images`` of the scored files.
 
     The files are drawn as evenly as possible per predicted class (seeded), read exactly as
     ``predict`` reads them, and scored for their predicted class: the evidence map, Grad-CAM
