@@ -56,13 +56,13 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cxrviewer.core.batch.inference import Predictor  # noqa: E402
+from cxrviewer.core.batch.thread_layout import default_lanes, intra_op_threads, threads_per_lane  # noqa: E402
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
 from cxrviewer.core.model import precision as prec  # noqa: E402
 from cxrviewer.core.model.checkpoint import default_model_path, load_model, save_model  # noqa: E402
-from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
-from cxrviewer.core.io.radiograph import to_model_input
-from cxrviewer.core.batch.inference import Predictor  # noqa: E402
 from cxrviewer.core.model.classifier import CamClassifier  # noqa: E402
-from cxrviewer.core.batch.thread_layout import default_lanes, intra_op_threads, threads_per_lane  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 OUT = ROOT / "benchmarks" / "results.md"

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .core.batch.workers import DaemonPool
 from .core.errors import CxrError, RadiographError
 from .core.results.file_result import FileResult
-from .core.batch.workers import DaemonPool
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1

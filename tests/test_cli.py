@@ -214,8 +214,8 @@ def test_install_desktop_writes_an_entry(tmp_path, monkeypatch, capsys):
 _STUCK = """
 import sys, threading
 from pathlib import Path
-from cxrviewer.core.batch import inference
 from cxrviewer.cli import main
+from cxrviewer.core.batch import inference
 
 real, marker = inference._decode, Path(sys.argv[1])
 

@@ -11,8 +11,8 @@ from PIL import Image
 from cxrviewer.core.site.calibration import (
     MIN_PER_CLASS, fit_calibration, parse_rule, threshold_for_rule, write_calibrated,
 )
-from cxrviewer.core.model.checkpoint import load_model, read_header
 from cxrviewer.core.errors import ModelFileError
+from cxrviewer.core.model.checkpoint import load_model, read_header
 from cxrviewer.core.site.evaluation import (
     EvaluationError, disagreements, evaluation_metrics, read_labelled_folder, score_folder, write_evaluation,
 )

@@ -19,10 +19,10 @@ from pydicom.pixels import apply_voi_lut
 from pydicom.uid import UID, JPEG2000Lossless, RLELossless
 
 from cxrviewer import load_radiograph as exported_loader
-from cxrviewer.core.io import dicom as dicom_reader, radiograph as radiograph_module
 from cxrviewer.core.errors import CorruptFileError, RadiographError, UnsupportedFileError
-from cxrviewer.core.io.radiograph import IMAGE_SUFFIXES, Radiograph, to_model_input
+from cxrviewer.core.io import dicom as dicom_reader, radiograph as radiograph_module
 from cxrviewer.core.io.dicom_values import apply_window
+from cxrviewer.core.io.radiograph import IMAGE_SUFFIXES, Radiograph, to_model_input
 from cxrviewer.core.io.reading import is_radiograph_file, load_radiograph
 from dicom_factory import make_dataset, make_dicom, make_jpeg_dicom, write
 

@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from cxrviewer.core.batch import inference
-from cxrviewer.core.io.reading import load_radiograph
-from cxrviewer.core.io.radiograph import to_model_input
 from cxrviewer.core.batch.inference import DeviceError, InputError, Predictor, pick_device, scan_inputs
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph
 from tests.conftest import make_tiny_model
 
 

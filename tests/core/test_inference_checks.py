@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrviewer.core.explain import checks
-from cxrviewer.core.io.reading import load_radiograph
-from cxrviewer.core.io.radiograph import to_model_input
 from cxrviewer.core.batch.inference import Predictor
+from cxrviewer.core.explain import checks
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph
 from cxrviewer.core.results.file_result import VerdictChecks
 from explain_models import texture_model
 

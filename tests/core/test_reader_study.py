@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cxrviewer.core.results.columns import Batch, csv_columns
-from cxrviewer.core.site.evaluation import evaluation_metrics
 from cxrviewer.core.results.export import CsvWriter
+from cxrviewer.core.site.evaluation import evaluation_metrics
 from cxrviewer.core.results.reader_study import (
     AGREE, DISAGREE, ReaderStudy, agreement, record, relabel, truth_from_path,
 )

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from cxrviewer.core.model.checkpoint import load_model
 from cxrviewer.core.batch.inference import Predictor
+from cxrviewer.core.model.checkpoint import load_model
 from cxrviewer.core.results.file_result import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parents[2]

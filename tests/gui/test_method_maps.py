@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from cxrviewer.core.explain.on_demand import explain_image
 from cxrviewer.core.explain import GradCAM
+from cxrviewer.core.explain.on_demand import explain_image
 from cxrviewer.gui import method_maps as method_maps_module
 from cxrviewer.gui.display import method_overlay
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from cxrviewer.gui import dialogs
-from cxrviewer.gui.view_state import SCALE_FIXED
 from cxrviewer.gui.results_model import DONE
+from cxrviewer.gui.view_state import SCALE_FIXED
 
 from tests.gui.helpers import open_and_wait, write_image
 

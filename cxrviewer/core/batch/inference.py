@@ -41,8 +41,8 @@ from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
 from ..io.reading import is_radiograph_file, load_radiograph
 from ..model.classifier import CamClassifier
 from ..model.precision import PARITY_KEY, prepare_model, resolve_precision
-from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
 from ..model.scope import ScopeStats, judge, rule_reason
+from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
 from .thread_layout import default_lanes, intra_op_threads, thread_budget, threads_per_lane
 from .workers import DaemonPool, Gate
 

@@ -26,10 +26,10 @@ from typing import Any, BinaryIO
 import torch
 
 from .. import atomic
-from ..io.equalize import MODES
 from ..errors import ModelFileError
-from .classifier import ARCHS, RESNETS, CamClassifier
+from ..io.equalize import MODES
 from ..paths import resources_dir
+from .classifier import ARCHS, RESNETS, CamClassifier
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "class_names", "input_size", "input_channels", "mean", "std")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
-from .checkpoint import _check_meta, read_header
 from ..errors import ModelFileError
+from .checkpoint import _check_meta, read_header
 
 
 def weights_digest(path: str | Path) -> str:

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .reader_study import agreement
 from .file_result import FileResult
+from .reader_study import agreement
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from .columns import Batch, Column, csv_columns
 from ..errors import CxrError
+from .columns import Batch, Column, csv_columns
 from .file_result import FileResult
 
 OVERLAY_SUFFIX = "_cam.png"

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
 from ..io.radiograph import Radiograph
+from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
 from .file_result import FileResult
 
 SCALES = ("image", "fixed")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 from ..training import metrics as M
+from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 
 MIN_PER_CLASS = 20
 RULE_HELP = "youden | sensitivity=S | specificity=S (S between 0 and 1, e.g. sensitivity=0.95)"

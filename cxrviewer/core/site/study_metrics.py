@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 from ..results.file_result import FileResult
+from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 
 
 def _truth(r: FileResult) -> str | None:

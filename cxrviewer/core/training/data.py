@@ -21,9 +21,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from ..io.equalize import equalized
 from ..io.frame import frame_normalized
+from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
 from ..io.reading import load_radiograph
-from ..io.radiograph import to_model_input
-from ..batch.inference import IMAGE_SUFFIXES
 from . import TrainingError
 from .augment import build_pipeline
 from .crossbatch import hold_out_normal_batch, negative_label

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import RadiographError
-from ..io.reading import load_radiograph
 from ..io.radiograph import to_model_input
+from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
 
 

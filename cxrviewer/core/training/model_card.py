@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..explain.audit import floor_tallies
 from ..model import scope as S
 from ..model.checkpoint import read_header
-from ..explain.audit import floor_tallies
 from .report import report_dir
 
 NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."

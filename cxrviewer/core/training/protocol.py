@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..model.checkpoint import load_model
 from ..errors import CxrError
+from ..model.checkpoint import load_model
 from ..model.classifier import CamClassifier
 from . import metrics
 from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_samples

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model.checkpoint import FORMAT_VERSION, save_model
 from ..io.equalize import FILE_VALUES
+from ..model.checkpoint import FORMAT_VERSION, save_model
 from ..model.classifier import ARCHS, CamClassifier
 from ..model.precision import PARITY_KEY
 from . import TrainingError, metrics

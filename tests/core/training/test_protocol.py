@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrviewer.core.model.checkpoint import load_model, save_model
 from cxrviewer.core.errors import CxrError
+from cxrviewer.core.model.checkpoint import load_model, save_model
 from cxrviewer.core.model.classifier import CamClassifier
 from cxrviewer.core.training import protocol
 from cxrviewer.core.training.crossbatch import hold_out_normal_batch, in_batch
