@@ -18,13 +18,13 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..core.checkpoint import default_model_path
-from ..core.columns import Batch, csv_columns, percent
+from ..core.model.checkpoint import default_model_path
+from ..core.results.columns import Batch, csv_columns, percent
 from ..core.explain import EvidenceMap
 from ..core.explain.audit import audit_line, default_method, method_notes
-from ..core.export import ExportError, check_output_dir, write_csv
-from ..core.inference import pick_device
-from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
+from ..core.results.export import ExportError, check_output_dir, write_csv
+from ..core.batch.inference import pick_device
+from ..core.model.precision import PARITY_KEY, PRECISIONS, resolve_precision
 from . import dialogs
 from .about import about_html
 from .canvas import ImageCanvas, Overlay

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 from . import checks
 from .faithfulness import STEPS, centred_prior_maps, faithfulness_scores, random_smooth_maps
 from .methods import EvidenceMap, GradCAM, eval_mode, evidence_maps

@@ -8,9 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import scope as S
-from ..checkpoint import read_header
 from ..explain.audit import default_method, floor_tallies
+from ..model import scope as S
+from ..model.checkpoint import read_header
 from . import robustness
 from .report import report_dir
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, save_model
 from ..errors import CxrError
+from ..model.checkpoint import load_model, save_model
 from . import metrics
 from .model_card import write_model_card
 from .report import jsonable

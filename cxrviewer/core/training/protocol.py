@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..checkpoint import load_model
 from ..errors import CxrError
-from ..model import CamClassifier
+from ..model.checkpoint import load_model
+from ..model.classifier import CamClassifier
 from . import metrics, robustness
 from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_samples
 from .shift import SUITE, Transform, suite_views
@@ -426,7 +426,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def cross_batch_groups(paths: Sequence[Path]) -> list[list[Path]]:
     """``--cross-batch`` files grouped by the NORMAL batch each held out (in first-seen order); a file that
     held none out forms its own group (and is refused when scored)."""
-    from ..checkpoint import read_header
+    from ..model.checkpoint import read_header
 
     groups: dict[str, list[Path]] = {}
     for path in paths:

@@ -17,7 +17,7 @@ import torch
 
 from ..explain.checks import stability
 from ..explain.methods import eval_mode
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 
 W_MIN = 0.90
 SPEC_MIN = 0.90

@@ -86,7 +86,7 @@ def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path
 
     import pytest
 
-    from cxrviewer.core.checkpoint import read_header
+    from cxrviewer.core.model.checkpoint import read_header
     from cxrviewer.core.errors import CxrError
     from cxrviewer.core.training.explanations import get_args_parser, main
     from cxrviewer.core.training.parity import weights_digest
