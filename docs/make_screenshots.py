@@ -3,9 +3,9 @@
 
     python docs/make_screenshots.py            # docs/screenshot.png and docs/screenshot-dicom.png
 
-Opens :class:`cxrviewer.gui.main_window.MainWindow` offscreen (or on the display named by
-``QT_QPA_PLATFORM``, e.g. under ``xvfb-run``) with the default model and default settings, opens
-``resources/samples``, waits until every image is classified, shows a chosen image and grabs the window
+Opens :class:`cxrviewer.gui.main_window.MainWindow` offscreen (``QT_QPA_PLATFORM=xcb xvfb-run -s '-screen 0
+1920x1080x24' python docs/make_screenshots.py`` uses a real X window instead) with the default model and default
+settings, opens ``resources/samples``, waits until every image is classified, shows a chosen image and grabs the window
 (``QWidget.grab``: the window's own pixels, no desktop around it). Settings and reader sessions go to a
 temporary folder: the user's own settings are never read or written.
 """
