@@ -41,6 +41,7 @@ def protocol_summary(full: dict, cross_batch: list[dict], score: dict, command: 
                                    **({"command": c["command"]} if c.get("command") else {})} for c in cross_batch}
     return {"rule": "protocol", "threshold": full["protocol_threshold"], "clean": full["clean_at_protocol_threshold"],
             "families": per_family, "cross_batch": xb, "score": score,
+            **({"robustness": full["robustness"]} if full.get("robustness") else {}),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **({"command": command} if command else {})}
 

@@ -27,7 +27,7 @@ from .. import atomic
 from ..checkpoint import load_model
 from ..errors import CxrError
 from ..model import CamClassifier
-from . import metrics
+from . import metrics, robustness
 from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_samples
 from .shift import SUITE, Transform, suite_views
 
@@ -334,6 +334,15 @@ def score_model(path: Path | Sequence[Path], data: Path, suite: bool = True, fam
                    complete=len(probs) == len(SUITE))
         if progress is not None:
             progress(out)
+    if out.get("complete"):
+        badge = None
+        if len(members.models) == 1:
+            badge = float(members.caches[0].get(f"badge-{out['protocol_threshold']:.6f}", lambda: np.array(
+                [robustness.badge_rate(model, images, out["protocol_threshold"], batch_size)]))[0])
+        out["robustness"] = robustness.check(out, badge)
+        log.info("%s: %s", members.name, robustness.words(out["robustness"]))
+        if progress is not None:
+            progress(out)
     return out
 
 
@@ -380,6 +389,9 @@ def markdown(name: str, result: dict) -> str:
         for fam, f in full["summary"]["families"].items():
             lines.append(f"| {fam} | {_f(f['bal95'])} | {_f(f['spec95'])} | {_f(f['sens95'])} | {_f(f['auroc'])} | "
                          f"{_f(f['sensitivity'])} | {_f(f['specificity'])} | {_f(f['worst_specificity'])} |")
+    if full.get("robustness"):
+        lines += ["", "Robustness constraints (protocol amendment 2), at the protocol-rule threshold: "
+                  + robustness.words(full["robustness"]) + ".", "", *robustness.specificity_table(full["robustness"])]
     for cb in result.get("cross_batch", []):
         h = cb["held_out"]
         lines.append(f"\nCross-batch, {h['batch']} NORMAL held out ({h['normal_images']} images): AUROC {_f(h['auroc'])}, "
