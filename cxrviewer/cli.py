@@ -138,6 +138,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
                         help="also re-score each image with a 10%% black border and with a slight blur and fill the "
                              "unstable and shift_* columns (the stability badge); costs two more forward passes per "
                              "image, about 3x the model time (default: off, those columns say 'not run')")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="classify every file and keep nothing (default: results already known for the same file "
+                             "bytes, model, precision and checks come from the results cache in the user's cache folder, "
+                             "$CXRVIEWER_CACHE_DIR overrides it; new results are added to it)")
     parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
     parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
                         help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
@@ -229,7 +233,9 @@ def _predict_here(args: argparse.Namespace) -> int:
         return _fail("terminated; no CSV written", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return _fail("interrupted; no CSV written", EXIT_INTERRUPTED)
-    print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified, {failed} failed -> {written}", file=sys.stderr)
+    cached = f" ({predictor.cache.last_hits} from the results cache)" if predictor.cache is not None and predictor.cache.last_hits else ""
+    print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified{cached}, {failed} failed -> {written}",
+          file=sys.stderr)
     return 0
 
 
@@ -239,13 +245,14 @@ def _predictor(args: argparse.Namespace):
     from .core.checkpoint import load_model
     from .core.errors import CxrError
     from .core.inference import Predictor, pick_device
+    from .core.results_cache import ResultsCache
 
     model = load_model(args.model, device="cpu")
     if args.cam_class is not None and args.cam_class not in model.class_names:
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
-                          stability=args.stability)
+                          stability=args.stability, cache=None if args.no_cache else ResultsCache())
     return model, predictor
 
 

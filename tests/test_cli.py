@@ -266,3 +266,25 @@ def test_unreadable_folders_are_named_not_dropped(scans, tiny_model_file, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == f"cxrviewer: skipped {scans / 'sub'}: folder cannot be read (Permission denied)"
     assert "3 file(s)" in err[-1]
+
+
+def test_predict_twice_takes_known_results_from_the_cache(scans, tiny_model_file, tmp_path, monkeypatch, capsys):
+    import os
+
+    from cxrviewer.core.inference import Predictor
+
+    first, second, third = tmp_path / "1.csv", tmp_path / "2.csv", tmp_path / "3.csv"
+    args = [str(scans), "--model", str(tiny_model_file), "--stability"]
+    assert main(["predict", *args, "--csv", str(first)]) == 0
+    capsys.readouterr()
+    calls = []
+    real = Predictor.forward
+    monkeypatch.setattr(Predictor, "forward", lambda self, arrays: calls.append(len(arrays)) or real(self, arrays))
+    assert main(["predict", *args, "--csv", str(second)]) == 0
+    assert "(3 from the results cache)" in capsys.readouterr().err
+    assert calls == [] and first.read_bytes() == second.read_bytes()
+    cache = Path(os.environ["CXRVIEWER_CACHE_DIR"])
+    before = sorted(p.name for p in cache.iterdir())
+    assert main(["predict", *args, "--csv", str(third), "--no-cache"]) == 0
+    assert sum(calls) == 3 and third.read_bytes() == first.read_bytes()  # every image classified again
+    assert "results cache" not in capsys.readouterr().err

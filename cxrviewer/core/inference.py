@@ -265,11 +265,13 @@ class Predictor:
     each result's ``checks``: evidence outside the chest (from the same forward pass, cheap)
     and, with ``stability``, the verdict's stability under a black border and a blur, in the
     same precision, which costs two more forward passes per image (off: ``checks.unstable`` is None).
+    ``cache``: a :class:`~cxrviewer.core.results_cache.ResultsCache`; known results are taken from it
+    and only the other files are classified (None: every file is classified).
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
                  workers: int | None = None, prefetch: int = 1, first_batch: int = 4, precision: str = "auto",
-                 checks: bool = True, stability: bool = False):
+                 checks: bool = True, stability: bool = False, cache=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
@@ -287,6 +289,12 @@ class Predictor:
         self.checks = bool(checks)
         self.stability = bool(stability)
         self.scope = ScopeStats.from_meta(model.meta.get("scope"))
+        self.cache = cache
+        self.cache_setting = None
+        if cache is not None:
+            from .results_cache import setting_key
+
+            self.cache_setting = setting_key(model, self.precision, self.device.type, self.checks, self.stability)
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -298,8 +306,18 @@ class Predictor:
         iterator stops within one forward pass, however long a decode takes;
         closing the iterator early (``break``, ``close()``) also stops it. Either
         way its lanes are told to stop; one stuck in a read is not waited for
-        (it is a daemon thread).
+        (it is a daemon thread). With a cache, known results come from it (see
+        :func:`~cxrviewer.core.results_cache.predict_cached`).
         """
+        if self.cache is not None:
+            from .results_cache import predict_cached
+
+            return predict_cached(self, self.cache, paths, cancel, progress)
+        return self.predict_uncached(paths, cancel, progress)
+
+    def predict_uncached(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
+        """:meth:`predict` without the cache: every file is classified."""
         paths = [Path(p) for p in paths]
         if not paths:
             return

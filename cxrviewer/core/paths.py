@@ -15,3 +15,25 @@ def resources_dir() -> Path:
     except (ModuleNotFoundError, TypeError):
         pass
     return Path(__file__).resolve().parents[2] / "resources"
+
+
+#: Environment variable that overrides :func:`cache_dir` (the tests point it at a temporary folder).
+CACHE_ENV = "CXRVIEWER_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for cxrviewer: ``$CXRVIEWER_CACHE_DIR``, else ``$XDG_CACHE_HOME/cxrviewer``,
+    else ``~/Library/Caches/cxrviewer`` (macOS), ``%LOCALAPPDATA%/cxrviewer/Cache`` (Windows) or
+    ``~/.cache/cxrviewer``. Not created here."""
+    import os
+    import sys
+
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "cxrviewer"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "cxrviewer"
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "cxrviewer" / "Cache"
+    return Path.home() / ".cache" / "cxrviewer"
