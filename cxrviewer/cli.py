@@ -211,7 +211,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_here(args: argparse.Namespace) -> int:
     from .core.columns import Batch, csv_columns
     from .core.export import CsvWriter
-    from .core.inference import scan_inputs
+    from .core.scan import scan_inputs
 
     skipped: list[tuple[Path, str]] = []
     paths = scan_inputs(args.inputs, skipped)
@@ -221,6 +221,9 @@ def _predict_here(args: argparse.Namespace) -> int:
         return _fail(f"no images found in {', '.join(args.inputs)}")
     csv_path = _csv_target(args)
     out_dir = _overlay_folder(args)
+    known = _answer_from_cache(args, paths) if out_dir is None else None
+    if known is not None:
+        return _write_known(args, csv_path, *known)
     model, predictor = _predictor(args)
     render = _overlay_writer(args, model, out_dir) if out_dir is not None else None
     batch = Batch.of(model)
@@ -236,6 +239,44 @@ def _predict_here(args: argparse.Namespace) -> int:
     cached = f" ({predictor.cache.last_hits} from the results cache)" if predictor.cache is not None and predictor.cache.last_hits else ""
     print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified{cached}, {failed} failed -> {written}",
           file=sys.stderr)
+    return 0
+
+
+def _answer_from_cache(args: argparse.Namespace, paths: list[Path]):
+    """(Batch, results) when the results cache knows every file for this model and these options, else None;
+    loads no model (and imports no torch)."""
+    from .core.paths import default_model_in, resources_dir
+    from .core.results_cache import ResultsCache, answer_from_cache
+
+    if args.no_cache:
+        return None
+    model_file = Path(args.model) if args.model else default_model_in(resources_dir() / "models")
+    if model_file is None or not model_file.is_file():
+        return None  # the model's own refusal comes from loading it
+    cache = ResultsCache()
+    try:
+        known = answer_from_cache(cache, model_file, paths, args.precision, True, args.stability)
+    except OSError:
+        return None
+    finally:
+        cache.close()
+    if known is None or (args.cam_class is not None and args.cam_class not in known[0].class_names):
+        return None
+    return known
+
+
+def _write_known(args: argparse.Namespace, csv_path: Path, batch, results: list[FileResult]) -> int:
+    """Write the CSV of results all taken from the cache."""
+    from .core.columns import csv_columns
+    from .core.export import CsvWriter
+
+    with CsvWriter(csv_path, batch, csv_columns(batch, overlays=False), overwrite=args.overwrite) as writer:
+        for result in results:
+            writer.write(result)
+        written = writer.close()
+    failed = sum(not r.ok for r in results)
+    print(f"{PROG}: {len(results)} file(s): {len(results) - failed} classified, {failed} failed, all from the results "
+          f"cache (no model run) -> {written}", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,24 @@ import importlib.resources
 from pathlib import Path
 
 
+#: In a models folder: the file name of the default model, on its first line (modification times
+#: of a fresh clone say nothing about which model is newer).
+DEFAULT_MODEL_FILE = "DEFAULT"
+
+
+def default_model_in(folder: Path) -> Path | None:
+    """The default model of a models folder: the ``*.safetensors`` that ``folder/DEFAULT`` names; without that
+    file (or when the file it names is missing), the newest (last modified) one in the folder."""
+    try:
+        named = folder / (folder / DEFAULT_MODEL_FILE).read_text(encoding="utf-8").strip().splitlines()[0].strip()
+        if named.suffix == ".safetensors" and named.is_file():
+            return named
+    except (OSError, IndexError, UnicodeDecodeError):
+        pass
+    files = [p for p in folder.glob("*.safetensors") if p.is_file()] if folder.is_dir() else []
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name), default=None)
+
+
 def resources_dir() -> Path:
     """The ``resources/`` folder: installed as ``cxrviewer.resources``, or the source checkout's."""
     try:

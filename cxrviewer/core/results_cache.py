@@ -68,6 +68,11 @@ def model_digest(model) -> str:
     return h.hexdigest()
 
 
+def file_key(path: str | Path, digest: str) -> str:
+    """A model file for the cache: its resolved path and the blake2b of its bytes (:func:`file_digest`)."""
+    return f"file:{Path(path).resolve()}:{digest}"
+
+
 def file_digest(path: Path) -> str:
     """blake2b (16 bytes) of a file's bytes."""
     h = hashlib.blake2b(digest_size=16)
@@ -178,6 +183,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,
     mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, batch TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (digest TEXT NOT NULL, setting TEXT NOT NULL, format TEXT NOT NULL,
     json TEXT NOT NULL, arrays BLOB NOT NULL, checksum TEXT NOT NULL, used REAL NOT NULL,
     PRIMARY KEY (digest, setting));
@@ -303,8 +309,9 @@ class ResultsCache:
 
     def store(self, result: FileResult, ident: tuple, setting: str) -> bool:
         """Keep ``result`` for the file whose identity was ``ident`` before it was read. Nothing is kept when the
-        result failed, the file changed meanwhile or the result cannot be encoded; returns whether it was kept."""
-        if not result.ok:
+        result failed for a reason that may pass (:func:`lasting`), the file changed meanwhile or the result cannot
+        be encoded; returns whether it was kept."""
+        if not lasting(result):
             return False
         try:
             digest = file_digest(Path(ident[0]))
@@ -327,6 +334,29 @@ class ResultsCache:
 
         return self._guard(run, False)
 
+    def remember_model(self, key: str, batch) -> None:
+        """Keep the CSV's per-run facts of a model (:class:`~cxrviewer.core.columns.Batch`), so that a run
+        answered wholly from the cache needs no model."""
+        text = json.dumps(dataclasses.asdict(batch))
+
+        def run(con: sqlite3.Connection) -> None:
+            con.execute("INSERT OR REPLACE INTO models VALUES (?, ?)", (key, text))
+
+        self._guard(run, None)
+
+    def model_batch(self, key: str):
+        """The :class:`~cxrviewer.core.columns.Batch` kept for a model key, or None."""
+        from .columns import Batch
+
+        row = self._guard(lambda con: con.execute("SELECT batch FROM models WHERE key=?", (key,)).fetchone(), None)
+        if row is None:
+            return None
+        try:
+            d = json.loads(row[0])
+            return Batch(tuple(d["class_names"]), d["positive"], d["threshold"], d["model_name"])
+        except (ValueError, KeyError, TypeError):
+            return None  # never trusted; the next run that classifies rewrites it
+
     def clear(self) -> int:
         """Forget every result; returns how many there were."""
         def run(con: sqlite3.Connection) -> int:
@@ -335,6 +365,7 @@ class ResultsCache:
                 con.execute("BEGIN")
                 con.execute("DELETE FROM results")
                 con.execute("DELETE FROM files")
+                con.execute("DELETE FROM models")
             con.execute("VACUUM")
             return int(n)
 
@@ -344,14 +375,45 @@ class ResultsCache:
         return self._guard(lambda con: int(con.execute("SELECT COUNT(*) FROM results").fetchone()[0]), 0)
 
 
+def lasting(result: FileResult) -> bool:
+    """A result worth keeping: a verdict, or a failure the same bytes always give (a file that is not a
+    radiograph, a corrupt one); not an unexpected error or a failed forward pass."""
+    return result.ok or not str(result.error).startswith(("unexpected error", "model failed"))
+
+
 def _busy(e: sqlite3.OperationalError) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
 
 
-def setting_key(model, precision: str, device_type: str, checks: bool, stability: bool) -> str:
-    """What besides the file decides a result: model digest, precision, device type and checks."""
-    return f"{model_digest(model)}|{precision}|{device_type}|checks={int(checks)}|stability={int(stability)}"
+def model_key(model) -> str:
+    """The model's part of the key: its file (resolved path and bytes' digest, set by
+    :func:`~cxrviewer.core.checkpoint.load_model`) while its metadata is as loaded, else a digest of its
+    weights and metadata (a model built in memory, or one whose metadata was changed after loading)."""
+    key = getattr(model, "file_key", None)
+    if key and getattr(model, "loaded_meta", None) == json.dumps(model.meta, sort_keys=True, default=str):
+        return key
+    return "state:" + model_digest(model)
+
+
+def setting_key(model: str, precision: str, checks: bool, stability: bool) -> str:
+    """What besides the file decides a result: the model (:func:`model_key`), the precision as asked
+    for ("auto" included: the result records the one it ran in) and which checks ran."""
+    return f"{model}|precision={precision}|checks={int(checks)}|stability={int(stability)}"
+
+
+def answer_from_cache(cache: ResultsCache, model_file: Path, paths: list[Path], precision: str, checks: bool,
+                      stability: bool):
+    """(Batch, results in input order) when ``cache`` holds a result for every path under these settings and
+    knows the model file; else None. Needs no model and no torch: ``predict`` answers a rerun at once."""
+    key = file_key(model_file, file_digest(model_file))
+    batch = cache.model_batch(key)
+    if batch is None:
+        return None
+    hits, _ = cache.lookup(paths, setting_key(key, precision, checks, stability))
+    if len(hits) != len(paths):
+        return None
+    return batch, [hits[i] for i in range(len(paths))]
 
 
 def predict_cached(predictor, cache: ResultsCache, paths: Iterable[str | Path], cancel=None,
@@ -366,6 +428,10 @@ def predict_cached(predictor, cache: ResultsCache, paths: Iterable[str | Path], 
         return
     setting = predictor.cache_setting
     hits, ids = cache.lookup(paths, setting)
+    if len(hits) < len(paths):
+        from .columns import Batch
+
+        cache.remember_model(predictor.cache_model, Batch.of(predictor.source_model))
     misses = [i for i in range(len(paths)) if i not in hits]
     total, done, nxt = len(paths), 0, 0
 
@@ -388,7 +454,7 @@ def predict_cached(predictor, cache: ResultsCache, paths: Iterable[str | Path], 
                 if cancel is not None and cancel.is_set():
                     return
                 r.index = row
-                if row in ids and (not predictor.checks or r.checks is not None):
+                if row in ids and (not r.ok or not predictor.checks or r.checks is not None):
                     cache.store(r, ids[row], setting)
                 done += 1
                 nxt = row + 1

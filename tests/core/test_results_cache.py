@@ -77,7 +77,7 @@ def test_second_run_takes_every_result_from_the_cache_and_they_are_equal(images,
         if a.ok:
             _same(a, b)
     assert [r.index for r in second] == list(range(len(images)))
-    assert second[3].error and not any(r.error for i, r in enumerate(second) if i != 3)  # the error row is tried again
+    assert second[3].error == first[3].error and not any(r.error for i, r in enumerate(second) if i != 3)
     assert first[0].checks.stability_checked and second[0].checks == first[0].checks
 
 
@@ -91,7 +91,7 @@ def test_only_changed_or_new_files_are_classified(images, model, tmp_path, monke
     results = _run(model, [*images, added], cache)
     assert forward.images == 2  # the rewritten file and the new one (the broken one fails before the model)
     fresh = list(Predictor(model, device="cpu", batch_size=2).predict([images[1]]))[0]
-    assert results[1].probs == fresh.probs
+    assert results[1].probs == pytest.approx(fresh.probs, abs=1e-5)  # batch composition moves the last digits
 
 
 @pytest.mark.parametrize("change", ["precision", "stability", "checks", "threshold"])
