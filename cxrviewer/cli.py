@@ -118,7 +118,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    from .core.precision import PRECISIONS
+    from .core.precision_names import PRECISIONS
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
