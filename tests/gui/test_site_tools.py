@@ -127,6 +127,7 @@ def test_calibrate_round_trip_in_the_viewer(qtbot, window, tmp_path, monkeypatch
     assert cal_window.save_button.text() == "Save Anyway..."
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Ward7", "tiny.safetensors"]  # shown before any write
     monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tiny_model_file)
+    monkeypatch.setattr(dialogs, "confirm", lambda *a, **k: True)
     cal_window.save_button.click()
     assert "is the source model" in errors[-1]
     new = tmp_path / "out" / "ward7.safetensors"
