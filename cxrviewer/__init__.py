@@ -8,11 +8,24 @@ import os
 # a value already set in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .core.errors import CorruptFileError, CxrError, ModelFileError, RadiographError, UnsupportedFileError
-from .core.io.radiograph import Radiograph
-from .core.io.reading import load_radiograph
-from .core.model.checkpoint import load_model, save_model
-from .core.model.classifier import CamClassifier
+_EXPORTS = {
+    "load_model": "model.checkpoint", "save_model": "model.checkpoint", "CamClassifier": "model.classifier", "Radiograph": "io.radiograph",
+    "load_radiograph": "io.reading", "CorruptFileError": "errors", "CxrError": "errors", "ModelFileError": "errors",
+    "RadiographError": "errors", "UnsupportedFileError": "errors",
+}
+
+
+def __getattr__(name: str):
+    """The package's public names, imported when first used: ``cxrviewer predict`` answered from the
+    results cache never imports torch."""
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".core.{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = [

@@ -118,7 +118,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    from .core.model.precision import PRECISIONS
+    from .core.model.precision_names import PRECISIONS
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
@@ -138,6 +138,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
                         help="also re-score each image with a 10%% black border and with a slight blur and fill the "
                              "unstable and shift_* columns (the stability badge); costs two more forward passes per "
                              "image, about 3x the model time (default: off, those columns say 'not run')")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="classify every file and keep nothing (default: results already known for the same file "
+                             "bytes, model, precision and checks come from the results cache in the user's cache folder, "
+                             "$CXRVIEWER_CACHE_DIR overrides it; new results are added to it)")
     parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
     parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
                         help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
@@ -207,7 +211,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _predict_here(args: argparse.Namespace) -> int:
     from .core.results.columns import Batch, csv_columns
     from .core.results.export import CsvWriter
-    from .core.batch.inference import scan_inputs
+    from .core.io.scan import scan_inputs
 
     skipped: list[tuple[Path, str]] = []
     paths = scan_inputs(args.inputs, skipped)
@@ -217,6 +221,9 @@ def _predict_here(args: argparse.Namespace) -> int:
         return _fail(f"no images found in {', '.join(args.inputs)}")
     csv_path = _csv_target(args)
     out_dir = _overlay_folder(args)
+    known = _answer_from_cache(args, paths) if out_dir is None else None
+    if known is not None:
+        return _write_known(args, csv_path, *known)
     model, predictor = _predictor(args)
     render = _overlay_writer(args, model, out_dir) if out_dir is not None else None
     batch = Batch.of(model)
@@ -229,7 +236,47 @@ def _predict_here(args: argparse.Namespace) -> int:
         return _fail("terminated; no CSV written", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return _fail("interrupted; no CSV written", EXIT_INTERRUPTED)
-    print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified, {failed} failed -> {written}", file=sys.stderr)
+    cached = f" ({predictor.cache.last_hits} from the results cache)" if predictor.cache is not None and predictor.cache.last_hits else ""
+    print(f"{PROG}: {len(paths)} file(s): {len(paths) - failed} classified{cached}, {failed} failed -> {written}",
+          file=sys.stderr)
+    return 0
+
+
+def _answer_from_cache(args: argparse.Namespace, paths: list[Path]):
+    """(Batch, results) when the results cache knows every file for this model and these options, else None;
+    loads no model (and imports no torch)."""
+    from .core.paths import default_model_in, resources_dir
+    from .core.results.results_cache import ResultsCache, answer_from_cache
+
+    if args.no_cache:
+        return None
+    model_file = Path(args.model) if args.model else default_model_in(resources_dir() / "models")
+    if model_file is None or not model_file.is_file():
+        return None  # the model's own refusal comes from loading it
+    cache = ResultsCache()
+    try:
+        known = answer_from_cache(cache, model_file, paths, args.precision, True, args.stability)
+    except OSError:
+        return None
+    finally:
+        cache.close()
+    if known is None or (args.cam_class is not None and args.cam_class not in known[0].class_names):
+        return None
+    return known
+
+
+def _write_known(args: argparse.Namespace, csv_path: Path, batch, results: list[FileResult]) -> int:
+    """Write the CSV of results all taken from the cache."""
+    from .core.results.columns import csv_columns
+    from .core.results.export import CsvWriter
+
+    with CsvWriter(csv_path, batch, csv_columns(batch, overlays=False), overwrite=args.overwrite) as writer:
+        for result in results:
+            writer.write(result)
+        written = writer.close()
+    failed = sum(not r.ok for r in results)
+    print(f"{PROG}: {len(results)} file(s): {len(results) - failed} classified, {failed} failed, all from the results "
+          f"cache (no model run) -> {written}", file=sys.stderr)
     return 0
 
 
@@ -239,13 +286,14 @@ def _predictor(args: argparse.Namespace):
     from .core.model.checkpoint import load_model
     from .core.errors import CxrError
     from .core.batch.inference import Predictor, pick_device
+    from .core.results.results_cache import ResultsCache
 
     model = load_model(args.model, device="cpu")
     if args.cam_class is not None and args.cam_class not in model.class_names:
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
-                          stability=args.stability)
+                          stability=args.stability, cache=None if args.no_cache else ResultsCache())
     return model, predictor
 
 

@@ -2,6 +2,7 @@
 
     cxrviewer evaluate FOLDER [--model M] --out DIR
     cxrviewer calibrate FOLDER [--model IN] --out NEW.safetensors [--rule youden | sensitivity=0.95 | specificity=0.90]
+                        [--accept-degenerate]
 
 FOLDER holds one sub-folder per class, named as the model's classes. Nothing is written into
 FOLDER; existing outputs are replaced only with ``--overwrite``; the source model is never
@@ -51,7 +52,7 @@ def _non_negative_int(text: str) -> int:
 
 def build_calibrate_parser() -> argparse.ArgumentParser:
     from .cli import _Parser
-    from .core.site.calibration import RULE_HELP
+    from .core.site.calibration import MIN_RELIABLE, RULE_HELP
 
     p = _Parser(prog=f"{PROG} calibrate", description="Fit a model's threshold, temperature and scope threshold to a "
                 "site's labelled folder and write them into a NEW model file (weights byte-identical, model card "
@@ -60,6 +61,10 @@ def build_calibrate_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="IN", help="model file to start from (default: the shipped model)")
     p.add_argument("--out", required=True, metavar="NEW", help="new model file (.safetensors); its report goes to NEW_calibration/")
     p.add_argument("--rule", default="youden", help=f"how the threshold is chosen: {RULE_HELP} (default: youden)")
+    p.add_argument("--accept-degenerate", action="store_true",
+                   help="write the new model even when the fit cannot be trusted (temperature or threshold at a bound, "
+                        f"fewer than {MIN_RELIABLE} images in a class, classes that do not overlap, figures that disagree); "
+                        "its card then says it was accepted as degenerate (default: refuse, exit 1, write nothing)")
     return p
 
 
@@ -129,11 +134,13 @@ def calibrate(args: argparse.Namespace) -> int:
     _check_out_dir(report, Path(args.folder), args.overwrite)
     model, scores = _score(args, MIN_PER_CLASS)
     cal = fit_calibration(scores, read_header(source), args.rule)
-    path = write_calibrated(cal, scores, source, args.out, args.overwrite)
+    path = write_calibrated(cal, scores, source, args.out, args.overwrite, accept_degenerate=args.accept_degenerate)
     scores.probs = cal.probs
     write_evaluation(report, scores, cal.after, marks={"before": cal.before.get("threshold"), f"after ({args.rule})": cal.threshold})
     print(f"before: {_headline(cal.before)}")
     print(f"after:  {_headline(cal.after)}")
+    if cal.problems:
+        print(f"{PROG}: warning: accepted as degenerate (the card says so): " + "; ".join(cal.problems), file=sys.stderr)
     print(f"wrote {path} (weights unchanged) and {report}/")
     return 0
 

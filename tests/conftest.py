@@ -25,6 +25,12 @@ def make_tiny_model(class_names=("NORMAL", "PNEUMONIA"), size=64, arch="resnet18
     return m.eval()
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own results-cache folder: no test reads or writes the user's cache."""
+    monkeypatch.setenv("CXRVIEWER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def tiny_model_file(tmp_path):
     """Path to a saved tiny two-class model (64 x 64 input, threshold 0.5)."""

@@ -266,3 +266,36 @@ def test_unreadable_folders_are_named_not_dropped(scans, tiny_model_file, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == f"cxrviewer: skipped {scans / 'sub'}: folder cannot be read (Permission denied)"
     assert "3 file(s)" in err[-1]
+
+
+def test_predict_twice_takes_known_results_from_the_cache(scans, tiny_model_file, tmp_path, monkeypatch, capsys):
+    import os
+
+    from cxrviewer.core.batch.inference import Predictor
+
+    first, second, third = tmp_path / "1.csv", tmp_path / "2.csv", tmp_path / "3.csv"
+    args = [str(scans), "--model", str(tiny_model_file), "--stability"]
+    assert main(["predict", *args, "--csv", str(first)]) == 0
+    capsys.readouterr()
+    calls = []
+    real = Predictor.forward
+    monkeypatch.setattr(Predictor, "forward", lambda self, arrays: calls.append(len(arrays)) or real(self, arrays))
+    assert main(["predict", *args, "--csv", str(second)]) == 0
+    assert "all from the results cache (no model run)" in capsys.readouterr().err
+    assert calls == [] and first.read_bytes() == second.read_bytes()
+    cache = Path(os.environ["CXRVIEWER_CACHE_DIR"])
+    before = sorted(p.name for p in cache.iterdir())
+    assert main(["predict", *args, "--csv", str(third), "--no-cache"]) == 0
+    assert sum(calls) == 3 and third.read_bytes() == first.read_bytes()  # every image classified again
+    assert "results cache" not in capsys.readouterr().err
+
+
+def test_a_rerun_answered_from_the_cache_imports_no_torch(scans, tiny_model_file, tmp_path):
+    """Most of a small rerun's time would be importing torch: a rerun the cache answers never does."""
+    code = ("import sys; from cxrviewer.cli import main; "
+            f"code = main(['predict', {str(scans)!r}, '--model', {str(tiny_model_file)!r}, '--csv', sys.argv[1]]); "
+            "print(code, 'torch' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{i}.csv")], capture_output=True, text=True,
+                           timeout=120) for i in range(2)]
+    assert [r.stdout.split() for r in runs] == [["0", "True"], ["0", "False"]], runs[1].stderr
+    assert (tmp_path / "0.csv").read_bytes() == (tmp_path / "1.csv").read_bytes()

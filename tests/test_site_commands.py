@@ -59,8 +59,10 @@ def test_evaluate_scores_heat_map_faithfulness_on_a_stratified_subset(site, tiny
 def test_calibrate_round_trip_and_predict_applies_the_new_threshold(site, tiny_model_file, tmp_path, capsys):
     new = tmp_path / "ward7.safetensors"
     assert main(["calibrate", str(site), "--model", str(tiny_model_file), "--out", str(new),
-                 "--rule", "specificity=0.90"]) == 0
-    out = capsys.readouterr().out
+                 "--rule", "specificity=0.90", "--accept-degenerate"]) == 0  # 21 + 20 images: too few to trust
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "accepted as degenerate" in captured.err
     assert "before:" in out and "after:" in out
     assert weights_digest(new) == weights_digest(tiny_model_file)
     model = load_model(new)
@@ -85,6 +87,19 @@ def test_calibrate_refusals(counts, message, tiny_model_file, tmp_path, capsys):
     assert main(["calibrate", str(folder), "--model", str(tiny_model_file), "--out", str(tmp_path / "n.safetensors")]) == 1
     assert message in _error(capsys)
     assert not (tmp_path / "n.safetensors").exists()
+
+
+def test_calibrate_refuses_a_degenerate_fit_and_writes_nothing_unless_accepted(site, tiny_model_file, tmp_path, capsys):
+    new = tmp_path / "ward7.safetensors"
+    assert main(["calibrate", str(site), "--model", str(tiny_model_file), "--out", str(new)]) == 1
+    line = _error(capsys)
+    assert "calibration refused, nothing written: " in line and "too few images" in line and "--accept-degenerate" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tiny_model_file.name]
+    assert main(["calibrate", str(site), "--model", str(tiny_model_file), "--out", str(new), "--accept-degenerate"]) == 0
+    capsys.readouterr()
+    prov = load_model(new).meta["site_calibration"]
+    assert prov["accepted_degenerate"] and any("too few images" in p for p in prov["accepted_degenerate"])
+    assert "Accepted as degenerate" in new.with_suffix(".md").read_text()
 
 
 def test_calibrate_never_overwrites_the_source_or_another_file(site, tiny_model_file, tmp_path, capsys):

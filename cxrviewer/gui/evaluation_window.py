@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
@@ -19,6 +20,8 @@ from ..core.site.calibration import Calibration
 from ..core.site.evaluation import LabelledScores, draw_threshold_sweep
 from ..core.site.study_metrics import StudyReport
 from ..core.training.report import draw_confusion, draw_reliability, draw_roc
+
+REFUSED_COLOUR = "#b00020"
 
 
 def _f(v, digits: int = 3) -> str:
@@ -126,6 +129,15 @@ class EvaluationWindow(QWidget):
         return _table(rows) + "<p>" + " &middot; ".join(notes) + "</p>"
 
 
+def _refusal(problems: list[str]) -> str:
+    """The reasons a calibration is refused, in red, first in the window; "" for a sound one."""
+    if not problems:
+        return ""
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+    return (f"<p style='color:{REFUSED_COLOUR}'><b>Refused: this calibration cannot be trusted</b><ul>{items}</ul>"
+            "Save Anyway writes it all the same; its model card will say it was accepted as degenerate.</p>")
+
+
 class CalibrationWindow(QWidget):
     """The operating point a calibration proposes, with its curves; nothing is written until Save."""
 
@@ -134,14 +146,18 @@ class CalibrationWindow(QWidget):
     def __init__(self, cal: Calibration, scores: LabelledScores, source_name: str, parent: QWidget | None = None):
         super().__init__(parent, Qt.WindowType.Window)
         self.cal, self.scores = cal, scores
+        self.saved: Path | None = None
         self.setWindowTitle(f"Calibrate {source_name} for {scores.folder.name} - cxrviewer")
         self.summary = QLabel(self._summary_html())
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setWordWrap(True)
         self.tabs = FigureTabs(["ROC", "Threshold sweep", "Reliability"])
-        self.save_button = QPushButton("Save as New Model...")
+        self.save_button = QPushButton("Save Anyway..." if cal.problems else "Save as New Model...")
         self.save_button.setToolTip("Write a new model file: same weights, this threshold and temperature "
-                                    "(the current model file is never changed)")
+                                    "(the current model file is never changed)"
+                                    + ("; this fit cannot be trusted, its card will say it was accepted as degenerate"
+                                       if cal.problems else ""))
+
         self.save_button.clicked.connect(self.saveRequested)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
@@ -166,7 +182,7 @@ class CalibrationWindow(QWidget):
             self.tabs.draw("ROC", lambda fig: draw_roc(fig.subplots(), y, p, cal.threshold,
                                                         f"ROC, {s.folder.name}: proposed operating point", points))
             self.tabs.draw("Threshold sweep", lambda fig: draw_threshold_sweep(
-                fig.subplots(), y, p, {"before": before.get("threshold"), f"after ({cal.rule})": cal.threshold}))
+                fig.subplots(), y, p, {"before": before.get("threshold"), f"proposed ({cal.rule})": cal.threshold}))
         self.tabs.draw("Reliability", lambda fig: draw_reliability(*fig.subplots(1, 2), cal.probs, s.labels,
                                                                     "After calibration"))
 
@@ -181,5 +197,15 @@ class CalibrationWindow(QWidget):
         extra = [f"{html.escape(self.scores.folder.name)}: {counts}", f"temperature {_f(cal.temperature)}"]
         if cal.scope_threshold is not None:
             extra.append(f"scope threshold {_f(cal.scope_threshold, 2)}")
-        return (_table(rows) + "<p>" + " &middot; ".join(extra) + "</p><p>Nothing has been written yet: "
-                "Save as New Model writes a new file with the same weights.</p>")
+        if self.saved is not None:
+            written = (f"<p>Saved as {html.escape(str(self.saved))}" + (" (accepted as degenerate: its card says so)"
+                                                                      if cal.problems else "") + ".</p>")
+        else:
+            written = ("<p>Nothing has been written yet: Save as New Model writes a new file with the same weights.</p>"
+                       if not cal.problems else "<p>Nothing has been written.</p>")
+        return _refusal(cal.problems) + _table(rows) + "<p>" + " &middot; ".join(extra) + "</p>" + written
+
+    def mark_saved(self, path: Path) -> None:
+        """The new model file has been written: say where (the summary no longer says nothing was)."""
+        self.saved = Path(path)
+        self.summary.setText(self._summary_html())

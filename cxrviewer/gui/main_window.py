@@ -27,6 +27,7 @@ from ..core.batch.inference import pick_device
 from ..core.model.precision import PARITY_KEY, PRECISIONS, resolve_precision
 from . import dialogs
 from .about import about_html
+from .cache_menu import CacheActions
 from .canvas import ImageCanvas, Overlay
 from .controls import ViewControls
 from .details import DetailsPanel, ModelInfo
@@ -61,6 +62,10 @@ PRECISION_TIPS = (
     "bfloat16: about 3x faster where the CPU has bfloat16 units; probabilities move by ~0.01",
     "float16: for CUDA GPUs; slow on most CPUs",
 )
+
+
+#: Esc asks before it cancels a batch that has run longer than this (the Cancel button never asks).
+ESC_CONFIRM_SECONDS = 5.0
 
 
 class MainWindow(QMainWindow):
@@ -192,6 +197,7 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _=False, n=name: self.set_precision(n))
         self.measure_actions = MeasureActions(self.measure, self)
         self.export_options = ExportOptions(self.settings, self)
+        self.cache_actions = CacheActions(self)
 
     def _create_menus(self) -> None:
         bar = self.menuBar()
@@ -205,6 +211,7 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.reader.open_act, self.reader.save_act])
         file_menu.addSeparator()
         file_menu.addAction(self.cancel_act)
+        file_menu.addActions(self.cache_actions.actions)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_act)
         view_menu = bar.addMenu("&View")
@@ -367,9 +374,17 @@ class MainWindow(QMainWindow):
         self.batchFinished.emit(completed)
 
     def _escape(self) -> None:
-        """Esc: leave the measuring tool first, else cancel the batch."""
-        if not self.measure.cancel():
-            self.cancel_batch()
+        """Esc: leave the measuring tool first, else cancel the batch; a batch running for more than
+        ESC_CONFIRM_SECONDS is cancelled only once the user confirms (a stray Esc costs nothing)."""
+        if self.measure.cancel():
+            return
+        if self.runner.running and time.monotonic() - self._batch_start > ESC_CONFIRM_SECONDS:
+            done, total = self.batch_status.bar.value(), self.batch_status.bar.maximum()
+            kept = ("Results so far are kept: opening the folder again resumes the batch."
+                    if self.settings.results_cache else "Results so far are not kept (File > Keep Results Between Runs is off).")
+            if not dialogs.confirm(self, "Cancel Batch", f"Stop classifying? {done} of {total} files are done.\n\n{kept}"):
+                return
+        self.cancel_batch()
 
     def cancel_batch(self) -> None:
         """Esc / Cancel: stop the batch (rows not reached become cancelled) and any model still loading."""
@@ -610,7 +625,8 @@ class MainWindow(QMainWindow):
     def _start_run(self, inputs=(), paths: list[Path] | None = None) -> None:
         """Classify with the model and the Model menu's choices (precision, stability check)."""
         self.runner.start(inputs, paths=paths, model=self.model, device=self.device,
-                          precision=self.settings.precision, stability=self.settings.stability)
+                          precision=self.settings.precision, stability=self.settings.stability,
+                          cache=self.settings.results_cache)
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._set_model(self.model, self.model_path)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from ..core.results.columns import Batch
-from ..core.results.reader_study import AGREE, DISAGREE, ReaderStudy, record
+from ..core.results.reader_study import AGREE, DISAGREE, ReaderStudy, disagree_needs_class, record
 from ..core.results.session import (
     SUFFIX, Session, SessionError, SessionIndex, load_session, restore, save_session, session_of,
 )
@@ -116,11 +116,21 @@ class ReaderController(QObject):
         return row.path, row.result.label if row.result is not None and row.result.ok else None
 
     def record(self, action: str) -> None:
-        """Record the reader's ``action`` on the current image."""
+        """Record the reader's ``action`` on the current image; a disagreement that leaves the reader's class
+        open (no AI verdict, or more than two classes) asks for it, and records nothing without one."""
         path, ai_label = self._current()
-        if path is not None:
-            record(self.study.entry(path), action, ai_label, self.study.class_names)
-            self._changed(path)
+        if path is None:
+            return
+        names, label = self.study.class_names, None
+        if action == DISAGREE and disagree_needs_class(ai_label, names):
+            why = "The AI gave no verdict for this image" if ai_label not in names else f"The AI said {ai_label}"
+            label = dialogs.ask_item(self.w, "Disagree with the AI", f"{why}. Your class:",
+                                     [c for c in names if c != ai_label], editable=False)
+            if label is None:
+                self.w.message.show_message("Nothing recorded: a disagreement needs your class", 8000)
+                return
+        record(self.study.entry(path), action, ai_label, names, label)
+        self._changed(path)
 
     def _on_note(self, text: str) -> None:
         path, _ = self._current()

@@ -16,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 
-from ..core.site.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
+from ..core.site.calibration import MIN_PER_CLASS, RULES, fit_calibration, parse_rule, write_calibrated
 from ..core.model.checkpoint import load_model, read_header
 from ..core.errors import CxrError
 from ..core.site.evaluation import read_labelled_folder, score_folder
@@ -24,8 +24,6 @@ from ..core.model.model_update import check_output
 from ..core.site.study_metrics import study_report
 from . import dialogs
 from .evaluation_window import CalibrationWindow, EvaluationWindow
-
-RULES = ["youden", "sensitivity=0.95", "specificity=0.90"]
 
 
 def _snapshot(results) -> list:
@@ -143,7 +141,9 @@ class SiteTools(QObject):
         folder = dialogs.ask_folder(w, w.settings.last_folder, "Calibrate on Labelled Folder")
         if not folder:
             return
-        rule = dialogs.ask_item(w, title, "Threshold rule (youden, sensitivity=S or specificity=S):", RULES)
+        rule = dialogs.ask_item(w, title, "How the threshold is chosen (youden: best sensitivity + specificity; "
+                                "sensitivity=S: the best specificity with at least that sensitivity; specificity=S: "
+                                "the reverse):", list(RULES), editable=False)
         if not rule:
             return
         try:
@@ -162,12 +162,17 @@ class SiteTools(QObject):
         self.calibration = CalibrationWindow(cal, scores, source.name, self.w)
         self.calibration.saveRequested.connect(lambda: self.save_calibrated(source, cal, scores))
         self.calibration.show()
-        self.w.message.show_message(f"Proposed threshold {cal.threshold:.3f} (nothing written yet)", 10000)
+        proposed = "Calibration refused (see its window)" if cal.problems else f"Proposed threshold {cal.threshold:.3f}"
+        self.w.message.show_message(f"{proposed}: nothing written yet", 10000)
         self.calibrationShown.emit(self.calibration)
 
     def save_calibrated(self, source: Path, cal, scores) -> None:
         """Ask where the new model goes (never the source), write it off the GUI thread, offer to switch."""
         title = "Save Calibrated Model"
+        if cal.problems and not dialogs.confirm(
+                self.w, title, "This calibration cannot be trusted:\n\n- " + "\n- ".join(cal.problems)
+                + "\n\nSave it anyway? Its model card will say it was accepted as degenerate."):
+            return
         start = self.w.settings.last_export_folder or Path.home()
         path = dialogs.ask_save_file(self.w, title, start / f"{source.stem}_{scores.folder.name}.safetensors",
                                      dialogs.MODEL_FILTER)
@@ -178,12 +183,16 @@ class SiteTools(QObject):
             check_output(source, path, overwrite=True)  # the dialog asked before replacing another file
         except CxrError as e:
             return self._refuse(title, str(e))
-        task = self.w.tasks.start(lambda _c: write_calibrated(cal, scores, source, path, overwrite=True), name="calibrate-write")
+        task = self.w.tasks.start(lambda _c: write_calibrated(cal, scores, source, path, overwrite=True,
+                                                              accept_degenerate=bool(cal.problems)),
+                                  name="calibrate-write")
         task.done.connect(self._on_written)
         task.failed.connect(lambda msg: self._refuse(title, f"Could not write the new model:\n{msg}"))
 
     def _on_written(self, path: Path) -> None:
         self.w.message.show_message(f"Saved {path.name} (weights unchanged)", 10000)
+        if self.calibration is not None:
+            self.calibration.mark_saved(path)
         self.calibratedWritten.emit(path)
         if dialogs.confirm(self.w, "Calibrated Model Saved", f"Saved {path}.\n\nSwitch the viewer to this model now?"):
             self.w.load_model_file(path)

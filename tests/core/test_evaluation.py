@@ -102,7 +102,11 @@ def test_rule_parsing_refuses_nonsense():
 def test_calibrate_round_trip_keeps_the_weights_and_applies_the_new_operating_point(scored, tiny_model_file, tmp_path):
     model, scores = scored
     cal = fit_calibration(scores, read_header(tiny_model_file), "sensitivity=0.95")
-    out = write_calibrated(cal, scores, tiny_model_file, tmp_path / "site.safetensors")
+    assert cal.problems  # 24 + 22 images: too few (and this random model's temperature runs to a bound)
+    with pytest.raises(EvaluationError, match="calibration refused, nothing written: .*too few images"):
+        write_calibrated(cal, scores, tiny_model_file, tmp_path / "site.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == [tiny_model_file.name]
+    out = write_calibrated(cal, scores, tiny_model_file, tmp_path / "site.safetensors", accept_degenerate=True)
     assert weights_digest(out) == weights_digest(tiny_model_file)
     assert out.read_bytes().endswith(tiny_model_file.read_bytes()[-4096:])
     new = load_model(out)
@@ -111,8 +115,10 @@ def test_calibrate_round_trip_keeps_the_weights_and_applies_the_new_operating_po
     assert prov["folder"] == "SiteA" and prov["images"] == {"NORMAL": 24, "PNEUMONIA": 22}
     assert prov["rule"] == "sensitivity=0.95" and prov["metrics"]["sensitivity"] >= 0.95 and prov["date"]
     assert prov["previous"]["threshold"] == 0.5
+    assert prov["folder_path"] == str(scores.folder.resolve()) and prov["accepted_degenerate"] == cal.problems
     card = out.with_suffix(".md").read_text()
-    assert "SiteA" in card and "sensitivity=0.95" in card
+    assert "SiteA" in card and "sensitivity=0.95" in card and "Accepted as degenerate" in card
+    assert "fitted on validation" not in card and "fitted at a site by `cxrviewer calibrate`" in card
     for a, b in zip(load_model(tiny_model_file).state_dict().values(), new.state_dict().values()):
         assert bool((a == b).all())
 
@@ -126,10 +132,10 @@ def test_calibrate_refuses_too_few_images_and_never_overwrites(scored, tiny_mode
         fit_calibration(few, read_header(tiny_model_file))
     cal = fit_calibration(scores, read_header(tiny_model_file))
     with pytest.raises(ModelFileError, match="is the source model"):
-        write_calibrated(cal, scores, tiny_model_file, tiny_model_file)
+        write_calibrated(cal, scores, tiny_model_file, tiny_model_file, accept_degenerate=True)
     (tmp_path / "taken.safetensors").write_bytes(b"keep me")
     with pytest.raises(ModelFileError, match="already exists"):
-        write_calibrated(cal, scores, tiny_model_file, tmp_path / "taken.safetensors")
+        write_calibrated(cal, scores, tiny_model_file, tmp_path / "taken.safetensors", accept_degenerate=True)
     assert (tmp_path / "taken.safetensors").read_bytes() == b"keep me"
 
 

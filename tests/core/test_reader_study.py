@@ -41,8 +41,18 @@ def test_reader_actions_and_agreement_follow_the_ai_label():
     assert (e.label, agreement(e, "PNEUMONIA")) == ("NORMAL", DISAGREE)
     record(e, "PNEUMONIA", "NORMAL", NAMES)
     assert (e.label, e.agrees) == ("PNEUMONIA", False)
-    record(e, DISAGREE, OUT_OF_SCOPE, NAMES)  # no AI verdict: the disagreement is kept, no label guessed
-    assert e.label is None and agreement(e, OUT_OF_SCOPE) == DISAGREE
+    with pytest.raises(ValueError, match="needs the reader's class"):  # no AI verdict: never a disagreement without a class
+        record(e, DISAGREE, OUT_OF_SCOPE, NAMES)
+    assert (e.label, e.agrees) == ("PNEUMONIA", False)  # unchanged
+    record(e, DISAGREE, OUT_OF_SCOPE, NAMES, label="NORMAL")
+    assert (e.label, e.agrees, agreement(e, OUT_OF_SCOPE)) == ("NORMAL", False, DISAGREE)
+    three = ["A", "B", "C"]
+    with pytest.raises(ValueError, match="needs the reader's class"):
+        record(e, DISAGREE, "A", three)
+    with pytest.raises(ValueError, match="needs the reader's class"):
+        record(e, DISAGREE, "A", three, label="A")  # the AI's own class is no disagreement
+    record(e, DISAGREE, "A", three, label="C")
+    assert e.label == "C"
     record(e, "clear", "NORMAL", NAMES)
     assert not e.recorded
     with pytest.raises(ValueError, match="unknown reader action"):

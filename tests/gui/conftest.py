@@ -28,6 +28,21 @@ def _fresh_settings(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _no_real_dialogs(monkeypatch):
+    """A modal dialog a test did not patch away fails the test at once instead of hanging it."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    def refuse(*args, **kwargs):
+        pytest.fail(f"a real dialog was opened: {args[1:3] if len(args) > 2 else args}")
+
+    for owner, names in ((QMessageBox, ("question", "information", "warning", "critical", "about")),
+                         (QInputDialog, ("getItem", "getText", "getInt", "getDouble")),
+                         (QFileDialog, ("getOpenFileName", "getOpenFileNames", "getSaveFileName", "getExistingDirectory"))):
+        for name in names:
+            monkeypatch.setattr(owner, name, refuse)
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_threads(monkeypatch, qtbot):
     """Fail a test that leaves a QThread running, a thread pool busy, or a task alive
     (every started :class:`Task` must have finished and been deleted by the end of the test)."""

@@ -35,3 +35,34 @@ def test_out_of_scope_rows_filter_details_and_banner(qtbot, window, image_folder
 
     view.filter_box.setCurrentIndex(view.filter_box.findData(ResultsFilter.ALL))
     assert view.proxy.rowCount() == 9
+
+
+def test_disagreeing_with_no_ai_verdict_asks_for_the_readers_class(qtbot, window, image_folder, monkeypatch, tmp_path):
+    """The issue: X on an out-of-scope image showed 'disagrees with the AI' and stored an empty reader label."""
+    import csv
+
+    from cxrviewer.core.results.columns import csv_columns
+    from cxrviewer.core.results.export import write_csv
+    from cxrviewer.gui import dialogs
+
+    Image.fromarray(np.full((128, 128), 90, np.uint8)).save(image_folder / "blank.png")
+    open_and_wait(qtbot, window, [str(image_folder)])
+    row = window.results_model.row_of(image_folder / "blank.png")
+    window.results_view.select_source_row(row)
+    qtbot.waitUntil(lambda: window.current_path() == image_folder / "blank.png")
+    asked = []
+    monkeypatch.setattr(dialogs, "ask_item", lambda *a, **k: asked.append((a, k)) or None)
+    window.reader.disagree_act.trigger()  # cancelled: nothing recorded
+    entry = window.results_model.study.entries.get(image_folder / "blank.png")
+    assert asked and asked[0][1]["editable"] is False and asked[0][0][3] == ["NORMAL", "PNEUMONIA"]
+    assert entry is None or not entry.recorded
+    assert "needs your class" in window.message.text()
+    monkeypatch.setattr(dialogs, "ask_item", lambda *a, **k: "PNEUMONIA")
+    window.reader.disagree_act.trigger()
+    entry = window.results_model.study.entries[image_folder / "blank.png"]
+    assert (entry.label, entry.agrees) == ("PNEUMONIA", False)
+    out = tmp_path / "r.csv"
+    write_csv(window.results_model.results(), out, window.batch, columns=csv_columns(window.batch, reader=True))
+    rows = {r["path"]: r for r in csv.DictReader(out.open(newline=""))}
+    blank = next(r for p, r in rows.items() if p.endswith("blank.png"))
+    assert blank["reader_label"] == "PNEUMONIA" and blank["agreement"] == "disagree"

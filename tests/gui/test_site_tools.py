@@ -100,11 +100,17 @@ def test_calibrate_refusals_are_clear_messages_and_write_nothing(qtbot, window, 
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_calibrate_refuses_an_unknown_rule(window, tmp_path, monkeypatch, errors):
+def test_calibrate_rule_is_a_choice_list_not_free_text(window, tmp_path, monkeypatch, errors):
+    """The issue: the rule was free text and a typo cancelled the flow. Now it is picked from a closed list."""
+    from cxrviewer.core.site.calibration import RULES, parse_rule
+
+    asked = []
     monkeypatch.setattr(dialogs, "ask_folder", lambda *a, **k: tmp_path)
-    monkeypatch.setattr(dialogs, "ask_item", lambda *a, **k: "f1")
+    monkeypatch.setattr(dialogs, "ask_item", lambda *a, **k: asked.append((a, k)) or None)
     window.site.calibrate_act.trigger()
-    assert "unknown rule 'f1'" in errors[0]
+    (args, kwargs), = asked
+    assert kwargs.get("editable") is False and args[3] == list(RULES)
+    assert all(parse_rule(r) for r in args[3]) and not errors
 
 
 def test_calibrate_round_trip_in_the_viewer(qtbot, window, tmp_path, monkeypatch, errors, tiny_model_file):
@@ -115,17 +121,27 @@ def test_calibrate_round_trip_in_the_viewer(qtbot, window, tmp_path, monkeypatch
         window.site.calibrate_act.trigger()
     cal_window = shown.args[0]
     cal = cal_window.cal
-    assert "Nothing has been written yet" in cal_window.summary.text() and f"{cal.threshold:.3f}" in cal_window.summary.text()
+    assert cal.problems and "too few images" in cal_window.summary.text()  # 20 + 20 images
+    assert "Refused: this calibration cannot be trusted" in cal_window.summary.text()
+    assert "Nothing has been written." in cal_window.summary.text() and f"{cal.threshold:.3f}" in cal_window.summary.text()
+    assert cal_window.save_button.text() == "Save Anyway..."
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Ward7", "tiny.safetensors"]  # shown before any write
     monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: tiny_model_file)
+    monkeypatch.setattr(dialogs, "confirm", lambda *a, **k: True)
     cal_window.save_button.click()
     assert "is the source model" in errors[-1]
     new = tmp_path / "out" / "ward7.safetensors"
     new.parent.mkdir()
     monkeypatch.setattr(dialogs, "ask_save_file", lambda *a, **k: new)
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm", lambda _w, title, text: asked.append(text) or False)
+    cal_window.save_button.click()  # "Save anyway?" answered no: nothing written
+    assert "cannot be trusted" in asked[0] and not new.exists()
     monkeypatch.setattr(dialogs, "confirm", lambda *a, **k: True)
     with qtbot.waitSignal(window.modelChanged, timeout=30000):
         cal_window.save_button.click()
+    assert "Nothing has been written" not in cal_window.summary.text() and f"Saved as {new}" in cal_window.summary.text()
+    assert "Accepted as degenerate" in new.with_suffix(".md").read_text()
     assert weights_digest(new) == weights_digest(tiny_model_file) and window.model_path == new
     assert window.batch.threshold == pytest.approx(cal.threshold) != 0.5
     assert window.model.temperature == pytest.approx(cal.temperature)

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -38,11 +36,12 @@ import torch
 from ..errors import CxrError, RadiographError
 from ..explain.checks import as_results, verdict_checks
 from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
-from ..io.reading import is_radiograph_file, load_radiograph
+from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
 from ..model.precision import PARITY_KEY, prepare_model, resolve_precision
 from ..model.scope import ScopeStats, judge, rule_reason
 from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
+from ..io.scan import InputError, scan_inputs
 from .thread_layout import default_lanes, intra_op_threads, thread_budget, threads_per_lane
 from .workers import DaemonPool, Gate
 
@@ -60,10 +59,6 @@ NON_FINITE = "the model gave no finite probability for this image (non-finite nu
 
 class DeviceError(CxrError):
     """A device that does not exist or is not available on this machine."""
-
-
-class InputError(CxrError):
-    """An input path that does not exist or cannot be scanned."""
 
 
 def pick_device(preference: str | torch.device | None = None) -> torch.device:
@@ -98,99 +93,6 @@ def pick_device(preference: str | torch.device | None = None) -> torch.device:
 def _mps_available() -> bool:
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
-def scan_inputs(inputs: Iterable[str | Path], skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
-    """Expand files and folders into the list of image files to classify.
-
-    - A file named directly is kept whatever its name (an unreadable one becomes
-      an error row later); folders are walked recursively and radiographs are taken
-      (:func:`~cxrviewer.core.io.reading.is_radiograph_file`: a suffix in
-      ``IMAGE_SUFFIXES``, any case, or a suffix-less regular file with DICOM's magic).
-    - Nothing but regular files is ever opened: a FIFO, device or socket never blocks
-      the scan. An entry with an image suffix that is not a readable regular file (a
-      FIFO, a dangling or looping link) is kept, so that it becomes an error row.
-    - Hidden files and folders (name starting with ".") inside folders are skipped.
-    - Symbolic links are followed, each real folder is walked once (no loop hangs).
-    - Duplicates (the same file reached twice, e.g. through a link) are dropped;
-      the first occurrence keeps its place. Folder contents come sorted by name.
-    - Folders that cannot be read are appended to ``skipped`` as ``(path, reason)``.
-
-    Raises :class:`InputError` for an input that does not exist.
-    """
-    found: list[Path] = []
-    seen: set[tuple[int, int] | Path] = set()
-    for item in map(Path, inputs):
-        try:
-            st = item.stat()
-        except FileNotFoundError:
-            raise InputError(f"{item}: no such file or folder") from None
-        except OSError as e:
-            raise InputError(f"{item}: cannot read ({e.strerror or e})") from None
-        if stat.S_ISDIR(st.st_mode):
-            _walk(item, found, seen, skipped if skipped is not None else [])
-        else:
-            _add(item, st, found, seen)
-    return found
-
-
-def _add(path: Path, st: os.stat_result | None, found: list[Path], seen: set) -> None:
-    key = (st.st_dev, st.st_ino) if st is not None else path
-    if key not in seen:
-        seen.add(key)
-        found.append(path)
-
-
-def _walk(top: Path, found: list[Path], seen: set, skipped: list[tuple[Path, str]]) -> None:
-    """Add the radiographs under the folder ``top`` to ``found`` (see :func:`scan_inputs`)."""
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def unreadable(e: OSError) -> None:
-        skipped.append((Path(e.filename or top), f"folder cannot be read ({e.strerror or e})"))
-
-    for root, dirs, files in os.walk(top, followlinks=True, onerror=unreadable):
-        try:
-            rst = os.stat(root)
-        except OSError:
-            dirs[:] = []
-            continue
-        if (rst.st_dev, rst.st_ino) in seen_dirs:  # reached again through a link: walked already
-            dirs[:] = []
-            continue
-        seen_dirs.add((rst.st_dev, rst.st_ino))
-        dirs[:] = [d for d in sorted(dirs, key=_sort_key) if not _is_hidden(d) and _new_dir(root, d, seen_dirs)]
-        for f in sorted(files, key=_sort_key):
-            if not _is_hidden(f):
-                _consider(Path(root) / f, found, seen)
-
-
-def _new_dir(root: str, name: str, seen_dirs: set[tuple[int, int]]) -> bool:
-    try:
-        st = os.stat(os.path.join(root, name))
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) not in seen_dirs
-
-
-def _consider(path: Path, found: list[Path], seen: set) -> None:
-    """Add ``path`` if it is a radiograph; an image-named entry that is not a regular file is added as is."""
-    try:
-        st = path.stat()
-    except OSError:
-        st = None  # a dangling or looping link
-    if st is not None and stat.S_ISREG(st.st_mode):
-        if is_radiograph_file(path):
-            _add(path, st, found, seen)
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
-        _add(path, st, found, seen)
-
-
-def _sort_key(name: str) -> tuple[str, str]:
-    return (name.casefold(), name)
 
 
 @dataclass
@@ -266,11 +168,13 @@ class Predictor:
     each result's ``checks``: evidence outside the chest (from the same forward pass, cheap)
     and, with ``stability``, the verdict's stability under a black border and a blur, in the
     same precision, which costs two more forward passes per image (off: ``checks.unstable`` is None).
+    ``cache``: a :class:`~cxrviewer.core.results.results_cache.ResultsCache`; known results are taken from it
+    and only the other files are classified (None: every file is classified).
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
                  workers: int | None = None, prefetch: int = 1, first_batch: int = 4, precision: str = "auto",
-                 checks: bool = True, stability: bool = False):
+                 checks: bool = True, stability: bool = False, cache=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = pick_device(device)
@@ -288,6 +192,14 @@ class Predictor:
         self.checks = bool(checks)
         self.stability = bool(stability)
         self.scope = ScopeStats.from_meta(model.meta.get("scope"))
+        self.cache = cache
+        self.cache_model = self.cache_setting = self.source_model = None
+        if cache is not None:
+            from ..results.results_cache import model_key, setting_key
+
+            self.source_model = model
+            self.cache_model = model_key(model)
+            self.cache_setting = setting_key(self.cache_model, precision, self.checks, self.stability)
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -299,8 +211,18 @@ class Predictor:
         iterator stops within one forward pass, however long a decode takes;
         closing the iterator early (``break``, ``close()``) also stops it. Either
         way its lanes are told to stop; one stuck in a read is not waited for
-        (it is a daemon thread).
+        (it is a daemon thread). With a cache, known results come from it (see
+        :func:`~cxrviewer.core.results.results_cache.predict_cached`).
         """
+        if self.cache is not None:
+            from ..results.results_cache import predict_cached
+
+            return predict_cached(self, self.cache, paths, cancel, progress)
+        return self.predict_uncached(paths, cancel, progress)
+
+    def predict_uncached(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
+        """:meth:`predict` without the cache: every file is classified."""
         paths = [Path(p) for p in paths]
         if not paths:
             return

@@ -28,7 +28,7 @@ import torch
 from .. import atomic
 from ..errors import ModelFileError
 from ..io.equalize import MODES
-from ..paths import resources_dir
+from ..paths import DEFAULT_MODEL_FILE, default_model_in, resources_dir  # noqa: F401 - DEFAULT_MODEL_FILE re-exported
 from .classifier import ARCHS, RESNETS, CamClassifier
 
 FORMAT_VERSION = 1
@@ -44,23 +44,10 @@ FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 INT_DTYPES = frozenset({"I64"})  # BatchNorm's num_batches_tracked only; checked against the model on load
 
 
-#: In the models folder: the file name of the default model, on its first line (modification times
-#: of a fresh clone say nothing about which model is newer).
-DEFAULT_MODEL_FILE = "DEFAULT"
-
-
 def default_model_path() -> Path | None:
     """The shipped default model: the ``*.safetensors`` that ``models/DEFAULT`` names; without that file
     (or when the file it names is missing), the newest (last modified) one in the package's models folder."""
-    folder = resources_dir() / "models"
-    try:
-        named = folder / (folder / DEFAULT_MODEL_FILE).read_text(encoding="utf-8").strip().splitlines()[0].strip()
-        if named.suffix == ".safetensors" and named.is_file():
-            return named
-    except (OSError, IndexError, UnicodeDecodeError):
-        pass
-    files = [p for p in folder.glob("*.safetensors") if p.is_file()] if folder.is_dir() else []
-    return max(files, key=lambda p: (p.stat().st_mtime, p.name), default=None)
+    return default_model_in(resources_dir() / "models")
 
 
 def save_model(model: CamClassifier, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False) -> Path:
@@ -104,6 +91,9 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
         meta = _decode_meta(header, path)
         f.seek(0)
         data = f.read()
+    import hashlib
+
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     from safetensors import SafetensorError
     from safetensors.torch import load as load_bytes
 
@@ -115,6 +105,8 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     model = CamClassifier(meta["arch"], len(meta["class_names"]), int(meta["input_channels"]), meta=meta)
     model.load_state_dict(_checked_weights(tensors, model.state_dict(), meta, path), strict=True)
     model.meta["file"] = str(path)
+    model.file_key = file_key(path, digest)  # the results cache's name for this model, while its meta is as loaded
+    model.loaded_meta = json.dumps(model.meta, sort_keys=True, default=str)
     return model.eval().to(device)
 
 
@@ -285,3 +277,8 @@ def _short_repr(value: Any) -> str:
 
 def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def file_key(path: str | Path, digest: str) -> str:
+    """A model file as the results cache names it: its resolved path and the blake2b of its bytes."""
+    return f"file:{Path(path).resolve()}:{digest}"

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from .classifier import CamClassifier
+from .precision_names import PRECISIONS  # noqa: F401 - defined torch-free for the CLI's parser
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 REDUCED = ("bfloat16", "float16")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MIN_AGREEMENT = 0.995

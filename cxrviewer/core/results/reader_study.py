@@ -49,17 +49,30 @@ def agreement(entry: ReaderEntry | None, ai_label: str | None) -> str | None:
     return None if entry.agrees is None else (AGREE if entry.agrees else DISAGREE)
 
 
-def record(entry: ReaderEntry, action: str, ai_label: str | None, class_names: list[str]) -> None:
+def disagree_needs_class(ai_label: str | None, class_names: list[str]) -> bool:
+    """Whether "disagree" leaves the reader's class open, so it must be asked for: the AI gave no verdict
+    (out of scope, failed) or there are more than two classes."""
+    return ai_label not in class_names or len(class_names) != 2
+
+
+def record(entry: ReaderEntry, action: str, ai_label: str | None, class_names: list[str],
+           label: str | None = None) -> None:
     """Apply a reader action: ``"agree"``, ``"disagree"``, ``"clear"`` or a class name (the reader's own label).
 
     Agree takes the AI's label as the reader's; disagree with a two-class model takes the other class.
+    Where that leaves the class open (:func:`disagree_needs_class`) ``label``, the reader's class, is
+    required: a disagreement is never recorded without one (ValueError).
     """
     ai = ai_label if ai_label in class_names else None
     if action == AGREE:
         entry.label, entry.agrees = ai, True
     elif action == DISAGREE:
-        others = [c for c in class_names if c != ai]
-        entry.label = others[0] if ai is not None and len(others) == 1 else None
+        if disagree_needs_class(ai_label, class_names):
+            if label not in class_names or label == ai:
+                raise ValueError("disagreeing here needs the reader's class, one the AI did not give")
+            entry.label = label
+        else:
+            entry.label = next(c for c in class_names if c != ai)
         entry.agrees = False
     elif action == "clear":
         entry.label = entry.agrees = None

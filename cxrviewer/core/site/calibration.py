@@ -3,8 +3,23 @@
 Refitted on the folder: the temperature (NLL), the decision threshold (by a rule: ``youden``,
 ``sensitivity=0.95`` or ``specificity=0.90``) and the scope threshold (raised, never lowered,
 so that 99% of the site's radiographs are in scope). The weights are copied byte for byte, the
-provenance (folder name, images per class, date, rule, metrics before and after) is recorded in
+provenance (folder, images per class, date, rule, metrics before and after) is recorded in
 the metadata, and the model card is regenerated. The source model is never overwritten.
+
+A fit that cannot be trusted is **degenerate** (:func:`degeneracy`) and is not written unless the
+caller accepts it (``accept_degenerate``; the card then says so):
+
+- the temperature at either bound of its search range (:data:`TEMPERATURE_BOUNDS`, within 1%): the NLL
+  kept improving towards the bound, as it does when the logits separate the classes; the
+  probabilities it gives are not calibrated (0.05 multiplies every log-odds by 20);
+- the threshold within :data:`EDGE` of 0 or 1: a cut at the edge of the probability range;
+- fewer than :data:`MIN_RELIABLE` images in a class (at 50 one image moves sensitivity or specificity by
+  2 points and a 90% rule rests on the 5 images beyond the cut; below :data:`MIN_PER_CLASS` the folder is
+  refused outright);
+- the classes do not overlap (every positive scores above every negative): any threshold in the gap
+  separates them, so the rule's choice within it is arbitrary (the gap is reported);
+- the proposed figures disagree with a recount at the proposed threshold (a guard: they come from one
+  computation, :func:`~cxrviewer.core.training.metrics.sensitivity_specificity`).
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +36,11 @@ from ..training import metrics as M
 from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
 
 MIN_PER_CLASS = 20
+MIN_RELIABLE = 50
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+EDGE = 1e-3
+RULES = ("youden", "sensitivity=0.90", "sensitivity=0.95", "sensitivity=0.98", "specificity=0.90", "specificity=0.95")
+"""The rules offered in the viewer's choice list (``--rule`` takes any S between 0 and 1)."""
 RULE_HELP = "youden | sensitivity=S | specificity=S (S between 0 and 1, e.g. sensitivity=0.95)"
 _KEPT = ("n", "auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "npv", "f1",
          "ece", "nll", "threshold", "confusion_matrix", "in_scope_rate")
@@ -72,6 +92,20 @@ class Calibration:
     before: dict
     after: dict
     probs: np.ndarray  # N x K at the new temperature
+    problems: list[str] = field(default_factory=list)  # why the fit is degenerate (:func:`degeneracy`); empty: sound
+
+    @property
+    def degenerate(self) -> bool:
+        return bool(self.problems)
+
+
+class DegenerateCalibration(EvaluationError):
+    """A calibration that would save nonsense, refused unless the caller accepts it."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("calibration refused, nothing written: " + "; ".join(problems)
+                         + " (pass --accept-degenerate to write it anyway; its card will say so)")
+        self.problems = problems
 
 
 def check_calibration_folder(scores: LabelledScores) -> None:
@@ -90,7 +124,7 @@ def fit_calibration(scores: LabelledScores, meta: dict, rule: str = "youden") ->
     pos = names.index(meta["positive_class"]) if meta.get("positive_class") in names else (1 if len(names) == 2 else None)
     old_t = meta.get("threshold") if pos is not None else None
     before = evaluation_metrics(scores, old_t, pos)
-    temperature = M.fit_temperature(scores.logits, scores.labels)
+    temperature = M.fit_temperature(scores.logits, scores.labels, TEMPERATURE_BOUNDS)
     probs = M.softmax(scores.logits, temperature)
     threshold = threshold_for_rule(scores.labels == pos, probs[:, pos], rule) if pos is not None else None
     scope_threshold = _scope_threshold(scores, meta.get("scope"))
@@ -98,7 +132,39 @@ def fit_calibration(scores: LabelledScores, meta: dict, rule: str = "youden") ->
     if scope_threshold is not None:
         refitted.in_scope = _in_scope_at(scores, meta["scope"]["threshold"], scope_threshold)
     after = evaluation_metrics(refitted, threshold, pos)
-    return Calibration(rule, float(temperature), threshold, scope_threshold, before, after, probs)
+    cal = Calibration(rule, float(temperature), threshold, scope_threshold, before, after, probs)
+    cal.problems = degeneracy(cal, scores.labels, pos)
+    return cal
+
+
+def degeneracy(cal: Calibration, labels: np.ndarray, pos: int | None) -> list[str]:
+    """Why ``cal`` cannot be trusted, one plain sentence each (empty when it can); see the module's docstring."""
+    problems = []
+    lo, hi = TEMPERATURE_BOUNDS
+    if cal.temperature <= lo * 1.01 or cal.temperature >= hi * 0.99:
+        side = "lower" if cal.temperature <= lo * 1.01 else "upper"
+        problems.append(f"the temperature {cal.temperature:.3g} is at the {side} bound of its search range "
+                        f"({lo:g} to {hi:g}): the probabilities it gives are not calibrated")
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=cal.probs.shape[1])
+    if counts.min() < MIN_RELIABLE:
+        problems.append(f"too few images to fit an operating point ({', '.join(str(int(c)) for c in counts)} per class; "
+                        f"at least {MIN_RELIABLE} per class are needed)")
+    if pos is None or cal.threshold is None:
+        return problems
+    t = cal.threshold
+    if t < EDGE or t > 1 - EDGE:
+        problems.append(f"the threshold {t:.6f} is at the edge of the probability range")
+    y = np.asarray(labels) == pos
+    p = cal.probs[:, pos]
+    if y.any() and (~y).any() and p[y].min() > p[~y].max():
+        problems.append(f"the classes do not overlap: every threshold between {p[~y].max():.6g} and {p[y].min():.6g} "
+                        "separates them perfectly, so the threshold is not identified (nor the temperature: the fit "
+                        "sharpens without end)")
+    sens, spec = M.sensitivity_specificity(y, p, t)
+    if not (np.isclose(sens, cal.after.get("sensitivity", np.nan)) and np.isclose(spec, cal.after.get("specificity", np.nan))):
+        problems.append(f"the figures disagree: sensitivity {sens:.3f} and specificity {spec:.3f} at the threshold, "
+                        f"{cal.after.get('sensitivity')} and {cal.after.get('specificity')} in the table")
+    return problems
 
 
 def _scope_threshold(scores: LabelledScores, scope: dict | None) -> float | None:
@@ -130,7 +196,8 @@ def calibration_metadata(cal: Calibration, scores: LabelledScores, source: Path,
     if cal.scope_threshold is not None:
         updates["scope"] = {**meta["scope"], "threshold": cal.scope_threshold}
     updates["site_calibration"] = {
-        "folder": scores.folder.name, "images": scores.counts(),
+        "folder": scores.folder.name, "folder_path": str(Path(scores.folder).resolve()), "images": scores.counts(),
+        "accepted_degenerate": list(cal.problems),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "rule": cal.rule,
         "source_model": source.name, "weights_sha256": weights_digest(source),
         "previous": {"threshold": meta.get("threshold"), "temperature": meta.get("temperature"),
@@ -145,9 +212,15 @@ def _summary(m: dict) -> dict:
 
 
 def write_calibrated(cal: Calibration, scores: LabelledScores, source: str | Path, out: str | Path,
-                     overwrite: bool = False) -> Path:
-    """Write the calibrated model file ``out`` (weights byte-identical to ``source``) and its model card."""
+                     overwrite: bool = False, accept_degenerate: bool = False) -> Path:
+    """Write the calibrated model file ``out`` (weights byte-identical to ``source``) and its model card.
+
+    A degenerate ``cal`` raises :class:`DegenerateCalibration` (nothing written) unless ``accept_degenerate``.
+    """
     from ..model.checkpoint import read_header
+
+    if cal.problems and not accept_degenerate:
+        raise DegenerateCalibration(cal.problems)
     from ..model.model_update import write_with_metadata
     from ..training.model_card import write_model_card
 

@@ -172,13 +172,18 @@ def draw_threshold_sweep(ax, y_pos, p_pos, marks: dict[str, float] | None = None
     ax.plot(t, spec, color="tab:blue", lw=2, label="specificity")
     for (name, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
         if value is not None:
-            i = int(np.argmin(np.abs(t - value)))
+            at_sens, at_spec = M.sensitivity_specificity(y, p, value)  # at the mark itself, as the tables count
             ax.axvline(value, color="black", ls=style, lw=1,
-                       label=f"{name}: t = {value:.3f} (sens {sens[i]:.3f}, spec {spec[i]:.3f})")
+                       label=f"{name}: t = {_mark(value)} (sens {at_sens:.3f}, spec {at_spec:.3f})")
     ax.set(xlim=(0, 1), ylim=(-0.01, 1.01), title=title, xlabel="threshold on the positive-class probability",
            ylabel="rate")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
+
+
+def _mark(t: float) -> str:
+    """A threshold for a legend: three decimals, more at the edges (0.999999 is not 1.000)."""
+    return f"{t:.3f}" if 0.001 <= t <= 0.999 else f"{t:.6g}"
 
 
 def write_evaluation(out_dir: str | Path, scores: LabelledScores, metrics: dict,

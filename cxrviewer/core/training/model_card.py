@@ -62,12 +62,27 @@ def _what_it_is(meta: dict, tr: dict) -> list[str]:
         f"{_FRAMED if meta.get('frame_normalize') else ''}{_EQUALIZED.get(meta.get('equalize'), '')}"
         f"normalised with mean {meta['mean']} and std {meta['std']}.",
         f"- Classes: {', '.join(meta['class_names'])}" + (f"; positive class `{meta['positive_class']}`." if meta.get("positive_class") else "."),
-        "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {meta['threshold']:.4f} "
-                                f"(threshold fitted on validation by the `{rule}` rule)"
+        "- Decision rule: " + (f"`{meta.get('positive_class', meta['class_names'][-1])}` when its calibrated probability >= {_threshold(meta['threshold'])} "
+                                f"({_fitted_where(meta, f'threshold fitted on validation by the `{rule}` rule')})"
                                 if meta.get("threshold") is not None else "argmax") + ".",
-        f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} (fitted on validation by NLL).",
+        f"- Calibration: temperature {meta.get('temperature', 1.0):.3f} ({_fitted_where(meta, 'fitted on validation by NLL')}).",
         f"- Fixed CAM display scale (1st-99th percentile of the class-evidence map values on validation, logit units): {meta.get('cam_range')}.",
     ]
+
+
+def _threshold(t: float) -> str:
+    """Four decimals, more at the edges of the range (0.999999 is not 1.0000)."""
+    return f"{t:.4f}" if 0.001 <= t <= 0.999 else f"{t:.6g}"
+
+
+def _fitted_where(meta: dict, trained: str) -> str:
+    """Where the operating point was fitted: at a site (calibrated file), else in training."""
+    site = meta.get("site_calibration")
+    if not isinstance(site, dict):
+        return trained
+    counts = ", ".join(f"{k} {v}" for k, v in (site.get("images") or {}).items())
+    return (f"fitted at a site by `cxrviewer calibrate` on `{site.get('folder_path') or site.get('folder')}` ({counts}), "
+            f"rule `{site.get('rule')}`, {site.get('date')}; see Site calibration")
 
 
 def _data_and_command(tr: dict) -> list[str]:
@@ -301,8 +316,10 @@ def _site_calibration(site) -> list[str]:
     if not isinstance(site, dict):
         return []
     prev = site.get("previous", {})
+    accepted = site.get("accepted_degenerate") or []
     lines = ["", "## Site calibration",
-             f"Calibrated on the labelled folder `{site.get('folder')}` ({site.get('images')}) on {site.get('date')} "
+             f"Calibrated at a site on the labelled folder `{site.get('folder_path') or site.get('folder')}` "
+             f"({site.get('images')}) on {site.get('date')} "
              f"with the rule `{site.get('rule')}`, from `{site.get('source_model')}` (weights unchanged, SHA-256 of the "
              f"tensor data `{str(site.get('weights_sha256', '?'))[:16]}...`). Previous threshold {_f3(prev.get('threshold'))}, "
              f"temperature {_f3(prev.get('temperature'))}, scope threshold {_f3(prev.get('scope_threshold'))}.", "",
@@ -312,7 +329,11 @@ def _site_calibration(site) -> list[str]:
         m = site.get(key) or {}
         lines.append(f"| {name} | {_f3(m.get('threshold'))} | {_f3(m.get('auroc'))} | {_f3(m.get('sensitivity'))} | "
                      f"{_f3(m.get('specificity'))} | {_pct(m.get('accuracy'))} | {_f3(m.get('ece'))} | {_pct(m.get('in_scope_rate'))} |")
-    return lines + ["These were measured on the folder the operating point was fitted on (optimistic)."]
+    lines.append("These were measured on the folder the operating point was fitted on (optimistic).")
+    if accepted:
+        lines += ["", "**Accepted as degenerate.** This calibration was written although it cannot be trusted: "
+                  + "; ".join(accepted) + "."]
+    return lines
 
 
 def write_model_card(model_path: str | Path) -> Path:
