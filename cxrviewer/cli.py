@@ -117,6 +117,15 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_population_option(parser: argparse.ArgumentParser, default: str = "flag", help_extra: str = "") -> None:
+    """``--population flag|refuse``: what a run does with an image outside the model's intended population."""
+    parser.add_argument("--population", choices=("flag", "refuse"), default=default,
+                        help="an image outside the model's intended population (e.g. an adult, for a model trained on "
+                             "children: age from the DICOM header) keeps its verdict with the population column saying "
+                             "why (flag), or has it withheld as an out-of-scope image's is (refuse)"
+                             f"{help_extra} (default: {default})")
+
+
 def build_predict_parser() -> argparse.ArgumentParser:
     from .core.precision import PRECISIONS
 
@@ -138,6 +147,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
                         help="also re-score each image with a 10%% black border and with a slight blur and fill the "
                              "unstable and shift_* columns (the stability badge); costs two more forward passes per "
                              "image, about 3x the model time (default: off, those columns say 'not run')")
+    add_population_option(parser)
     parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
     parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
                         help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
@@ -245,7 +255,7 @@ def _predictor(args: argparse.Namespace):
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
-                          stability=args.stability)
+                          stability=args.stability, population=args.population)
     return model, predictor
 
 

@@ -29,6 +29,9 @@ from . import atomic
 from .equalize import MODES
 from .errors import ModelFileError
 from .model import ARCHS, RESNETS, CamClassifier
+from .population import KEY as INTENDED_USE
+from .population import check_classes
+from .population import validate as validate_intended_use
 from .paths import resources_dir
 
 FORMAT_VERSION = 1
@@ -264,6 +267,10 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
         raise ModelFileError(f"{path.name}: equalize must be false, true (global) or \"clahe\"")
     if type(meta.get("frame_normalize", False)) is not bool:
         raise ModelFileError(f"{path.name}: frame_normalize must be true or false")
+    if meta.get(INTENDED_USE) is not None:
+        why = validate_intended_use(meta[INTENDED_USE]) or check_classes(meta[INTENDED_USE], names)
+        if why:
+            raise ModelFileError(f"{path.name}: {why}")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

@@ -115,6 +115,9 @@ SCOPE_SCORE = Column("scope_score", "Scope score", lambda r, b: r.scope_score if
                      tip="Distance of the image's features from the model's training radiographs (lower = more familiar)")
 SCOPE_REASON = Column("scope_reason", "Out of scope because", lambda r, b: r.scope_reason if r.ok else None,
                       width=320, tip="Why the image is out of scope")
+POPULATION = Column("population", "Population", lambda r, b: r.population if r.ok else None, width=200,
+                    tip="Whether the patient is in the population the model was trained on: in, outside (why), or "
+                        "unknown (no usable age in the file)")
 ERROR = Column("error", "Error", lambda r, b: r.error, width=240, tip="Why the file could not be classified")
 THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, fmt=_probability, width=80,
                    tip="Decision threshold on the positive class's probability")
@@ -159,7 +162,8 @@ def _shift(value: float | str | None) -> str:
 
 
 def _warnings(r: FileResult, b: Batch) -> str | None:
-    return "; ".join(r.warnings()) if r.ok and r.checks is not None else None
+    lines = r.warnings()
+    return "; ".join(lines) if r.ok and (r.checks is not None or lines) else None
 
 
 EVIDENCE_OUTSIDE = Column("evidence_outside", "Evidence outside chest", _checks(lambda c: c.outside_share),
@@ -222,11 +226,11 @@ def shown_probability_column(batch: Batch) -> Column:
 
 
 def csv_columns(batch: Batch, overlays: bool = False, reader: bool = False) -> list[Column]:
-    """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, error,
+    """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, population, error,
     threshold, width, height, format, model, precision, the checks, ``overlay`` when overlays are written, and
     truth, reader_label, agreement and note for the viewer's reader study."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, ERROR,
-            THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
+    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, POPULATION,
+            ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
             *(READER_COLUMNS if reader else ())]
 
 
@@ -237,6 +241,6 @@ def table_columns(batch: Batch) -> list[Column]:
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, IN_SCOPE, SCOPE_REASON,
-            SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
+    return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, POPULATION, IN_SCOPE,
+            SCOPE_REASON, SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
             HEIGHT, FORMAT, MODEL, PRECISION, ERROR]
