@@ -19,18 +19,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .population import NOT_RECORDED, IntendedUse
 from .reader_study import agreement
 from .results import FileResult
 
 
 @dataclass(frozen=True)
 class Batch:
-    """What every row of one run shares: the model's classes, positive class, threshold and display name."""
+    """What every row of one run shares: the model's classes, positive class, threshold and display name, and
+    its intended use: ``intended_for`` (whom it was trained on, in a line) and ``meanings`` (class -> what a
+    verdict of it means and does not mean)."""
 
     class_names: tuple[str, ...] = ()
     positive: str | None = None
     threshold: float | None = None
     model_name: str = ""
+    intended_for: str = ""
+    meanings: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, model: Any) -> Batch:
@@ -39,7 +44,27 @@ class Batch:
             return cls()
         pos = model.positive_index
         positive = model.class_names[pos] if pos is not None and model.threshold is not None else None
-        return cls(tuple(model.class_names), positive, model.threshold, model.display_name)
+        use = IntendedUse.from_meta(model.meta)
+        intended = use.population_words() if use is not None else NOT_RECORDED
+        meanings = tuple((c, use.meaning(c)) for c in model.class_names if use.meaning(c)) if use is not None else ()
+        return cls(tuple(model.class_names), positive, model.threshold, model.display_name, intended, meanings)
+
+    def meaning(self, class_name: str | None) -> str:
+        """What a verdict of ``class_name`` means and does not mean ("" when the model does not say)."""
+        return dict(self.meanings).get(class_name or "", "")
+
+
+def verdict_legend(batch: Batch, class_name: str | None, result: FileResult | None = None) -> str:
+    """The tooltip of a verdict: what ``class_name`` means (from the model's intended use), whom the model is
+    for, and the image's population check when it is not ``in``. "" without a verdict."""
+    if not class_name or class_name not in batch.class_names:
+        return ""
+    lines = [batch.meaning(class_name) or f"{class_name}: the model's intended use does not say what this class means."]
+    if batch.intended_for:
+        lines.append(f"Model trained on: {batch.intended_for}.")
+    if result is not None and result.ok and result.population and result.population != "in":
+        lines.append(f"This image's population: {result.population}.")
+    return "\n".join(lines)
 
 
 def _text(value: Any) -> str:

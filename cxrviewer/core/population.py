@@ -92,14 +92,21 @@ class IntendedUse:
         return "; ".join(parts) + "." if parts else ""
 
     def caption(self) -> str:
-        """The short line export captions and DICOM results carry: "for ages 1-5 y, AP views; NORMAL = ..."."""
-        words = [f"for ages {self.age_words()}" if self.age_years else "ages not recorded"]
+        """The short line export captions and DICOM results carry: "trained on ages 1-5 y, AP views; NORMAL = ..."."""
+        words = [f"trained on ages {self.age_words()}" if self.age_years else "ages not recorded"]
         if self.views:
             words[0] += f", {'/'.join(self.views)} views"
         for name, c in self.classes.items():
             if c.get("means"):
-                words.append(f"{name} = {c['means']}")
+                short = (c.get("does_not_mean") or "").split(":")[0].strip()
+                words.append(f"{name} = {c['means']}" + (f", not {short}" if short else ""))
         return "; ".join(words)
+
+
+def model_line(display_name: str, meta: dict[str, Any] | None) -> str:
+    """The model as captions and DICOM results name it: its name and, in brackets, its intended use."""
+    use = IntendedUse.from_meta(meta)
+    return f"{display_name} ({use.caption() if use is not None else NOT_RECORDED})"
 
 
 def _num(v: float) -> str:

@@ -261,9 +261,11 @@ class Problem:
 
 def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path] | None, model, device,
               batch_size: int, after: threading.Event | None = None,
-              precision: str = "auto", stability: bool = True) -> Iterator[Scanned | Chunk | Problem]:
+              precision: str = "auto", stability: bool = True,
+              population: str = "flag") -> Iterator[Scanned | Chunk | Problem]:
     """The batch task: scan ``inputs`` (unless ``paths`` are given), then classify with ``model``
-    (``stability``: run the per-verdict stability check, two more forward passes per image).
+    (``stability``: run the per-verdict stability check, two more forward passes per image; ``population``:
+    "refuse" withholds the verdicts outside the model's intended population).
 
     ``after``: the previous run's ``stopped`` event; this run waits for it, even when
     cancelled itself, so that two runs never use a model at the same time (nor share the CPU).
@@ -277,7 +279,8 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
         paths = scan_inputs(inputs)
         yield Scanned(list(paths))
     if model is not None and paths:
-        predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability)
+        predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability,
+                              population=population)
         yield from _classify(cancel, paths, predictor)
 
 
@@ -334,7 +337,8 @@ class BatchRunner(QObject):
         return self._task is not None and not self._task.cancelled
 
     def start(self, inputs: Sequence[str | Path] = (), model=None, device=None, batch_size: int = 16,
-              paths: list[Path] | None = None, precision: str = "auto", stability: bool = True) -> Task:
+              paths: list[Path] | None = None, precision: str = "auto", stability: bool = True,
+              population: str = "flag") -> Task:
         """Replace any current run (it stops without reporting) with a new one.
 
         ``paths``: classify these (no scan, no ``scanned``); else scan ``inputs``.
@@ -344,7 +348,7 @@ class BatchRunner(QObject):
             previous.cancel()
         after = previous.stopped if previous is not None else None
         task = self.tasks.start(run_batch, [Path(p) for p in inputs], paths, model, device, batch_size, after,
-                                precision, stability, name="batch")
+                                precision, stability, population, name="batch")
         task.yielded.connect(self._on_event)
         task.failed.connect(self.problem)
         task.finished.connect(lambda completed, t=task: self._on_finished(t, completed))
