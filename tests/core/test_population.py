@@ -224,7 +224,7 @@ def test_predict_csv_has_the_population_column_and_refuse_withholds(mixed, tmp_p
     capsys.readouterr()
 
 
-def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_path, capsys):
+def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_path, capsys, monkeypatch):
     import json
 
     from cxrviewer.cli import main
@@ -232,24 +232,25 @@ def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_pat
     import numpy as np
     from dicom_factory import make_dicom
 
+    monkeypatch.setattr("cxrviewer.core.calibration.MIN_PER_CLASS", 4)  # small and fast; the rule is the same
     site, rng = tmp_path / "site", np.random.default_rng(0)
     for cls in ("NORMAL", "PNEUMONIA"):
         (site / cls).mkdir(parents=True)
-        for i in range(20):  # one adult per class, the rest children of three
+        for i in range(4):  # one adult per class, the rest children of three
             make_dicom(site / cls / f"{i}.dcm", rng.integers(0, 4096, (96, 80), dtype=np.uint16), Modality="CR",
                        BodyPartExamined="CHEST", StudyDate="20040826", PatientBirthDate="20010826" if i else "19400305")
     model = save_model(make_tiny_model(threshold=0.5, temperature=1.0, intended_use=KERMANY), tmp_path / "m.safetensors")
     assert main(["evaluate", str(site), "--model", str(model), "--out", str(tmp_path / "ev"),
                  "--faithfulness-images", "0", "--batch-size", "8"]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert m["population"] == {"in": 38, "outside": 2, "unknown": 0}
+    assert m["population"] == {"in": 6, "outside": 2, "unknown": 0}
     assert {Path(x["file"]).name for x in m["outside_population"]} == {"0.dcm"} and len(m["outside_population"]) == 2
     assert "2 outside the intended population" in capsys.readouterr().out
     out = tmp_path / "cal.safetensors"
     assert main(["calibrate", str(site), "--model", str(model), "--out", str(out), "--batch-size", "8"]) == 1
     err = capsys.readouterr().err
-    assert "2 of 40 images are outside the model's intended population" in err and not out.exists()
+    assert "2 of 8 images are outside the model's intended population" in err and not out.exists()
     assert main(["calibrate", str(site), "--model", str(model), "--out", str(out), "--batch-size", "8",
                  "--population", "flag"]) == 0
-    assert read_header(out)["site_calibration"]["population"] == {"in": 38, "outside": 2, "unknown": 0}
+    assert read_header(out)["site_calibration"]["population"] == {"in": 6, "outside": 2, "unknown": 0}
     assert read_header(out)["intended_use"] == KERMANY  # kept: calibration does not change whom it is for
