@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .population import NOT_RECORDED, IntendedUse
+from .population import IntendedUse
 from .reader_study import agreement
 from .results import FileResult
 
@@ -28,7 +28,7 @@ from .results import FileResult
 class Batch:
     """What every row of one run shares: the model's classes, positive class, threshold and display name, and
     its intended use: ``intended_for`` (whom it was trained on, in a line) and ``meanings`` (class -> what a
-    verdict of it means and does not mean)."""
+    verdict of it means and does not mean); both empty when the model file does not record them."""
 
     class_names: tuple[str, ...] = ()
     positive: str | None = None
@@ -45,7 +45,7 @@ class Batch:
         pos = model.positive_index
         positive = model.class_names[pos] if pos is not None and model.threshold is not None else None
         use = IntendedUse.from_meta(model.meta)
-        intended = use.population_words() if use is not None else NOT_RECORDED
+        intended = use.population_words() if use is not None else ""
         meanings = tuple((c, use.meaning(c)) for c in model.class_names if use.meaning(c)) if use is not None else ()
         return cls(tuple(model.class_names), positive, model.threshold, model.display_name, intended, meanings)
 

@@ -24,7 +24,7 @@ from ..core.explain import EvidenceMap
 from ..core.explain.audit import audit_line, method_notes
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
-from ..core.population import model_line
+from ..core.population import NOT_RECORDED, model_line
 from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
 from . import dialogs
 from .about import about_html
@@ -653,7 +653,7 @@ class MainWindow(QMainWindow):
         precision = self.precision_text()
         self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "
                                  f"{precision.split(' ')[0]}" if model else "No model")
-        self.model_label.setToolTip(f"Runs in {precision}\nIntended use: {self.batch.intended_for}" if model else "")
+        self.model_label.setToolTip(f"Runs in {precision}\nTrained on: {self.batch.intended_for or NOT_RECORDED}" if model else "")
         self.details.set_model(ModelInfo(self.batch, device, precision, audit_line(audited)))
         self._update_actions()
 
