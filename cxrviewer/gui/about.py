@@ -93,9 +93,10 @@ def _intended_use_html(model) -> str:
     rows += [(c, use.meaning(c)) for c in model.class_names if use.meaning(c)]
     body = "".join(f"<tr><td style='color:{theme.MUTED}'>{html.escape(k)}</td><td>&nbsp;{html.escape(v)}</td></tr>"
                    for k, v in rows)
-    return (f"<h4>Intended use</h4><table>{body}</table><p style='color:{theme.MUTED}'>Images whose DICOM age is outside "
-            f"{html.escape(use.age_words())} are flagged (Model &gt; Withhold Verdicts Outside the Intended Population "
-            "withholds their verdicts).</p>")
+    note = (f"<p style='color:{theme.MUTED}'>Images whose DICOM age is outside {html.escape(use.age_words())} are "
+            "flagged (Model &gt; Withhold Verdicts Outside the Intended Population withholds their verdicts).</p>"
+            if use.age_years else "")
+    return f"<h4>Intended use</h4><table>{body}</table>{note}"
 
 
 def about_html(model, path: Path | None, device, version: str) -> str:
