@@ -254,3 +254,55 @@ def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_pat
                  "--population", "flag"]) == 0
     assert read_header(out)["site_calibration"]["population"] == {"in": 6, "outside": 2, "unknown": 0}
     assert read_header(out)["intended_use"] == KERMANY  # kept: calibration does not change whom it is for
+
+
+# -- the trainer's options and the exports' model line ---------------------------------------------
+def test_trainer_writes_intended_use_only_when_asked_and_its_command_reproduces_it(tmp_path):
+    import shlex
+
+    from cxrviewer.core.training import TrainingError
+    from cxrviewer.core.training.intended_use import intended_use_from_args
+    from cxrviewer.core.training.train import command_line, get_args_parser
+
+    parser, names = get_args_parser(), ["NORMAL", "PNEUMONIA"]
+    assert intended_use_from_args(parser.parse_args(["--data", "d"]), names) is None  # never guessed
+    args = parser.parse_args(["--data", "d", "--intended-use", "kermany", "--intended-views", "ap", "pa",
+                              "--class-meaning", "PNEUMONIA", "an opacity like pneumonia", "a diagnosis"])
+    use = intended_use_from_args(args, names)
+    assert use["population"] == KERMANY["population"] and use["views"] == ["AP", "PA"]
+    assert use["classes"]["PNEUMONIA"] == {"means": "an opacity like pneumonia", "does_not_mean": "a diagnosis"}
+    assert use["classes"]["NORMAL"] == KERMANY["classes"]["NORMAL"]
+    again = parser.parse_args(shlex.split(command_line(args))[2:])
+    assert vars(again) == vars(args)  # the recorded command gives the same intended use
+    only_ages = intended_use_from_args(parser.parse_args(["--data", "d", "--intended-ages", "18", "90"]), names)
+    assert only_ages == {"population": {"age_years": [18, 90]}}
+    cats = intended_use_from_args(parser.parse_args(["--data", "d", "--intended-use", "kermany"]), ["CAT", "DOG"])
+    assert cats["classes"] == {}  # the preset's classes are kept only where the model has them
+    with pytest.raises(TrainingError, match="age_years"):
+        intended_use_from_args(parser.parse_args(["--data", "d", "--intended-ages", "9", "3"]), names)
+    (tmp_path / "use.json").write_text('{"population": {"age_years": [0, 18], "source": "a children\'s hospital"}}')
+    from_file = intended_use_from_args(parser.parse_args(["--data", "d", "--intended-use", str(tmp_path / "use.json")]), names)
+    assert from_file == {"population": {"age_years": [0, 18], "source": "a children's hospital"}}
+    with pytest.raises(TrainingError, match="not a preset"):
+        intended_use_from_args(parser.parse_args(["--data", "d", "--intended-use", str(tmp_path / "none.json")]), names)
+
+
+def test_export_caption_and_secondary_capture_carry_the_intended_use(tmp_path):
+    import numpy as np
+
+    from cxrviewer.core.dicom_export import export_secondary_capture
+    from cxrviewer.core.overlay import export_caption
+    from cxrviewer.core.results import FileResult
+
+    line = model_line("cxr", {"intended_use": KERMANY})
+    r = FileResult(Path("a.dcm"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL", predicted="NORMAL",
+                   in_scope=True, population="outside: age 64 y, model trained on 1-5 y")
+    caption = export_caption(r, "CAM of NORMAL", line)
+    assert caption.startswith("NORMAL p=0.90 | OUTSIDE THE MODEL'S POPULATION (age 64 y, model trained on 1-5 y) |")
+    assert "model cxr (trained on ages 1-5 y, AP views; NORMAL = no pneumonia pattern" in caption
+    assert "not a normal radiograph" in caption
+    inside = export_caption(FileResult(Path("b.png"), probs={"NORMAL": 0.9}, label="NORMAL", population="unknown"),
+                            "CAM of NORMAL", line)
+    assert "OUTSIDE" not in inside
+    ds = pydicom.dcmread(export_secondary_capture(rg1(), np.zeros((8, 8, 3), np.uint8), tmp_path / "sc.dcm", model=line))
+    assert ds.ImageComments.startswith(f"AI result of model {line}.") and "not a medical device" in ds.ImageComments
