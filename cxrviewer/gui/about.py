@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..core.population import KEY as INTENDED_USE
-from ..core.population import NOT_RECORDED, IntendedUse
+from ..core.model.population import KEY as INTENDED_USE
+from ..core.model.population import NOT_RECORDED, IntendedUse
 from . import theme
 
 NOTICE = ("For research and education only. cxrviewer is not a medical device and must not be used "

@@ -13,14 +13,15 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from cxrviewer import load_model, save_model
-from cxrviewer.core.checkpoint import read_header
+from cxrviewer.core.model.checkpoint import read_header
 from cxrviewer.core.errors import ModelFileError
-from cxrviewer.core.imaging import _CORNER_TAGS, _ID_TAGS, load_radiograph
-from cxrviewer.core.inference import Predictor
-from cxrviewer.core.model_update import weights_digest
-from cxrviewer.core.population import (
+from cxrviewer.core.io.dicom import _CORNER_TAGS, _ID_TAGS
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.batch.inference import Predictor
+from cxrviewer.core.model.model_update import weights_digest
+from cxrviewer.core.model.population import (
     KERMANY, IntendedUse, age_words, check_population, model_line, parse_age_string, patient_age)
-from cxrviewer.core.results import OUT_OF_SCOPE
+from cxrviewer.core.results.file_result import OUT_OF_SCOPE
 from cxrviewer.core.training import intended_use as command
 from cxrviewer.core.training.model_card import render_model_card
 from tests.conftest import make_tiny_model
@@ -232,7 +233,7 @@ def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_pat
     import numpy as np
     from dicom_factory import make_dicom
 
-    monkeypatch.setattr("cxrviewer.core.calibration.MIN_PER_CLASS", 4)  # small and fast; the rule is the same
+    monkeypatch.setattr("cxrviewer.core.site.calibration.MIN_PER_CLASS", 4)  # small and fast; the rule is the same
     site, rng = tmp_path / "site", np.random.default_rng(0)
     for cls in ("NORMAL", "PNEUMONIA"):
         (site / cls).mkdir(parents=True)
@@ -290,9 +291,9 @@ def test_trainer_writes_intended_use_only_when_asked_and_its_command_reproduces_
 def test_export_caption_and_secondary_capture_carry_the_intended_use(tmp_path):
     import numpy as np
 
-    from cxrviewer.core.dicom_export import export_secondary_capture
-    from cxrviewer.core.overlay import export_caption
-    from cxrviewer.core.results import FileResult
+    from cxrviewer.core.results.dicom_export import export_secondary_capture
+    from cxrviewer.core.results.overlay import export_caption
+    from cxrviewer.core.results.file_result import FileResult
 
     line = model_line("cxr", {"intended_use": KERMANY})
     r = FileResult(Path("a.dcm"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL", predicted="NORMAL",

@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from cxrviewer import save_model
-from cxrviewer.core.population import KERMANY
-from cxrviewer.core.results import OUT_OF_SCOPE
+from cxrviewer.core.model.population import KERMANY
+from cxrviewer.core.results.file_result import OUT_OF_SCOPE
 from cxrviewer.gui.about import about_html
 from cxrviewer.gui.results_model import CLASS, STATUS
 from cxrviewer.gui.settings import Settings

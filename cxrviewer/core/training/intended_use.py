@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import read_header
-from ..population import KERMANY, KEY, check_classes, validate
+from ..model.checkpoint import read_header
+from ..model.population import KERMANY, KEY, check_classes, validate
 from . import TrainingError, run_cli
 
 PRESETS = {"kermany": KERMANY}
@@ -97,7 +97,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict | None:
-    from ..model_update import rewrite_metadata, weights_digest, write_with_metadata
+    from ..model.model_update import rewrite_metadata, weights_digest, write_with_metadata
     from .model_card import write_model_card
 
     meta = read_header(args.model)

@@ -38,7 +38,7 @@ class CornerInfo:
 
 def corner_info(radiograph, window: Window | None = None, zoom: float | None = None,
                 index: int | None = None, count: int | None = None) -> CornerInfo:
-    """The :class:`CornerInfo` of a :class:`~cxrviewer.core.imaging.Radiograph` shown with ``window``."""
+    """The :class:`CornerInfo` of a :class:`~cxrviewer.core.io.radiograph.Radiograph` shown with ``window``."""
     return CornerInfo(Path(radiograph.path).name, radiograph.meta, radiograph.scale, window, zoom, index, count)
 
 

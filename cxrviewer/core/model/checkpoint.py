@@ -25,14 +25,14 @@ from typing import Any, BinaryIO
 
 import torch
 
-from . import atomic
-from .equalize import MODES
-from .errors import ModelFileError
-from .model import ARCHS, RESNETS, CamClassifier
+from .. import atomic
+from ..errors import ModelFileError
+from ..io.equalize import MODES
+from ..paths import resources_dir
+from .classifier import ARCHS, RESNETS, CamClassifier
 from .population import KEY as INTENDED_USE
 from .population import check_classes
 from .population import validate as validate_intended_use
-from .paths import resources_dir
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "class_names", "input_size", "input_channels", "mean", "std")

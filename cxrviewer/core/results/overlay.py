@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from ..io.radiograph import Radiograph
 from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
-from .imaging import Radiograph
-from .results import FileResult
+from .file_result import FileResult
 
 SCALES = ("image", "fixed")
 DEFAULT_CAM_RANGE = (-8.0, 8.0)
@@ -240,7 +240,7 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     colour bar (top right) is labelled with the limits (logit units for the evidence map).
     ``map_layer``: another map to draw (another method's, or none at all with a note), named in the
     caption. ``annotations``: measurements and four-corner text burned in too
-    (:mod:`cxrviewer.core.annotate`). Text scales with the image, with a legible minimum.
+    (:mod:`cxrviewer.core.results.annotate`). Text scales with the image, with a legible minimum.
     """
     pixels = _check_pixels(radiograph.pixels)
     h, w = pixels.shape
