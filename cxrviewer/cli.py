@@ -117,6 +117,15 @@ def build_gui_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_population_option(parser: argparse.ArgumentParser, default: str = "flag", help_extra: str = "") -> None:
+    """``--population flag|refuse``: what a run does with an image outside the model's intended population."""
+    parser.add_argument("--population", choices=("flag", "refuse"), default=default,
+                        help="an image outside the model's intended population (e.g. an adult, for a model trained on "
+                             "children: age from the DICOM header) keeps its verdict with the population column saying "
+                             "why (flag), or has it withheld as an out-of-scope image's is (refuse)"
+                             f"{help_extra} (default: {default})")
+
+
 def build_predict_parser() -> argparse.ArgumentParser:
     from .core.model.precision_names import PRECISIONS
 
@@ -142,6 +151,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
                         help="classify every file and keep nothing (default: results already known for the same file "
                              "bytes, model, precision and checks come from the results cache in the user's cache folder, "
                              "$CXRVIEWER_CACHE_DIR overrides it; new results are added to it)")
+    add_population_option(parser)
     parser.add_argument("--class", dest="cam_class", metavar="NAME", help="class whose CAM the overlays show (default: the predicted class)")
     parser.add_argument("--scale", choices=("auto", "image", "fixed"), default="auto",
                         help="overlay colour scale: per-image min-max, or fixed logit range shared by all images; "
@@ -255,7 +265,7 @@ def _answer_from_cache(args: argparse.Namespace, paths: list[Path]):
         return None  # the model's own refusal comes from loading it
     cache = ResultsCache()
     try:
-        known = answer_from_cache(cache, model_file, paths, args.precision, True, args.stability)
+        known = answer_from_cache(cache, model_file, paths, args.precision, True, args.stability, args.population)
     except OSError:
         return None
     finally:
@@ -293,7 +303,8 @@ def _predictor(args: argparse.Namespace):
         raise CxrError(f"--class {args.cam_class!r} is not a class of this model ({', '.join(model.class_names)})")
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
-                          stability=args.stability, cache=None if args.no_cache else ResultsCache())
+                          stability=args.stability, population=args.population,
+                          cache=None if args.no_cache else ResultsCache())
     return model, predictor
 
 
@@ -393,13 +404,14 @@ def _overlay_folder(args: argparse.Namespace) -> Path | None:
 
 def _overlay_writer(args: argparse.Namespace, model, out_dir: Path) -> Callable[[FileResult], tuple[Path | None, str | None]]:
     """``render(result)``: writes the overlay PNG of one result into ``out_dir``."""
+    from .core.model.population import model_line
     from .core.results.overlay import cam_range_from_meta
 
     scale = args.scale
     if scale == "auto":
         scale = "fixed" if "cam_range" in model.meta else "image"
     options = dict(class_name=args.cam_class, scale=scale, cam_range=cam_range_from_meta(model.meta),
-                   model_name=model.display_name)
+                   model_name=model_line(model.display_name, model.meta))
     return lambda result: _write_overlay(result, out_dir, options)
 
 

@@ -30,7 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_evaluate_parser() -> argparse.ArgumentParser:
-    from .cli import _Parser
+    from .cli import _Parser, add_population_option
 
     p = _Parser(prog=f"{PROG} evaluate", description="Measure a model on a labelled folder: metrics.json plus ROC, "
                 "confusion-matrix, reliability and threshold-sweep plots.")
@@ -40,6 +40,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--faithfulness-images", type=_non_negative_int, default=FAITHFULNESS_IMAGES, metavar="N",
                    help="score the heat maps' faithfulness (deletion and insertion, mean and blur fill, against a random "
                         f"and a centred-prior map, Grad-CAM as a peer) on at most N images; 0 skips it (default: {FAITHFULNESS_IMAGES})")
+    add_population_option(p, help_extra="; metrics.json counts them either way")
     return p
 
 
@@ -65,6 +66,10 @@ def build_calibrate_parser() -> argparse.ArgumentParser:
                    help="write the new model even when the fit cannot be trusted (temperature or threshold at a bound, "
                         f"fewer than {MIN_RELIABLE} images in a class, classes that do not overlap, figures that disagree); "
                         "its card then says it was accepted as degenerate (default: refuse, exit 1, write nothing)")
+    p.add_argument("--population", choices=("flag", "refuse"), default="refuse",
+                   help="a folder holding images outside the model's intended population (age from the DICOM header) is "
+                        "refused (refuse), or calibrated on anyway with their count recorded in the new file (flag); "
+                        "images with no usable age do not count (default: refuse)")
     return p
 
 
@@ -77,7 +82,7 @@ def _check_out_dir(out: Path, folder: Path, overwrite: bool) -> None:
         raise EvaluationError(f"{out}: already holds an evaluation; choose another folder or pass --overwrite")
 
 
-def _score(args: argparse.Namespace, min_per_class: int = 1):
+def _score(args: argparse.Namespace, min_per_class: int = 1, population: str = "flag"):
     from .cli import _progress_bar
     from .core.model.checkpoint import load_model
     from .core.site.evaluation import read_labelled_folder, score_folder
@@ -90,7 +95,7 @@ def _score(args: argparse.Namespace, min_per_class: int = 1):
     cancel = threading.Event()
     try:
         scores = score_folder(model, samples, args.folder, device, args.batch_size, cancel,
-                              progress=lambda done, total: bar.update(done - bar.n))
+                              progress=lambda done, total: bar.update(done - bar.n), population=population)
     finally:
         cancel.set()
         bar.close()
@@ -104,7 +109,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out_dir(out, Path(args.folder), args.overwrite)
-    model, scores = _score(args)
+    model, scores = _score(args, population=args.population)
     m = evaluation_metrics(scores, model.threshold, model.positive_index)
     if args.faithfulness_images:
         print(f"heat-map faithfulness on up to {args.faithfulness_images} images...", file=sys.stderr)
@@ -118,7 +123,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def calibrate(args: argparse.Namespace) -> int:
     """``cxrviewer calibrate``: refit the operating point on FOLDER and write a new model file."""
-    from .core.site.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
+    from .core.site.calibration import (MIN_PER_CLASS, check_population_for_calibration, fit_calibration, parse_rule,
+                                        write_calibrated)
     from .core.model.checkpoint import default_model_path, read_header
     from .core.site.evaluation import EvaluationError, write_evaluation
     from .core.model.model_update import check_output
@@ -133,6 +139,7 @@ def calibrate(args: argparse.Namespace) -> int:
     report = Path(args.out).with_name(Path(args.out).stem + "_calibration")
     _check_out_dir(report, Path(args.folder), args.overwrite)
     model, scores = _score(args, MIN_PER_CLASS)
+    check_population_for_calibration(scores, refuse=args.population == "refuse")
     cal = fit_calibration(scores, read_header(source), args.rule)
     path = write_calibrated(cal, scores, source, args.out, args.overwrite, accept_degenerate=args.accept_degenerate)
     scores.probs = cal.probs
@@ -151,6 +158,9 @@ def _headline(m: dict) -> str:
         parts += [f"threshold {m['threshold']:.4f}", f"sensitivity {_f(m.get('sensitivity'))}",
                   f"specificity {_f(m.get('specificity'))}"]
     parts += [f"accuracy {_f(m.get('accuracy'))}", f"in scope {100 * m['in_scope_rate']:.1f}%"]
+    pop = m.get("population") or {}
+    if pop.get("outside"):
+        parts.append(f"{pop['outside']} outside the intended population")
     return ", ".join(parts)
 
 

@@ -54,8 +54,8 @@ def test_predict_writes_csv_and_overlays_without_touching_inputs(scans, tiny_mod
     assert code == 0, capsys.readouterr().err
     assert _snapshot(scans) == before
     rows = list(csv.DictReader(out.open(newline="")))
-    assert list(rows[0])[:8] == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason",
-                                 "error"]
+    assert list(rows[0])[:9] == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason",
+                                 "population", "error"]
     assert {"threshold", "width", "height", "format", "model", "overlay"} <= set(rows[0])
     assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.JPEG", "broken.jpg", "c.jpg"]
     assert {(r["unstable"], r["shift_border"], r["shift_blur"]) for r in rows if not r["error"]} == {("not run",) * 3}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from ..core.model.population import KEY as INTENDED_USE
+from ..core.model.population import NOT_RECORDED, IntendedUse
 from . import theme
 
 NOTICE = ("For research and education only. cxrviewer is not a medical device and must not be used "
           "for diagnosis or treatment decisions.")
-_HIDDEN = {"format_version", "mean", "std", "file", "class_names", "metrics", "cam_range"}
+_HIDDEN = {"format_version", "mean", "std", "file", "class_names", "metrics", "cam_range", INTENDED_USE}
 
 
 def _fmt(v) -> str:
@@ -81,6 +83,22 @@ def _training_rows(tr: dict) -> list[tuple[str, object]]:
     return rows
 
 
+def _intended_use_html(model) -> str:
+    """Whom the model is for and what each class means (or that the file does not say)."""
+    use = IntendedUse.from_meta(model.meta)
+    if use is None:
+        return f"<h4>Intended use</h4><p style='color:{theme.ERROR}'>{html.escape(NOT_RECORDED.capitalize())}: " \
+               "every image's population is unknown.</p>"
+    rows = [("Trained on", use.population_words())]
+    rows += [(c, use.meaning(c)) for c in model.class_names if use.meaning(c)]
+    body = "".join(f"<tr><td style='color:{theme.MUTED}'>{html.escape(k)}</td><td>&nbsp;{html.escape(v)}</td></tr>"
+                   for k, v in rows)
+    note = (f"<p style='color:{theme.MUTED}'>Images whose DICOM age is outside {html.escape(use.age_words())} are "
+            "flagged (Model &gt; Withhold Verdicts Outside the Intended Population withholds their verdicts).</p>"
+            if use.age_years else "")
+    return f"<h4>Intended use</h4><table>{body}</table>{note}"
+
+
 def about_html(model, path: Path | None, device, version: str) -> str:
     """Rich text for the About box: version, notice, and the active model's card."""
     parts = [f"<h2>cxrviewer {html.escape(version)}</h2>",
@@ -98,6 +116,7 @@ def about_html(model, path: Path | None, device, version: str) -> str:
     if "temperature" in meta:
         basics.append(("Temperature", meta["temperature"]))
     parts.append("<h3>Model card</h3><table>" + _rows([(k, v) for k, v in basics if v not in (None, "")]) + "</table>")
+    parts.append(_intended_use_html(model))
     metrics = meta.get("metrics")
     if isinstance(metrics, dict) and metrics:
         parts.append("<h4>Metrics</h4><table>" + _rows(_metric_rows(metrics)) + "</table>")

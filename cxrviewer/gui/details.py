@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
+from ..core.model.population import NOT_RECORDED, WITHHELD
 from ..core.results.columns import Batch, detail_columns, percent
 from ..core.results.file_result import FileResult
 from . import theme
@@ -126,11 +127,13 @@ class DetailsPanel(QWidget):
                 f"<td width='{bar}%' bgcolor='{bar_colour}' height='6'></td><td width='{100 - bar}%'></td>"
                 "</tr></table></td></tr>")  # Qt's rich text ignores a lone cell's percentage width
         if r.in_scope is False:
-            head = [f"<p style='font-size:large'>Prediction: <b style='color:{theme.ERROR}'>withheld (out of scope)</b></p>",
+            why = "outside the intended population" if (r.scope_reason or "").startswith(WITHHELD) else "out of scope"
+            head = [f"<p style='font-size:large'>Prediction: <b style='color:{theme.ERROR}'>withheld ({why})</b></p>",
                     f"<p style='color:{theme.ERROR}'><b>Why:</b> {_esc(r.scope_reason)}</p>",
                     f"<p style='color:{theme.MUTED}'>For audit, the model would say {_esc(r.predicted)}:</p>"]
         else:
             head = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>"]
+        head += self._legend_html(r)
         out = [*head, "<table width='100%' cellspacing='2'>", *rows, "</table>"]
         if r.scope_score is not None:
             out.append(f"<p style='color:{theme.MUTED}'>Scope score {r.scope_score:.2f} (in scope up to the model's "
@@ -140,6 +143,21 @@ class DetailsPanel(QWidget):
             out.append(f"<p style='color:{theme.MUTED}'>Decision: {_esc(positive)} when its probability "
                        f"&ge; {threshold:.3f}</p>")
         return "".join(out)
+
+    def _legend_html(self, r: FileResult) -> list[str]:
+        """What the verdict's class means (the model's intended use), and the image's population check."""
+        b = self.model.batch
+        out = []
+        meaning = b.meaning(r.predicted or r.label)
+        if meaning:
+            out.append(f"<p style='color:{theme.MUTED}; font-size:small'>{_esc(meaning)}</p>")
+        if r.outside_population:
+            out.append(f"<p style='color:{theme.ERROR}'><b>Outside the intended population:</b> "
+                       f"{_esc(r.population.split(': ', 1)[-1])}</p>")
+        elif r.population == "unknown" and b.intended_for:
+            out.append(f"<p style='color:{theme.MUTED}; font-size:small'>Population unknown (no usable age in the "
+                       f"file); the model was trained on {_esc(b.intended_for)}.</p>")
+        return out
 
     def _result_html(self, r: FileResult) -> str:
         """The result's columns (as in the CSV), those with a value."""
@@ -181,7 +199,8 @@ class DetailsPanel(QWidget):
         if not b.model_name:
             return f"<h4 style='margin-bottom:2px'>Model</h4><p style='color:{theme.ERROR}'>No model loaded.</p>"
         rows = [("Model", _esc(b.model_name)), ("Device", _esc(self.model.device)),
-                ("Classes", _esc(", ".join(b.class_names)))]
+                ("Classes", _esc(", ".join(b.class_names))), ("Trained on", _esc(b.intended_for or NOT_RECORDED))]
+        rows += [(_esc(c), _esc(text)) for c, text in b.meanings]
         if b.threshold is not None:
             rows.append(("Threshold", f"{b.threshold:.3f} on P({_esc(b.positive)})"))
         if self.model.precision:

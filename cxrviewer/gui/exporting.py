@@ -162,6 +162,7 @@ def _export_one(result: FileResult, options: RenderOptions, path: Path, summary:
         return
     try:
         summary["written"].append(export_secondary_capture(result.path, np.asarray(image),
-                                                           sc_path(path.parent, result.path), plan))
+                                                           sc_path(path.parent, result.path), plan,
+                                                           model=options.model_name))
     except CxrError as e:  # the PNG stands; say why there is no DICOM
         summary["failed"].append(str(e))

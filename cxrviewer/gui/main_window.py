@@ -19,11 +19,12 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayou
 
 from .. import __version__
 from ..core.model.checkpoint import default_model_path
-from ..core.results.columns import Batch, csv_columns, percent
+from ..core.results.columns import Batch, csv_columns, percent, verdict_legend
 from ..core.explain import EvidenceMap
 from ..core.explain.audit import audit_line, default_method, method_notes
 from ..core.results.export import ExportError, check_output_dir, write_csv
 from ..core.batch.inference import pick_device
+from ..core.model.population import NOT_RECORDED, model_line
 from ..core.model.precision import PARITY_KEY, PRECISIONS, resolve_precision
 from . import dialogs
 from .about import about_html
@@ -190,6 +191,10 @@ class MainWindow(QMainWindow):
                                  "border and a slight blur to flag unstable verdicts (two more forward passes per "
                                  "image)", checkable=True)
         self.stability_act.setChecked(self.settings.stability)
+        self.population_act = act("&Withhold Verdicts Outside the Intended Population", self.set_population_refuse, None,
+                                  "Withhold the verdict of an image whose DICOM age is outside the population the model "
+                                  "was trained on (off: the verdict is shown with a warning)", checkable=True)
+        self.population_act.setChecked(self.settings.population_refuse)
         self.results_view.set_stability_checked(self.settings.stability)
         self.precision_group = QActionGroup(self, exclusive=True)
         for name, tip in zip(PRECISIONS, PRECISION_TIPS):
@@ -226,6 +231,7 @@ class MainWindow(QMainWindow):
         model_menu.addAction(self.load_model_act)
         model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
         model_menu.addAction(self.stability_act)
+        model_menu.addAction(self.population_act)
         model_menu.addSeparator()
         model_menu.addActions([self.site.evaluate_act, self.site.calibrate_act])
         reader_menu = bar.addMenu("&Reader")
@@ -532,7 +538,7 @@ class MainWindow(QMainWindow):
         meta = self.model.meta if self.model is not None else None
         window, windows = self.windowing.windows_for_export()
         other_method = self.model is not None and self.view.method != EvidenceMap.name
-        return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_name(), windows,
+        return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_caption(), windows,
                              measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
                              anonymise=self.settings.anonymise, dicom=self.settings.export_dicom,
                              maps=self.method_maps.maps_of(self.view.method, self.model) if other_method else {},
@@ -541,6 +547,10 @@ class MainWindow(QMainWindow):
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
         return self.model.display_name if self.model is not None else ""
+
+    def model_caption(self) -> str:
+        """The model as exports name it: its display name and its intended use (the core's, as the CLI writes it)."""
+        return model_line(self.model.display_name, self.model.meta) if self.model is not None else ""
 
     def _refresh_overlay(self, draw_details: bool = True) -> None:
         result = self.current_result()
@@ -557,6 +567,8 @@ class MainWindow(QMainWindow):
             self.details.show_file(r.path, r.status, r.result, self.windowing.details_meta(image.meta if image else None))
 
     def _update_caption(self, result) -> None:
+        shown = (result.predicted or result.label) if result is not None and result.ok else None
+        self.canvas.setToolTip(verdict_legend(self.batch, shown, result))
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
             p = result.probs.get(result.predicted or "", 0.0)
             self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason}\n(no verdict; the model would say "
@@ -626,7 +638,8 @@ class MainWindow(QMainWindow):
         """Classify with the model and the Model menu's choices (precision, stability check)."""
         self.runner.start(inputs, paths=paths, model=self.model, device=self.device,
                           precision=self.settings.precision, stability=self.settings.stability,
-                          cache=self.settings.results_cache)
+                          cache=self.settings.results_cache,
+                          population="refuse" if self.settings.population_refuse else "flag")
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._set_model(self.model, self.model_path)
@@ -661,7 +674,7 @@ class MainWindow(QMainWindow):
         precision = self.precision_text()
         self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "
                                  f"{precision.split(' ')[0]}" if model else "No model")
-        self.model_label.setToolTip(f"Runs in {precision}" if model else "")
+        self.model_label.setToolTip(f"Runs in {precision}\nTrained on: {self.batch.intended_for or NOT_RECORDED}" if model else "")
         self.details.set_model(ModelInfo(self.batch, device, precision, audit_line(audited)))
         self._update_actions()
 
@@ -681,6 +694,16 @@ class MainWindow(QMainWindow):
             a.setChecked(a.text() == name)
         self._set_model(self.model, self.model_path)
         self.message.show_message(f"Precision: {self.precision_text() or name}", 8000)
+        if self.model is not None and self.inputs:
+            self._reclassify()
+
+    def set_population_refuse(self, on: bool) -> None:
+        """Model > Withhold Verdicts Outside the Intended Population: keep the choice and classify again with it."""
+        if on == self.settings.population_refuse:
+            return
+        self.settings.population_refuse = on
+        self.message.show_message("Verdicts outside the intended population are withheld" if on else
+                                  "Verdicts outside the intended population are shown, flagged", 8000)
         if self.model is not None and self.inputs:
             self._reclassify()
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
-from ..core.results.columns import Batch, Column, table_columns
+from ..core.results.columns import Batch, Column, table_columns, verdict_legend
 from ..core.results.reader_study import ReaderStudy, relabel
 from ..core.results.file_result import OUT_OF_SCOPE, FileResult
 from . import theme
@@ -192,6 +192,8 @@ class ResultsModel(QAbstractTableModel):
             lines = [str(row.path)]
             if col == CLASS and _disagrees_with_truth(res):
                 lines.append(f"The folder says {res.reader.truth}")
+            if col == CLASS and res is not None:
+                lines += [t for t in [verdict_legend(self.batch, res.predicted or res.label, res)] if t]
             if col == STATUS:
                 lines += [w[:1].upper() + w[1:] for w in (res.warnings() if res is not None else [])]
             return "\n".join(lines)

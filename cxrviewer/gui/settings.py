@@ -74,6 +74,8 @@ class Settings:
     """Run the per-verdict stability check (default on: two more forward passes per image)."""
     results_cache = _Setting("model/results_cache", lambda v: str(v).lower() not in ("false", "0"), bool)
     """Keep results between runs in the results cache (default on; :mod:`cxrviewer.core.results.results_cache`)."""
+    population_refuse = _Setting("model/population_refuse", lambda v: str(v).lower() in ("true", "1"), bool)
+    """Withhold the verdicts of images outside the model's intended population (default off: flagged only)."""
     show_corners = _Setting("view/corner_text", lambda v: str(v).lower() != "false", bool)  # default on
     anonymise = _Setting("view/anonymise", lambda v: str(v).lower() == "true", bool)      # default off
     export_corners = _Setting("export/corners", lambda v: str(v).lower() == "true", bool)  # default off

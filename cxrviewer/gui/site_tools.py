@@ -16,7 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 
-from ..core.site.calibration import MIN_PER_CLASS, RULES, fit_calibration, parse_rule, write_calibrated
+from ..core.site.calibration import (MIN_PER_CLASS, RULES, check_population_for_calibration, fit_calibration, parse_rule,
+                                     write_calibrated)
 from ..core.model.checkpoint import load_model, read_header
 from ..core.errors import CxrError
 from ..core.site.evaluation import read_labelled_folder, score_folder
@@ -38,10 +39,12 @@ def check_folder(_cancel: threading.Event, folder: Path, class_names: list[str],
 
 
 def calibrate(_cancel: threading.Event, source: Path, folder: Path, rule: str, device, progress):
-    """Score ``folder`` with a fresh copy of ``source`` and fit the site's operating point (nothing written)."""
+    """Score ``folder`` with a fresh copy of ``source`` and fit the site's operating point (nothing written);
+    a folder with images outside the model's intended population is refused, as ``cxrviewer calibrate`` does."""
     model = load_model(source, device="cpu")
     samples = read_labelled_folder(folder, model.class_names, MIN_PER_CLASS)
     scores = score_folder(model, samples, folder, device, cancel=_cancel, progress=progress)
+    check_population_for_calibration(scores)
     return fit_calibration(scores, read_header(source), rule), scores
 
 

@@ -262,10 +262,12 @@ class Problem:
 
 def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path] | None, model, device,
               batch_size: int, after: threading.Event | None = None,
-              precision: str = "auto", stability: bool = True, cache: bool = False) -> Iterator[Scanned | Chunk | Problem]:
+              precision: str = "auto", stability: bool = True, cache: bool = False,
+              population: str = "flag") -> Iterator[Scanned | Chunk | Problem]:
     """The batch task: scan ``inputs`` (unless ``paths`` are given), then classify with ``model``
     (``stability``: run the per-verdict stability check, two more forward passes per image;
-    ``cache``: take known results from the results cache and add new ones to it).
+    ``cache``: take known results from the results cache and add new ones to it; ``population``:
+    "refuse" withholds the verdicts outside the model's intended population).
 
     ``after``: the previous run's ``stopped`` event; this run waits for it, even when
     cancelled itself, so that two runs never use a model at the same time (nor share the CPU).
@@ -282,7 +284,7 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
         results_cache = ResultsCache() if cache else None
         try:
             predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability,
-                                  cache=results_cache)
+                                  cache=results_cache, population=population)
             yield from _classify(cancel, paths, predictor)
         finally:
             if results_cache is not None:
@@ -343,7 +345,7 @@ class BatchRunner(QObject):
 
     def start(self, inputs: Sequence[str | Path] = (), model=None, device=None, batch_size: int = 16,
               paths: list[Path] | None = None, precision: str = "auto", stability: bool = True,
-              cache: bool = False) -> Task:
+              cache: bool = False, population: str = "flag") -> Task:
         """Replace any current run (it stops without reporting) with a new one.
 
         ``paths``: classify these (no scan, no ``scanned``); else scan ``inputs``.
@@ -353,7 +355,7 @@ class BatchRunner(QObject):
             previous.cancel()
         after = previous.stopped if previous is not None else None
         task = self.tasks.start(run_batch, [Path(p) for p in inputs], paths, model, device, batch_size, after,
-                                precision, stability, cache, name="batch")
+                                precision, stability, cache, population, name="batch")
         task.yielded.connect(self._on_event)
         task.failed.connect(self.problem)
         task.finished.connect(lambda completed, t=task: self._on_finished(t, completed))

@@ -35,7 +35,7 @@ def test_values_text_and_sort_keys():
     assert columns.WIDTH.text(ok, batch) == "30" and columns.HEIGHT.text(bad, batch) == ""
     assert columns.probability_column("NORMAL").text(ok, batch) == "0.800000"
     keys = [c.key for c in csv_columns(batch)]
-    assert keys == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason", "error",
+    assert keys == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason", "population", "error",
                     "threshold", "width", "height", "format", "model", "precision", "evidence_outside", "evidence_flag",
                     "no_positive_evidence", "unstable", "shift_border", "shift_blur", "shift_frame", "checks"]
     assert "overlay" in [c.key for c in csv_columns(batch, overlays=True)]

@@ -159,8 +159,8 @@ def test_export_results_csv(qtbot, monkeypatch, window, image_folder, tmp_path):
         window.export_csv_act.trigger()
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 9
-    assert list(rows[0])[:8] == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason",
-                                 "error"]
+    assert list(rows[0])[:9] == ["path", "label", "p_NORMAL", "p_PNEUMONIA", "in_scope", "scope_score", "scope_reason",
+                                 "population", "error"]
     broken = [r for r in rows if r["path"].endswith("broken.png")][0]
     assert broken["error"] and not broken["label"]
     good = [r for r in rows if r["label"]]

@@ -38,6 +38,7 @@ from ..explain.checks import as_results, verdict_checks
 from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
 from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
+from ..model.population import WITHHELD, IntendedUse, check_population
 from ..model.precision import PARITY_KEY, prepare_model, resolve_precision
 from ..model.scope import ScopeStats, judge, rule_reason
 from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
@@ -54,6 +55,8 @@ SHUTDOWN_WAIT = 0.2
 #: Seconds the end of a run waits for forward passes under way (they always finish; this is a guard).
 FORWARD_WAIT = 120.0
 """Seconds a finished or cancelled run waits for its decoding threads before leaving them behind."""
+#: What to do with an image outside the model's intended population: keep its verdict flagged, or withhold it.
+POPULATION_POLICIES = ("flag", "refuse")
 NON_FINITE = "the model gave no finite probability for this image (non-finite numbers in its input or weights)"
 
 
@@ -170,13 +173,18 @@ class Predictor:
     same precision, which costs two more forward passes per image (off: ``checks.unstable`` is None).
     ``cache``: a :class:`~cxrviewer.core.results.results_cache.ResultsCache`; known results are taken from it
     and only the other files are classified (None: every file is classified).
+    ``population``: every result's ``population`` says whether the image is inside the model's intended
+    population (:mod:`cxrviewer.core.model.population`); "flag" (default) keeps the verdict of an image outside it,
+    "refuse" withholds it as an out-of-scope image's is (``OUT_OF_SCOPE``, the reason in ``scope_reason``).
     """
 
     def __init__(self, model: CamClassifier, device: str | torch.device | None = None, batch_size: int = 16,
                  workers: int | None = None, prefetch: int = 1, first_batch: int = 4, precision: str = "auto",
-                 checks: bool = True, stability: bool = False, cache=None):
+                 checks: bool = True, stability: bool = False, cache=None, population: str = "flag"):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if population not in POPULATION_POLICIES:
+            raise ValueError(f"population must be one of {', '.join(POPULATION_POLICIES)}")
         self.device = pick_device(device)
         choice = resolve_precision(precision, self.device, model.meta.get(PARITY_KEY))
         self.precision, self.precision_reason = choice.name, choice.reason
@@ -192,6 +200,8 @@ class Predictor:
         self.checks = bool(checks)
         self.stability = bool(stability)
         self.scope = ScopeStats.from_meta(model.meta.get("scope"))
+        self.intended_use = IntendedUse.from_meta(model.meta)
+        self.refuse_outside_population = population == "refuse"
         self.cache = cache
         self.cache_model = self.cache_setting = self.source_model = None
         if cache is not None:
@@ -199,7 +209,7 @@ class Predictor:
 
             self.source_model = model
             self.cache_model = model_key(model)
-            self.cache_setting = setting_key(self.cache_model, precision, self.checks, self.stability)
+            self.cache_setting = setting_key(self.cache_model, precision, self.checks, self.stability, population)
 
     def predict(self, paths: Iterable[str | Path], cancel: threading.Event | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[FileResult]:
@@ -335,7 +345,11 @@ class Predictor:
         verdict = judge(rule, None if score is None else float(score),
                         None if self.scope is None else self.scope.threshold, r.meta)
         r.in_scope, r.scope_score, r.scope_reason = verdict.in_scope, verdict.score, verdict.reason
-        r.label = r.predicted if verdict.in_scope else OUT_OF_SCOPE
+        found = check_population(r.meta, self.intended_use)
+        r.population = found.text
+        if found.outside and self.refuse_outside_population and r.in_scope:
+            r.in_scope, r.scope_reason = False, f"{WITHHELD} ({found.why})"
+        r.label = r.predicted if r.in_scope else OUT_OF_SCOPE
 
     def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Classify a stack ``N x H x W`` of grey model inputs in [0, 1].

@@ -42,7 +42,7 @@ _INSTALL_HINT = {
     "jpeg": "pip install pylibjpeg pylibjpeg-libjpeg",
     "rle": "pip install pylibjpeg pylibjpeg-rle",
 }
-_ID_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "Manufacturer")
+_ID_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "SeriesDate", "AcquisitionDate", "Manufacturer")
 #: Tags kept for the four-corner text (:mod:`cxrviewer.core.io.corner_text`); patient ones hide when anonymised.
 _CORNER_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "AccessionNumber",
                 "InstitutionName", "StudyDescription", "SeriesDescription", "StudyTime", "ImageLaterality",

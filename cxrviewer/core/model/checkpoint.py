@@ -30,6 +30,9 @@ from ..errors import ModelFileError
 from ..io.equalize import MODES
 from ..paths import DEFAULT_MODEL_FILE, default_model_in, resources_dir  # noqa: F401 - DEFAULT_MODEL_FILE re-exported
 from .classifier import ARCHS, RESNETS, CamClassifier
+from .population import KEY as INTENDED_USE
+from .population import check_classes
+from .population import validate as validate_intended_use
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "class_names", "input_size", "input_channels", "mean", "std")
@@ -256,6 +259,10 @@ def _check_meta(meta: dict[str, Any], path: Path) -> None:
         raise ModelFileError(f"{path.name}: equalize must be false, true (global) or \"clahe\"")
     if type(meta.get("frame_normalize", False)) is not bool:
         raise ModelFileError(f"{path.name}: frame_normalize must be true or false")
+    if meta.get(INTENDED_USE) is not None:
+        why = validate_intended_use(meta[INTENDED_USE]) or check_classes(meta[INTENDED_USE], names)
+        if why:
+            raise ModelFileError(f"{path.name}: {why}")
 
 
 def _check_numbers(meta: dict[str, Any], key: str, channels: int, bounds: tuple[float, float], path: Path) -> None:

@@ -19,18 +19,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..model.population import IntendedUse
 from .file_result import FileResult
 from .reader_study import agreement
 
 
 @dataclass(frozen=True)
 class Batch:
-    """What every row of one run shares: the model's classes, positive class, threshold and display name."""
+    """What every row of one run shares: the model's classes, positive class, threshold and display name, and
+    its intended use: ``intended_for`` (whom it was trained on, in a line) and ``meanings`` (class -> what a
+    verdict of it means and does not mean); both empty when the model file does not record them."""
 
     class_names: tuple[str, ...] = ()
     positive: str | None = None
     threshold: float | None = None
     model_name: str = ""
+    intended_for: str = ""
+    meanings: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, model: Any) -> Batch:
@@ -39,7 +44,27 @@ class Batch:
             return cls()
         pos = model.positive_index
         positive = model.class_names[pos] if pos is not None and model.threshold is not None else None
-        return cls(tuple(model.class_names), positive, model.threshold, model.display_name)
+        use = IntendedUse.from_meta(model.meta)
+        intended = use.population_words() if use is not None else ""
+        meanings = tuple((c, use.meaning(c)) for c in model.class_names if use.meaning(c)) if use is not None else ()
+        return cls(tuple(model.class_names), positive, model.threshold, model.display_name, intended, meanings)
+
+    def meaning(self, class_name: str | None) -> str:
+        """What a verdict of ``class_name`` means and does not mean ("" when the model does not say)."""
+        return dict(self.meanings).get(class_name or "", "")
+
+
+def verdict_legend(batch: Batch, class_name: str | None, result: FileResult | None = None) -> str:
+    """The tooltip of a verdict: what ``class_name`` means (from the model's intended use), whom the model is
+    for, and the image's population check when it is not ``in``. "" without a verdict."""
+    if not class_name or class_name not in batch.class_names:
+        return ""
+    lines = [batch.meaning(class_name) or f"{class_name}: the model's intended use does not say what this class means."]
+    if batch.intended_for:
+        lines.append(f"Model trained on: {batch.intended_for}.")
+    if result is not None and result.ok and result.population and result.population != "in":
+        lines.append(f"This image's population: {result.population}.")
+    return "\n".join(lines)
 
 
 def _text(value: Any) -> str:
@@ -115,6 +140,9 @@ SCOPE_SCORE = Column("scope_score", "Scope score", lambda r, b: r.scope_score if
                      tip="Distance of the image's features from the model's training radiographs (lower = more familiar)")
 SCOPE_REASON = Column("scope_reason", "Out of scope because", lambda r, b: r.scope_reason if r.ok else None,
                       width=320, tip="Why the image is out of scope")
+POPULATION = Column("population", "Population", lambda r, b: r.population if r.ok else None, width=200,
+                    tip="Whether the patient is in the population the model was trained on: in, outside (why), or "
+                        "unknown (no usable age in the file)")
 ERROR = Column("error", "Error", lambda r, b: r.error, width=240, tip="Why the file could not be classified")
 THRESHOLD = Column("threshold", "Threshold", lambda r, b: b.threshold, fmt=_probability, width=80,
                    tip="Decision threshold on the positive class's probability")
@@ -159,7 +187,8 @@ def _shift(value: float | str | None) -> str:
 
 
 def _warnings(r: FileResult, b: Batch) -> str | None:
-    return "; ".join(r.warnings()) if r.ok and r.checks is not None else None
+    lines = r.warnings()
+    return "; ".join(lines) if r.ok and (r.checks is not None or lines) else None
 
 
 EVIDENCE_OUTSIDE = Column("evidence_outside", "Evidence outside chest", _checks(lambda c: c.outside_share),
@@ -222,11 +251,11 @@ def shown_probability_column(batch: Batch) -> Column:
 
 
 def csv_columns(batch: Batch, overlays: bool = False, reader: bool = False) -> list[Column]:
-    """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, error,
+    """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, population, error,
     threshold, width, height, format, model, precision, the checks, ``overlay`` when overlays are written, and
     truth, reader_label, agreement and note for the viewer's reader study."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, ERROR,
-            THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
+    return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, POPULATION,
+            ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
             *(READER_COLUMNS if reader else ())]
 
 
@@ -237,6 +266,6 @@ def table_columns(batch: Batch) -> list[Column]:
 
 def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
-    return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, IN_SCOPE, SCOPE_REASON,
-            SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
+    return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, POPULATION, IN_SCOPE,
+            SCOPE_REASON, SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
             HEIGHT, FORMAT, MODEL, PRECISION, ERROR]

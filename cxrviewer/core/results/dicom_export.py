@@ -24,6 +24,7 @@ SC_SUFFIX = "_cam_sc.dcm"
 SERIES_NUMBER = 9901
 SERIES_DESCRIPTION = "cxrviewer AI overlay (class activation map)"
 MANUFACTURER = "cxrviewer"
+NOTICE = "For research and education only; not a medical device, not for diagnosis or treatment decisions."
 
 
 class DicomExportError(CxrError):
@@ -60,8 +61,9 @@ def source_header(path: str | Path):
     return ds
 
 
-def secondary_capture(source, rgb: np.ndarray, series_uid: str, instance_number: int = 1):
-    """A highdicom Secondary Capture of ``rgb`` (H x W x 3 ``uint8``) in the study of ``source`` (a pydicom data set)."""
+def secondary_capture(source, rgb: np.ndarray, series_uid: str, instance_number: int = 1, model: str | None = None):
+    """A highdicom Secondary Capture of ``rgb`` (H x W x 3 ``uint8``) in the study of ``source`` (a pydicom data set);
+    ``model`` (its name and intended use) goes into Image Comments with the research-use notice."""
     import highdicom as hd
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -80,6 +82,8 @@ def secondary_capture(source, rgb: np.ndarray, series_uid: str, instance_number:
         sc.PatientOrientation = None  # type 2: unknown here, so empty rather than made up
     sc.BurnedInAnnotation = "YES"
     sc.DerivationDescription = "Radiograph with AI class activation map overlay, caption and annotations"
+    if model:
+        sc.ImageComments = f"AI result of model {model}. {NOTICE}"[:10240]  # LT holds at most 10240 characters
     return sc
 
 
@@ -116,8 +120,9 @@ def sc_path(out_dir: str | Path, source: str | Path) -> Path:
 
 
 def export_secondary_capture(source_path: str | Path, rgb: np.ndarray, out_path: str | Path,
-                             plan: SeriesPlan | None = None) -> Path:
-    """Write the Secondary Capture of ``rgb`` for DICOM ``source_path`` at ``out_path``; returns the path written."""
+                             plan: SeriesPlan | None = None, model: str | None = None) -> Path:
+    """Write the Secondary Capture of ``rgb`` for DICOM ``source_path`` at ``out_path`` (``model``: see
+    :func:`secondary_capture`); returns the path written."""
     source = source_header(source_path)
     series_uid, number = (plan or SeriesPlan()).next(str(source.StudyInstanceUID))
-    return write_dataset(secondary_capture(source, rgb, series_uid, number), out_path)
+    return write_dataset(secondary_capture(source, rgb, series_uid, number, model), out_path)

@@ -10,6 +10,8 @@ import numpy as np
 
 #: The label of an image the model may not answer (see :mod:`cxrviewer.core.model.scope`): its verdict is withheld.
 OUT_OF_SCOPE = "OUT_OF_SCOPE"
+#: How the ``population`` field of an image outside the model's intended population starts.
+OUTSIDE_POPULATION = "outside"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class FileResult:
     ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
     ``checks``: the per-verdict checks (evidence location, stability); None when not run.
     ``reader``: the viewer's reader-study entry (:mod:`cxrviewer.core.results.reader_study`); None outside the viewer.
+    ``population``: the population check (:mod:`cxrviewer.core.model.population`): ``in``, ``outside: <why>`` or
+    ``unknown``; None on error.
 
     The columns that show these fields are declared in :mod:`cxrviewer.core.results.columns`.
     """
@@ -103,11 +107,20 @@ class FileResult:
     scope_score: float | None = None
     scope_reason: str | None = None
     reader: Any = None
+    population: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def outside_population(self) -> bool:
+        """The population check put the image outside the model's intended population."""
+        return self.ok and (self.population or "").startswith(OUTSIDE_POPULATION)
+
     def warnings(self) -> list[str]:
-        """What the per-verdict checks say about this verdict, in plain words (empty: nothing, or not checked)."""
-        return self.checks.warnings(self.predicted or self.label) if self.ok and self.checks is not None else []
+        """What the checks say about this verdict, in plain words, the population first (empty: nothing, or not checked)."""
+        if not self.ok:
+            return []
+        lines = [f"outside the intended population ({self.population.split(': ', 1)[-1]})"] if self.outside_population else []
+        return lines + (self.checks.warnings(self.predicted or self.label) if self.checks is not None else [])

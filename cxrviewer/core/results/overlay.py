@@ -274,6 +274,8 @@ def export_caption(result: FileResult, what: str, model_name: str | None, length
     prob = result.probs.get(shown, float("nan")) if shown else float("nan")
     verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
     parts = [verdict, what]
+    if result.outside_population:
+        parts.insert(1, f"OUTSIDE THE MODEL'S POPULATION ({result.population.split(': ', 1)[-1]})")
     if model_name:
         parts.append(f"model {model_name}")
     if lengths:

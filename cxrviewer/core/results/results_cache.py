@@ -392,21 +392,22 @@ def model_key(model) -> str:
     return "state:" + model_digest(model)
 
 
-def setting_key(model: str, precision: str, checks: bool, stability: bool) -> str:
+def setting_key(model: str, precision: str, checks: bool, stability: bool, population: str = "flag") -> str:
     """What besides the file decides a result: the model (:func:`model_key`), the precision as asked
-    for ("auto" included: the result records the one it ran in) and which checks ran."""
-    return f"{model}|precision={precision}|checks={int(checks)}|stability={int(stability)}"
+    for ("auto" included: the result records the one it ran in), which checks ran, and whether verdicts
+    outside the intended population are withheld."""
+    return f"{model}|precision={precision}|checks={int(checks)}|stability={int(stability)}|population={population}"
 
 
 def answer_from_cache(cache: ResultsCache, model_file: Path, paths: list[Path], precision: str, checks: bool,
-                      stability: bool):
+                      stability: bool, population: str = "flag"):
     """(Batch, results in input order) when ``cache`` holds a result for every path under these settings and
     knows the model file; else None. Needs no model and no torch: ``predict`` answers a rerun at once."""
     key = file_key(model_file, file_digest(model_file))
     batch = cache.model_batch(key)
     if batch is None:
         return None
-    hits, _ = cache.lookup(paths, setting_key(key, precision, checks, stability))
+    hits, _ = cache.lookup(paths, setting_key(key, precision, checks, stability, population))
     if len(hits) != len(paths):
         return None
     return batch, [hits[i] for i in range(len(paths))]

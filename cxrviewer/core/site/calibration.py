@@ -116,6 +116,21 @@ def check_calibration_folder(scores: LabelledScores) -> None:
                               + ", ".join(f"{c} has {n}" for c, n in short.items()))
 
 
+def check_population_for_calibration(scores: LabelledScores, refuse: bool = True) -> None:
+    """Refuse (``refuse``) a folder holding images outside the model's intended population.
+
+    A calibrated file's threshold applies to every later image while its intended use still names
+    the training population: fitting it on patients the model never learned (adults, for a
+    pediatric model) would make it look calibrated for them. Images with no usable age do not count.
+    """
+    outside = scores.outside_population()
+    if refuse and outside:
+        path, why = outside[0]
+        raise EvaluationError(f"{scores.folder.name}: {len(outside)} of {len(scores.paths)} images are outside the model's "
+                              f"intended population (e.g. {path.name}: {why}); the model cannot be calibrated for "
+                              "patients it never learned (`cxrviewer calibrate --population flag` calibrates on them anyway)")
+
+
 def fit_calibration(scores: LabelledScores, meta: dict, rule: str = "youden") -> Calibration:
     """Refit temperature, threshold (two classes) and scope threshold on ``scores``; the model is unchanged."""
     parse_rule(rule)
@@ -203,6 +218,7 @@ def calibration_metadata(cal: Calibration, scores: LabelledScores, source: Path,
         "previous": {"threshold": meta.get("threshold"), "temperature": meta.get("temperature"),
                      "scope_threshold": (meta.get("scope") or {}).get("threshold")},
         "metrics": _summary(cal.after), "metrics_before": _summary(cal.before),
+        "population": scores.population_counts(),
     }
     return updates
 

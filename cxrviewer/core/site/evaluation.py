@@ -41,6 +41,16 @@ class LabelledScores:
     in_scope: np.ndarray          # N, bool
     scope_reasons: list[str | None]
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    population: list[str | None] = field(default_factory=list)  # per row: in, outside: why, unknown
+
+    def outside_population(self) -> list[tuple[Path, str]]:
+        """(file, why) of every image outside the model's intended population."""
+        return [(p, v.split(": ", 1)[-1]) for p, v in zip(self.paths, self.population) if (v or "").startswith("outside")]
+
+    def population_counts(self) -> dict[str, int]:
+        """How many images the population check put in, outside and unknown."""
+        heads = [(v or "unknown").split(":", 1)[0] for v in self.population]
+        return {k: heads.count(k) for k in ("in", "outside", "unknown")}
 
     def counts(self) -> dict[str, int]:
         return {c: int((self.labels == i).sum()) for i, c in enumerate(self.class_names)}
@@ -69,11 +79,12 @@ def read_labelled_folder(folder: str | Path, class_names: list[str], min_per_cla
 
 def score_folder(model: CamClassifier, samples: list[Sample], folder: str | Path, device=None, batch_size: int = 16,
                  cancel: threading.Event | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> LabelledScores:
-    """Run the model over ``samples`` with the app's batch engine; unreadable files are listed in ``failed``."""
+                 progress: Callable[[int, int], None] | None = None, population: str = "flag") -> LabelledScores:
+    """Run the model over ``samples`` with the app's batch engine; unreadable files are listed in ``failed``.
+    ``population``: "refuse" withholds the verdicts outside the model's intended population (out of scope)."""
     from ..batch.inference import Predictor
 
-    predictor = Predictor(model, device=device, batch_size=batch_size)
+    predictor = Predictor(model, device=device, batch_size=batch_size, population=population)
     rows, failed = [], []
     for r in predictor.predict([s.path for s in samples], cancel=cancel, progress=progress):
         if r.ok:
@@ -91,12 +102,14 @@ def score_folder(model: CamClassifier, samples: list[Sample], folder: str | Path
         probs=np.array([[r.probs[c] for c in model.class_names] for r in rows], dtype=np.float64).reshape(-1, k),
         scope_scores=np.array([np.nan if getattr(r, "scope_score", None) is None else r.scope_score for r in rows]),
         in_scope=np.array([bool(getattr(r, "in_scope", True)) for r in rows], dtype=bool),
-        scope_reasons=[getattr(r, "scope_reason", None) for r in rows], failed=failed)
+        scope_reasons=[getattr(r, "scope_reason", None) for r in rows], failed=failed,
+        population=[r.population for r in rows])
 
 
 def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive_index: int | None) -> dict:
     """JSON-ready metrics of ``scores`` at ``threshold`` (see :func:`cxrviewer.core.training.metrics.classification_metrics`),
-    plus the in-scope rate, the files out of scope and the files that failed."""
+    plus the in-scope rate, the files out of scope, the population check's counts (in, outside, unknown) with the
+    files outside the intended population, and the files that failed."""
     if len(scores.labels) == 0:
         raise EvaluationError(f"{scores.folder.name}: no image could be read")
     m = M.classification_metrics(scores.probs, scores.labels, scores.class_names, threshold, positive_index)
@@ -105,6 +118,8 @@ def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         in_scope_rate=float(scores.in_scope.mean()),
         out_of_scope=[{"file": str(p), "reason": r} for p, r, ok in zip(scores.paths, scores.scope_reasons, scores.in_scope) if not ok],
+        population=scores.population_counts(),
+        outside_population=[{"file": str(p), "reason": why} for p, why in scores.outside_population()],
         failed=[{"file": str(p), "error": e} for p, e in scores.failed])
     return m
 

@@ -37,7 +37,7 @@ def scores_from_results(results: Iterable[FileResult], class_names: list[str], f
         probs=np.array([[r.probs[c] for c in names] for r in rows], dtype=np.float64).reshape(-1, k),
         scope_scores=np.array([np.nan if r.scope_score is None else r.scope_score for r in rows]),
         in_scope=np.array([r.in_scope is not False for r in rows], dtype=bool),
-        scope_reasons=[r.scope_reason for r in rows])
+        scope_reasons=[r.scope_reason for r in rows], population=[r.population for r in rows])
 
 
 def confusion_matrix(truth: list[str], called: list[str], class_names: list[str]) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..explain.audit import default_method, floor_tallies
 from ..model import scope as S
 from ..model.checkpoint import read_header
+from ..model.population import NOT_RECORDED, IntendedUse
 from . import robustness
 from .report import report_dir
 
@@ -36,12 +37,30 @@ def _f3(v) -> str:
 def render_model_card(model_path: Path, meta: dict) -> str:
     """Markdown text of the card for ``model_path`` with metadata ``meta``."""
     tr = meta.get("training", {})
-    sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _what_it_is(meta, tr),
+    sections = ([f"# Model card: `{model_path.name}`", "", f"> {NOTICE}", ""], _intended_use(meta), _what_it_is(meta, tr),
                 _data_and_command(tr), _metrics(meta.get("metrics", {}), tr, meta.get("protocol")), _protocol(meta.get("protocol")),
                 _explanations((meta.get("metrics") or {}).get("explanations")),
                 _plots(report_dir(model_path)), _scope(meta.get("scope")), _site_calibration(meta.get("site_calibration")),
                 LIMITATIONS)
     return "\n".join(line for section in sections for line in section)
+
+
+def _intended_use(meta: dict) -> list[str]:
+    """Whom the model is for and what its verdicts mean (``meta["intended_use"]``), first on the card."""
+    use = IntendedUse.from_meta(meta)
+    if use is None:
+        return ["## Intended use", f"- {NOT_RECORDED[:1].upper()}{NOT_RECORDED[1:]}: the population this model was trained on "
+                "is not in its file, so every image's population check says `unknown`.", ""]
+    lines = ["## Intended use",
+             f"- Population: {use.population_words()}. An image whose DICOM header gives an age outside "
+             f"{use.age_words()} is flagged `outside` (CSV column `population`; `--population refuse` or the viewer's "
+             "Model > Withhold Verdicts Outside the Intended Population withholds its verdict); images without a usable "
+             "age (JPEG, PNG, anonymised dates) are `unknown`." if use.age_years else
+             f"- Population: {use.population_words()}."]
+    for name in meta.get("class_names", []):
+        if use.meaning(name):
+            lines.append(f"- {use.meaning(name)}")
+    return lines + [""]
 
 
 _FRAMED = "a constant frame (padding, borders, shutters) cropped before resizing, then "

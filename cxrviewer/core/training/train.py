@@ -25,6 +25,7 @@ from torch import nn
 from ..io.equalize import FILE_VALUES
 from ..model.checkpoint import FORMAT_VERSION, save_model
 from ..model.classifier import ARCHS, CamClassifier
+from ..model.population import KEY as INTENDED_USE
 from ..model.precision import PARITY_KEY
 from . import TrainingError, metrics
 from .augment import build_ema, build_mix
@@ -33,6 +34,7 @@ from .data import DEFAULT_PATIENT_PATTERN, TrainingData, grey_stats, load_data
 from .distill import build_teachers, teacher_digests
 from .engine import evaluate, train_one_epoch
 from .explanations import apply_record, explanation_record
+from .intended_use import add_intended_use_options, intended_use_from_args
 from .model_card import write_model_card
 from .parity import parity_record
 from .pretrained import load_backbone_weights
@@ -57,6 +59,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     _optimisation_options(p.add_argument_group("optimisation"))
     _augmentation_options(p.add_argument_group("augmentation"))
     _calibration_options(p.add_argument_group("calibration"))
+    add_intended_use_options(p.add_argument_group("intended use (written into the model file and its card)"))
     _run_options(p.add_argument_group("run"))
     return p
 
@@ -181,6 +184,9 @@ def command_line(args: argparse.Namespace) -> str:
             words.append(flag if value else f"--no-{flag[2:]}")
         elif action.nargs == 0:  # store_true / store_false
             words.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            for item in value:
+                words += [flag, *map(str, item if isinstance(item, (list, tuple)) else [item])]
         elif isinstance(value, (list, tuple)):
             words += [flag, *map(str, value)]
         else:
@@ -255,6 +261,9 @@ def build_model(args: argparse.Namespace, data: TrainingData, rt: Runtime) -> Ca
         meta["frame_normalize"] = True
     if len(data.class_names) == 2:
         meta["positive_class"] = positive_class(data.class_names)
+    use = intended_use_from_args(args, data.class_names)
+    if use is not None:
+        meta[INTENDED_USE] = use
     try:
         model = CamClassifier(args.arch, len(data.class_names), channels, meta=meta,
                               dilate_last=getattr(args, "dilate_last", False))

@@ -241,14 +241,16 @@ def test_recipe_options_train_record_their_flags_and_write_the_ema_weights(tiny_
     monkeypatch.setattr(train_module, "build_ema", lambda model, args: made.append(original(model, args)) or made[-1])
     out = tmp_path / "r.safetensors"
     flags = ["--framing", "0.5", "--markers", "0.3", "--detail", "0.3", "--mixup", "0.2", "--cutmix", "0.2",
-             "--ema", "0.9", "--no-half", "--dilate-last", "--equalize"]
+             "--ema", "0.9", "--no-half", "--dilate-last", "--equalize", "--intended-use", "kermany"]
     main(_args(tiny_data, out, *flags))
     meta = load_model(out).meta
+    assert meta["intended_use"]["population"]["age_years"] == [1, 5]  # asked for, so written (never guessed)
+    assert "- Population: ages 1-5 y, AP views" in out.with_suffix(".md").read_text()
     assert meta["dilate_last"] is True and load_model(out).logits_and_cams(torch.rand(1, 1, 64, 64))[1].shape[-2:] == (4, 4)
     assert meta["equalize"] is True   # statistics of the equalised images: uniform on (0, 1)
     assert abs(meta["mean"][0] - 0.5) < 0.01 and abs(meta["std"][0] - 12 ** -0.5) < 0.01
     for flag in ("--framing 0.5", "--markers 0.3", "--detail 0.3", "--mixup 0.2", "--cutmix 0.2", "--ema 0.9", "--dilate-last",
-                 "--equalize"):
+                 "--equalize", "--intended-use kermany"):
         assert flag in meta["training"]["command"]
     ema_state = made[0].module.state_dict()
     written = load_model(out).state_dict()
