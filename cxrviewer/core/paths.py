@@ -55,3 +55,8 @@ def cache_dir() -> Path:
     if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
         return Path(os.environ["LOCALAPPDATA"]) / "cxrviewer" / "Cache"
     return Path.home() / ".cache" / "cxrviewer"
+
+
+def file_key(path: str | Path, digest: str) -> str:
+    """A model file as the results cache names it: its resolved path and the blake2b of its bytes."""
+    return f"file:{Path(path).resolve()}:{digest}"

@@ -252,7 +252,7 @@ def test_evaluate_counts_the_population_and_calibrate_refuses_outside_it(tmp_pat
     err = capsys.readouterr().err
     assert "2 of 8 images are outside the model's intended population" in err and not out.exists()
     assert main(["calibrate", str(site), "--model", str(model), "--out", str(out), "--batch-size", "8",
-                 "--population", "flag"]) == 0
+                 "--population", "flag", "--accept-degenerate"]) == 0  # 4 + 4 images: degenerate, accepted here
     assert read_header(out)["site_calibration"]["population"] == {"in": 6, "outside": 2, "unknown": 0}
     assert read_header(out)["intended_use"] == KERMANY  # kept: calibration does not change whom it is for
 

@@ -28,7 +28,7 @@ import torch
 from .. import atomic
 from ..errors import ModelFileError
 from ..io.equalize import MODES
-from ..paths import DEFAULT_MODEL_FILE, default_model_in, resources_dir  # noqa: F401 - DEFAULT_MODEL_FILE re-exported
+from ..paths import DEFAULT_MODEL_FILE, default_model_in, file_key, resources_dir  # noqa: F401 - DEFAULT_MODEL_FILE re-exported
 from .classifier import ARCHS, RESNETS, CamClassifier
 from .population import KEY as INTENDED_USE
 from .population import check_classes
@@ -284,8 +284,3 @@ def _short_repr(value: Any) -> str:
 
 def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def file_key(path: str | Path, digest: str) -> str:
-    """A model file as the results cache names it: its resolved path and the blake2b of its bytes."""
-    return f"file:{Path(path).resolve()}:{digest}"

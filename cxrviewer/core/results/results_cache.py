@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.checkpoint import file_key
-from ..paths import cache_dir
+from ..paths import cache_dir, file_key
 from .file_result import FileResult, VerdictChecks
 
 log = logging.getLogger(__name__)
