@@ -24,12 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .core.errors import CxrError, RadiographError
-from .core.results import FileResult
 from .core.workers import DaemonPool
+
+if TYPE_CHECKING:  # imported where used: --help, --version and argument errors stay light (no numpy, no torch)
+    from .core.results import FileResult
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1
@@ -118,7 +120,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    from .core.precision import PRECISIONS
+    from .core.precision_policy import PRECISIONS
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
@@ -131,9 +133,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", metavar="D", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA, else MPS, else CPU)")
     parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="images per forward pass (default: 16)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="floating-point type of the forward pass: auto = bfloat16 on CPUs with native bf16 "
-                             "(float16 on CUDA) where the model file records >= 99.5%% label agreement with float32 "
-                             "on validation, else float32 (default: auto)")
+                        help="number type of the forward pass: auto = int8 on CPUs with VNNI or AVX2, else bfloat16 "
+                             "on CPUs with native bf16 (float16 on CUDA), where the model file records >= 99.5%% label "
+                             "agreement with float32 on validation (and CAMs correlating >= 0.98 for int8), else "
+                             "float32; the CSV's precision column and stderr say which and why (default: auto)")
     parser.add_argument("--stability", action="store_true",
                         help="also re-score each image with a 10%% black border and with a slight blur and fill the "
                              "unstable and shift_* columns (the stability badge); costs two more forward passes per "

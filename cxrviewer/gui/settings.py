@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from ..core.overlay import DEFAULT_ALPHA
-from ..core.precision import PRECISIONS
+from ..core.precision_policy import PRECISIONS
 
 ORGANIZATION = "cxrviewer"
 APPLICATION = "cxrviewer"
