@@ -29,7 +29,7 @@ from . import atomic
 from .equalize import MODES
 from .errors import ModelFileError
 from .model import ARCHS, RESNETS, CamClassifier
-from .paths import resources_dir
+from .paths import DEFAULT_MODEL_FILE, default_model_path, resources_dir  # noqa: F401 - re-exported
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "class_names", "input_size", "input_channels", "mean", "std")
@@ -46,21 +46,6 @@ INT_DTYPES = frozenset({"I64"})  # BatchNorm's num_batches_tracked only; checked
 
 #: In the models folder: the file name of the default model, on its first line (modification times
 #: of a fresh clone say nothing about which model is newer).
-DEFAULT_MODEL_FILE = "DEFAULT"
-
-
-def default_model_path() -> Path | None:
-    """The shipped default model: the ``*.safetensors`` that ``models/DEFAULT`` names; without that file
-    (or when the file it names is missing), the newest (last modified) one in the package's models folder."""
-    folder = resources_dir() / "models"
-    try:
-        named = folder / (folder / DEFAULT_MODEL_FILE).read_text(encoding="utf-8").strip().splitlines()[0].strip()
-        if named.suffix == ".safetensors" and named.is_file():
-            return named
-    except (OSError, IndexError, UnicodeDecodeError):
-        pass
-    files = [p for p in folder.glob("*.safetensors") if p.is_file()] if folder.is_dir() else []
-    return max(files, key=lambda p: (p.stat().st_mtime, p.name), default=None)
 
 
 def save_model(model: CamClassifier, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False) -> Path:

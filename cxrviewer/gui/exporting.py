@@ -19,9 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.annotate import Annotations, burn_in
-from ..core.explain import EvidenceMap, get_method
-from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
-from ..core.explain.on_demand import MethodMap, explain_image
+from ..core.explain.catalog import EVIDENCE
 from ..core.corner_text import corner_info, corner_text
 from ..core.dicom_export import SeriesPlan, export_secondary_capture, sc_path
 from ..core.errors import CxrError
@@ -74,7 +72,11 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
     """The map drawn for ``class_name`` when it is not the evidence map as is: another method's map (cached,
     else computed on ``options.model``), or a note when the map has no positive evidence. None: the evidence map."""
     method = options.view.method
-    if method == EvidenceMap.name:
+    from ..core.explain import get_method  # torch: imported when an export is drawn
+    from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
+    from ..core.explain.on_demand import explain_image
+
+    if method == EVIDENCE:
         cam = class_evidence(result.cams, result.logits, list(result.probs).index(class_name))
         if no_positive_evidence(cam).item():
             return _no_evidence(class_name, cam, "CAM")

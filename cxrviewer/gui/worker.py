@@ -26,15 +26,17 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from superqt.utils import new_worker_qthread
 
 from ..core.errors import CxrError
-from ..core.inference import Predictor, scan_inputs
 from ..core.results import FileResult
+
+if TYPE_CHECKING:
+    from ..core.inference import Predictor
 
 CHUNK_SECONDS = 0.1  # results are sent to the GUI at most this often (plus the first at once)
 CHUNK_MAX = 256
@@ -273,12 +275,21 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
         after.wait()  # cancelled: it stops within one decode or forward pass (and so on down the chain)
     if cancel.is_set():
         return
+    from ..core.inference import Predictor  # torch: on this worker thread, after the first paint
+
     if paths is None:
         paths = scan_inputs(inputs)
         yield Scanned(list(paths))
     if model is not None and paths:
         predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability)
         yield from _classify(cancel, paths, predictor)
+
+
+def scan_inputs(inputs):
+    """:func:`cxrviewer.core.inference.scan_inputs`, imported (with torch) on the worker thread that calls it."""
+    from ..core.inference import scan_inputs as scan
+
+    return scan(inputs)
 
 
 def _classify(cancel: threading.Event, paths: list[Path], predictor: Predictor) -> Iterator[Chunk | Problem]:

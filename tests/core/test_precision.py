@@ -153,7 +153,7 @@ def test_predictor_runs_a_private_copy_in_the_chosen_precision(tmp_path):
         assert abs(ra.probs["PNEUMONIA"] - rb.probs["PNEUMONIA"]) < 0.05
         assert rb.cams.dtype == np.float32
     with pytest.raises(ValueError, match="unknown precision"):
-        Predictor(model, device="cpu", precision="int8")
+        Predictor(model, device="cpu", precision="int4")
 
 
 def test_predict_writes_the_precision_column(tmp_path, tiny_model_file):
