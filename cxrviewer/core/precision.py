@@ -165,6 +165,9 @@ def parity_ok(name: str, record: Mapping[str, Any] | None) -> str | None:
             return "the model file records no int8 CAM correlation"
         if corr < MIN_CAM_CORRELATION:
             return f"int8 CAMs correlate {corr:.3f} with float32's, below {MIN_CAM_CORRELATION}"
+    scope = record.get("scope_agreement")
+    if isinstance(scope, (int, float)) and scope < MIN_AGREEMENT:
+        return f"{name} scope decisions agree with float32 on {_percent(scope)} of validation, below {_percent(MIN_AGREEMENT)}"
     return None
 
 
@@ -319,10 +322,10 @@ def prepare_model(model: CamClassifier, precision: str, device: torch.device | s
 
 
 @torch.inference_mode()
-def _outputs(model: CamClassifier, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    logits, cams = model.logits_and_cams(model.normalize(x))
+def _outputs(model: CamClassifier, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits, cams, pooled = model.logits_cams_pooled(model.normalize(x))
     probs = model.probabilities(logits)
-    return probs, model.decide(probs), cams.float()
+    return probs, model.decide(probs), cams.float(), pooled.float()
 
 
 def cam_correlations(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -344,25 +347,36 @@ def measure_parity(model: CamClassifier, batches: Iterable[torch.Tensor], precis
     ``agreement`` (fraction of images whose label is the same as in float32, by the
     model's decision rule), ``max_prob_diff`` (largest absolute difference of any
     class probability), ``cam_correlation`` (mean over images of the correlation of the
-    CAMs with float32's) and ``cam_correlation_min`` (the lowest), ``n`` and ``split``:
+    CAMs with float32's) and ``cam_correlation_min`` (the lowest), for a model with a scope
+    ``scope_agreement`` (same in-scope decision as float32) and ``max_scope_diff``, ``n`` and ``split``:
     the record :func:`resolve_precision` reads. ``int8`` needs the model file's calibration.
     No images raise :class:`ValueError` unless ``allow_empty`` (a rank with an empty shard).
     """
+    from .scope import ScopeStats
+
     device = torch.device(device)
     names = [check_policy(p) for p in precisions]
+    scope = ScopeStats.from_meta(model.meta.get("scope"))
     reference = prepare_model(model, "float32", device)
     reduced = {name: prepare_model(model, name, device) for name in names}
     same = dict.fromkeys(names, 0)
     worst = dict.fromkeys(names, 0.0)
     corr_sum = dict.fromkeys(names, 0.0)
     corr_min = dict.fromkeys(names, 1.0)
+    scope_same = dict.fromkeys(names, 0)
+    scope_diff = dict.fromkeys(names, 0.0)
     n = 0
     for x in batches:
         x = x.to(device)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        probs, labels, cams = _outputs(reference, x)
+        probs, labels, cams, pooled = _outputs(reference, x)
+        ref_scope = scope.distance(pooled.cpu().numpy()) if scope is not None else None
         for name, clone in reduced.items():
-            p, lab, c = _outputs(clone, x)
+            p, lab, c, pool = _outputs(clone, x)
+            if scope is not None:
+                d = scope.distance(pool.cpu().numpy())
+                scope_same[name] += int(((d <= scope.threshold) == (ref_scope <= scope.threshold)).sum())
+                scope_diff[name] = max(scope_diff[name], float(abs(d - ref_scope).max()))
             same[name] += int((lab == labels).sum())
             worst[name] = max(worst[name], float((p - probs).abs().max()))
             r = cam_correlations(c, cams)
@@ -371,7 +385,9 @@ def measure_parity(model: CamClassifier, batches: Iterable[torch.Tensor], precis
         n += len(x)
     if n == 0 and not allow_empty:
         raise ValueError("no images to measure parity on")
+    scoped = {name: {"scope_agreement": scope_same[name] / max(n, 1), "max_scope_diff": round(scope_diff[name], 6)}
+              if scope is not None else {} for name in names}
     return {name: {"agreement": same[name] / max(n, 1), "max_prob_diff": round(worst[name], 6),
                    "cam_correlation": round(corr_sum[name] / max(n, 1), 6), "cam_correlation_min": round(corr_min[name], 6),
-                   "n": n, "split": split}
+                   **scoped[name], "n": n, "split": split}
             for name in names}

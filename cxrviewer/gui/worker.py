@@ -275,14 +275,27 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
         after.wait()  # cancelled: it stops within one decode or forward pass (and so on down the chain)
     if cancel.is_set():
         return
-    from ..core.inference import Predictor  # torch: on this worker thread, after the first paint
-
     if paths is None:
         paths = scan_inputs(inputs)
         yield Scanned(list(paths))
     if model is not None and paths:
-        predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability)
+        predictor = _predictor_class()(model, device, batch_size=batch_size, precision=precision, stability=stability)
         yield from _classify(cancel, paths, predictor)
+
+
+def __getattr__(name: str):
+    """``Predictor``, imported (with torch) when first asked for: the window paints before that."""
+    if name == "Predictor":
+        return _predictor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _predictor_class():
+    """The engine's Predictor (or a stand-in set on this module), imported on the worker thread that runs it."""
+    found = globals().get("Predictor")
+    if found is None:
+        from ..core.inference import Predictor as found
+    return found
 
 
 def scan_inputs(inputs):

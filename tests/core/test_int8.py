@@ -87,6 +87,8 @@ BF16_GOOD = {"agreement": 1.0, "max_prob_diff": 0.01, "n": 700}
     ("vnni", {"int8": dict(INT8_GOOD, agreement=MIN_AGREEMENT - 0.001)}, None, "float32"),
     ("vnni", {"int8": dict(INT8_GOOD, cam_correlation=0.97)}, None, "float32"),  # CAMs must match too
     ("vnni", {"int8": {k: v for k, v in INT8_GOOD.items() if k != "cam_correlation"}}, None, "float32"),
+    ("vnni", {"int8": dict(INT8_GOOD, scope_agreement=0.99)}, None, "float32"),  # the scope pass must hold too
+    ("vnni", {"int8": dict(INT8_GOOD, scope_agreement=1.0)}, None, "int8"),
     ("bf16,vnni", {"int8": INT8_GOOD, "bfloat16": BF16_GOOD}, "onnxruntime is not installed", "bfloat16"),
     ("vnni", {"int8": INT8_GOOD}, "onnxruntime is not installed", "float32"),
 ])
@@ -165,3 +167,20 @@ def test_predictor_runs_int8_end_to_end_with_cams(tmp_path, monkeypatch):
     results = list(pred.predict(paths))
     assert [r.precision for r in results] == ["int8"] * 5
     assert all(r.ok and r.cams.shape == (2, 2, 2) for r in results)
+
+
+@needs_engine
+def test_parity_measures_the_scope_decisions_of_a_model_with_a_scope():
+    from cxrviewer.core.scope import ScopeStats
+
+    model = _calibrated()
+    x = _images(12, seed=5)
+    with torch.inference_mode():
+        _, _, pooled = model.logits_cams_pooled(model.normalize(x))
+    stats = ScopeStats.fit(pooled.numpy(), np.arange(12) % 2, rank=4)
+    stats.fit_threshold(pooled.numpy(), 0.5)  # half the images out of scope: decisions near the line
+    model.meta["scope"] = stats.to_meta()
+    r = measure_parity(model, [x], precisions=["int8", "bfloat16"])
+    for name in ("int8", "bfloat16"):
+        assert 0 <= r[name]["scope_agreement"] <= 1 and r[name]["max_scope_diff"] >= 0
+    assert r["int8"]["max_scope_diff"] > 0  # quantised features move the score

@@ -58,6 +58,7 @@ def _combine_ranks(record: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     if not (dist.is_available() and dist.is_initialized()):
         return record
     for name, r in record.items():
+        n_local = r["n"]
         totals = torch.tensor([r["agreement"] * r["n"], float(r["n"]), r["cam_correlation"] * r["n"]],
                               dtype=torch.float64)
         worst = torch.tensor([r["max_prob_diff"], -r["cam_correlation_min"]], dtype=torch.float64)
@@ -66,6 +67,12 @@ def _combine_ranks(record: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
         n = int(totals[1])
         r.update(agreement=float(totals[0] / max(n, 1)), max_prob_diff=float(worst[0]), n=n,
                  cam_correlation=float(totals[2] / max(n, 1)), cam_correlation_min=-float(worst[1]))
+        if "scope_agreement" in r:
+            same = torch.tensor([r["scope_agreement"] * n_local], dtype=torch.float64)
+            diff = torch.tensor([r["max_scope_diff"]], dtype=torch.float64)
+            dist.all_reduce(same)
+            dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+            r.update(scope_agreement=float(same[0] / max(n, 1)), max_scope_diff=float(diff[0]))
     return record
 
 
