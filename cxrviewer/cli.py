@@ -249,6 +249,8 @@ def _predictor(args: argparse.Namespace):
     predictor = Predictor(model, device=pick_device(args.device), batch_size=args.batch_size,
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
                           stability=args.stability)
+    if int(os.environ.get("RANK", "0")) == 0:  # once, also under torchrun
+        print(f"{PROG}: {predictor.precision} ({predictor.precision_reason})", file=sys.stderr)
     return model, predictor
 
 
