@@ -11,6 +11,8 @@ dialog (which asked first).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +32,9 @@ from ..core.overlay import DEFAULT_CMAP, MapLayer, class_evidence, compose, rend
 from ..core.results import FileResult
 from ..core.window import Window
 from .view_state import ViewState
+
+if TYPE_CHECKING:
+    from ..core.explain.on_demand import MethodMap
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
     else computed on ``options.model``), or a note when the map has no positive evidence. None: the evidence map."""
     method = options.view.method
     from ..core.explain import get_method  # torch: imported when an export is drawn
-    from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
+    from ..core.explain.checks import MIN_POSITIVE_MASS, no_positive_evidence
     from ..core.explain.on_demand import explain_image
 
     if method == EVIDENCE:
@@ -94,6 +99,8 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
 
 
 def _no_evidence(class_name: str, grid: np.ndarray, method: str) -> MapLayer:
+    from ..core.explain.checks import no_evidence_note
+
     return MapLayer(None, 0.0, 1.0, no_evidence_note(class_name, grid, method))
 
 

@@ -45,6 +45,13 @@ class _Stopped(CxrError):
     """Raised inside a computation that was cancelled (reported by nobody)."""
 
 
+def explain_image(model, pixels, class_name, method, progress=None):
+    """:func:`cxrviewer.core.explain.on_demand.explain_image`, imported (with torch) on the thread that computes."""
+    from ..core.explain.on_demand import explain_image as explain
+
+    return explain(model, pixels, class_name, method, progress)
+
+
 def compute_map(cancel: threading.Event, model, pixels: np.ndarray, key: MapKey, report) -> MethodMap:
     """The task: ``key.method``'s map of ``pixels`` for ``key.class_name``; stops at the next progress step once cancelled."""
     lower_thread_priority()
@@ -55,7 +62,6 @@ def compute_map(cancel: threading.Event, model, pixels: np.ndarray, key: MapKey,
         report(key, done, total)
 
     from ..core.explain import get_method
-    from ..core.explain.on_demand import explain_image
 
     return explain_image(model, pixels, key.class_name, get_method(key.method), progress)
 
