@@ -23,7 +23,13 @@ In-process rows run with torch's default OpenMP wait policy (torch is imported b
 cxrviewer, which would set ``OMP_WAIT_POLICY=PASSIVE``), as the article's code runs; the
 ``predict`` processes run as users run them.
 
-Prints markdown tables and the issue-9 target checks, and writes them to ``--out``.
+Names the CPU (``/proc/cpuinfo``), the features the precision policy reads and its native
+precisions, and ends with one summary row per precision (forward only, ``Predictor``, ``predict``,
+x the article loop, end to end / min(decode, forward)). ``--cpu-features`` forces the detected
+features (as ``CXRVIEWER_CPU_FEATURES``: e.g. ``vnni,avx2`` for a desktop CPU without bf16).
+The viewer's rate and the start-up rows: ``benchmarks/bench_gui.py`` and ``benchmarks/bench_startup.py``.
+
+Prints markdown tables and the issue-9 and issue-31 target checks, and writes them to ``--out``.
 Run it on an otherwise idle machine: the 1- and 5-minute load averages are printed
 before and after.
 
@@ -89,6 +95,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--skip-memory", action="store_true", help="skip the memory runs")
     p.add_argument("--out", default=str(OUT), help="markdown file to write ('-': none; default: "
                    "benchmarks/results.md)")
+    p.add_argument("--cpu-features", help="replace the detected CPU features for the precision policy, here and in "
+                   "the `predict` processes (comma-separated subset of bf16,vnni,avx2, or none)")
     p.add_argument("--mem-child", type=int, help=argparse.SUPPRESS)
     return p
 
@@ -360,11 +368,29 @@ def load_text() -> str:
     return f"{one:.2f} / {five:.2f}"
 
 
+def cpu_line() -> str:
+    """The CPU's model name, the features the precision policy reads, and the precisions it runs natively."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    forced = f" (forced by {prec.CPU_ENV})" if os.environ.get(prec.CPU_ENV) is not None else ""
+    native = prec.native_precisions(torch.device("cpu"))
+    return (f"{name}; features {', '.join(sorted(prec.cpu_features())) or 'none'}{forced}; native reduced "
+            f"precisions: {', '.join(native) or 'none'}")
+
+
 def check(text: str, ok: bool) -> str:
     return f"- {text}: {'PASS' if ok else 'FAIL'}"
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.cpu_features is not None:
+        os.environ[prec.CPU_ENV] = args.cpu_features  # the `predict` processes inherit it
     if args.mem_child:
         mem_child(args)
         return 0
@@ -377,7 +403,7 @@ def main(args: argparse.Namespace) -> int:
         model, model_file, model_desc = get_model(args.model, tmp)
         size = model.input_size
         precisions = precisions_to_time(args.precisions)
-        auto = prec.resolve_precision("auto", "cpu", model.meta.get(prec.PARITY_KEY))
+        auto = prec.choose_precision("auto", "cpu", model)
         print(f"{len(paths)} JPEGs in {data_dir}; model {model_desc}; auto -> {auto.name} ({auto.reason}); "
               f"load {load_before}", file=sys.stderr)
         bench = paths[:args.n]
@@ -422,7 +448,7 @@ def main(args: argparse.Namespace) -> int:
         load_after = load_text()
 
     lines = [f"Command: `python benchmarks/bench_predict.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}` "
-             f"({datetime.date.today().isoformat()})", "",
+             f"({datetime.date.today().isoformat()})", "", f"CPU: {cpu_line()}", "",
              f"Model {model_desc}; {len(bench)} JPEGs of 1,200-2,000 px; batch {args.batch_size}; "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
              f"({torch.get_num_threads()} threads); `auto` = {auto.name} ({auto.reason}); "
@@ -435,10 +461,25 @@ def main(args: argparse.Namespace) -> int:
                   "|---|---:|---:|---:|"]
         lines += [f"| `Predictor`, default precision | {m['n']} | {m['peak_mb']:.0f} | {m['seconds']:.1f} |"
                   for m in mem.values()]
-    lines += ["", "Targets (issue 9):"]
+    lines += ["", "Per precision (images/s; `predict`: marginal rate of whole processes):", "",
+              "| Precision | Forward only | `Predictor` | `predict` | `predict` / article loop | "
+              "`predict` / min(decode, forward) |", "|---|---:|---:|---:|---:|---:|"]
+    for p in precisions:
+        ran = auto.name if p == "auto" else p
+        fw, rate = forward.get(ran), marginal.get(p, float("nan"))
+        limit = min(max(decode.values()), fw) if fw else None
+        lines.append(f"| {p}{f' (= {auto.name})' if p == 'auto' else ''} | {f'{fw:.1f}' if fw else 'n/a'} | "
+                     f"{engine.get(p, float('nan')):.1f} | {rate:.1f} | {rate / article:.2f}x | "
+                     f"{f'{rate / limit:.2f}' if limit else 'n/a'} |")
+    lines.append(f"| article loop (float32) | | | {article:.1f} | 1.00x | |")
+    lines.append(f"| decode only (best of 1 and 2 threads) | | | {max(decode.values()):.1f} | | |")
+    lines += ["", "Targets (issue 9; issue 31 on a CPU without native bf16):"]
     default = marginal.get("auto", marginal.get("default", 0.0))
     lines.append(check(f"`predict` marginal rate {default:.1f} images/s = {default / article:.2f}x the article loop "
                        f"({article:.1f}; target >= 3x)", default >= 3 * article))
+    if not prec.cpu_has_native_bf16():
+        lines.append(check(f"no native bf16 here: `predict` ({auto.name}) {default / article:.2f}x the article loop "
+                           "(issue 31 target >= 5x)", default >= 5 * article))
     if auto.name in forward:
         limit = min(max(decode.values()), forward[auto.name])
         in_process = engine.get("auto", engine.get(auto.name, 0.0))
@@ -456,6 +497,12 @@ def main(args: argparse.Namespace) -> int:
         lines.append(check(f"peak memory {args.mem_large} vs {args.mem_small} images: {delta:+.0f} MB "
                            "(target <= 100 MB)", delta <= 100))
     record = (model.meta.get(prec.PARITY_KEY) or {}).get(auto.name)
+    for name in prec.native_precisions(torch.device("cpu")):  # every precision auto may pick on this CPU
+        r = (model.meta.get(prec.PARITY_KEY) or {}).get(name)
+        if r and prec.parity_ok(name, r) is None:
+            lines.append(f"- recorded parity of {name}: labels {100 * r['agreement']:.2f}% of {r['n']}, CAM correlation "
+                         f"{r.get('cam_correlation', float('nan')):.4f}, scope decisions "
+                         f"{100 * r.get('scope_agreement', float('nan')):.2f}% (bar: {100 * prec.MIN_AGREEMENT:.1f}%)")
     if auto.name != "float32":
         lines.append(check(f"labels under auto ({auto.name}) agree with float32 on {100 * record['agreement']:.2f}% "
                            f"of {record['n']} {record.get('split', 'validation')} images, largest probability "

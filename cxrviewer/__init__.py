@@ -1,5 +1,10 @@
-"""cxrviewer: review chest radiographs with an AI second reader and its class activation maps."""
+"""cxrviewer: review chest radiographs with an AI second reader and its class activation maps.
 
+Importing the package is cheap: the public names below load torch only when first used
+(``--help``, ``--version`` and the viewer's first paint never import torch).
+"""
+
+import importlib
 import os
 
 # Thread layout: torch's OpenMP threads sleep instead of spinning while they wait for each other, so
@@ -8,27 +13,26 @@ import os
 # a value already set in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-_EXPORTS = {
-    "load_model": "model.checkpoint", "save_model": "model.checkpoint", "CamClassifier": "model.classifier", "Radiograph": "io.radiograph",
-    "load_radiograph": "io.reading", "CorruptFileError": "errors", "CxrError": "errors", "ModelFileError": "errors",
-    "RadiographError": "errors", "UnsupportedFileError": "errors",
+__version__ = "0.1.0"
+_LAZY = {
+    "load_model": ".core.model.checkpoint", "save_model": ".core.model.checkpoint",
+    "CorruptFileError": ".core.errors", "CxrError": ".core.errors", "ModelFileError": ".core.errors",
+    "RadiographError": ".core.errors", "UnsupportedFileError": ".core.errors",
+    "Radiograph": ".core.io.radiograph", "load_radiograph": ".core.io.reading",
+    "CamClassifier": ".core.model.classifier",
 }
+__all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str):
-    """The package's public names, imported when first used: ``cxrviewer predict`` answered from the
-    results cache never imports torch."""
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(f".core.{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """The public names, imported from their modules on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
-__version__ = "0.1.0"
-__all__ = [
-    "CamClassifier", "CorruptFileError", "CxrError", "ModelFileError", "Radiograph", "RadiographError",
-    "UnsupportedFileError", "load_model", "load_radiograph", "save_model", "__version__",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -24,12 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .core.batch.workers import DaemonPool
 from .core.errors import CxrError, RadiographError
-from .core.results.file_result import FileResult
+
+if TYPE_CHECKING:  # imported where used: --help, --version and argument errors stay light (no numpy, no torch)
+    from .core.results.file_result import FileResult
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1
@@ -127,7 +129,7 @@ def add_population_option(parser: argparse.ArgumentParser, default: str = "flag"
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    from .core.model.precision_names import PRECISIONS
+    from .core.model.precision_policy import PRECISIONS
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
@@ -140,9 +142,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", metavar="D", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA, else MPS, else CPU)")
     parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="images per forward pass (default: 16)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="floating-point type of the forward pass: auto = bfloat16 on CPUs with native bf16 "
-                             "(float16 on CUDA) where the model file records >= 99.5%% label agreement with float32 "
-                             "on validation, else float32 (default: auto)")
+                        help="number type of the forward pass: auto = int8 on CPUs with VNNI or AVX2, else bfloat16 "
+                             "on CPUs with native bf16 (float16 on CUDA), where the model file records >= 99.5%% label "
+                             "agreement with float32 on validation (and CAMs correlating >= 0.98 for int8), else "
+                             "float32; the CSV's precision column and stderr say which and why (default: auto)")
     parser.add_argument("--stability", action="store_true",
                         help="also re-score each image with a 10%% black border and with a slight blur and fill the "
                              "unstable and shift_* columns (the stability badge); costs two more forward passes per "
@@ -305,6 +308,8 @@ def _predictor(args: argparse.Namespace):
                           first_batch=args.batch_size, precision=args.precision,  # full batches: same under torchrun
                           stability=args.stability, population=args.population,
                           cache=None if args.no_cache else ResultsCache())
+    if int(os.environ.get("RANK", "0")) == 0:  # once, also under torchrun
+        print(f"{PROG}: {predictor.precision} ({predictor.precision_reason})", file=sys.stderr)
     return model, predictor
 
 

@@ -194,7 +194,9 @@ def test_python_dash_m_runs_quietly_off_a_terminal(scans, tiny_model_file, tmp_p
     proc = subprocess.run([sys.executable, "-m", "cxrviewer", "predict", str(scans / "a.jpg"), str(odd), "--csv", str(out),
                            "--model", str(tiny_model_file)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "" and proc.stderr.strip().splitlines() == [f"cxrviewer: 4 file(s): 2 classified, 2 failed -> {out}"]
+    lines = proc.stderr.strip().splitlines()
+    assert proc.stdout == "" and lines[1:] == [f"cxrviewer: 4 file(s): 2 classified, 2 failed -> {out}"]
+    assert lines[0].startswith("cxrviewer: float32 (auto: ")  # which precision and why, once
     rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open(newline=""))}
     assert "not finite" in rows["overflow.dcm"]["error"] and "refused" in rows["huge.png"]["error"]
     assert rows["SC_rgb_jpeg.dcm"]["error"] == ""

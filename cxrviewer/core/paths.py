@@ -60,3 +60,9 @@ def cache_dir() -> Path:
 def file_key(path: str | Path, digest: str) -> str:
     """A model file as the results cache names it: its resolved path and the blake2b of its bytes."""
     return f"file:{Path(path).resolve()}:{digest}"
+
+
+
+def default_model_path() -> Path | None:
+    """The shipped default model: :func:`default_model_in` the package's models folder."""
+    return default_model_in(resources_dir() / "models")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSlider, QToolButton, QWidget
 
-from ..core.explain import METHODS
+from ..core.explain.catalog import CATALOG
 from ..core.io.window import ValueScale, Window
 from .flow_layout import flow, group
 from .view_state import SCALE_FIXED, SCALE_IMAGE, ViewState
@@ -45,8 +45,8 @@ class ViewControls(QWidget):
         self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.class_box.setMinimumContentsLength(11)
         self.method_box = QComboBox()
-        for name, make in METHODS.items():
-            self.method_box.addItem(make().short, name)
+        for name, info in CATALOG.items():
+            self.method_box.addItem(info.short, name)
         self.set_method_notes({})
         self.method_box.setToolTip("Which explanation method: the CAM comes with every result; the others are "
                                    "computed for the image on screen when chosen")
@@ -97,7 +97,7 @@ class ViewControls(QWidget):
         """Each map method's tooltip: what it is, its units, and ``notes[name]`` (the model's audit of it) if any."""
         for i in range(self.method_box.count()):
             name = self.method_box.itemData(i)
-            method = METHODS[name]()
+            method = CATALOG[name]
             note = notes.get(name)
             self.method_box.setItemData(i, f"{method.label}: {method.units}" + (f".\nOn this model: {note}." if note else ""),
                                         Qt.ItemDataRole.ToolTipRole)

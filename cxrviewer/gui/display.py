@@ -8,15 +8,17 @@ map at the image's own size.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..core.explain import get_method
-from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
-from ..core.explain.on_demand import MethodMap
 from ..core.results.overlay import cam_for_display, cam_range_from_meta, class_evidence
 from ..core.results.file_result import FileResult
 from .canvas import Overlay
 from .view_state import SCALE_FIXED
+
+if TYPE_CHECKING:
+    from ..core.explain.on_demand import MethodMap
 
 MAX_CAM_SIDE = 256     # display resolution of the smooth map
 
@@ -47,6 +49,8 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
     name = class_name or result.predicted or result.label  # an out-of-scope image keeps its CAM
     _smooth, lo, hi = cam_for_display(result, name, display_size(image_hw), scale, fixed)  # the limits
     cam = class_evidence(result.cams, result.logits, list(result.probs).index(name))  # upsampled when drawn
+    from ..core.explain.checks import no_positive_evidence  # torch: imported once a result is drawn
+
     if no_positive_evidence(cam).item():
         return no_evidence_overlay(name, cam)
     how = "fixed scale" if scale == SCALE_FIXED else "per-image min-max"
@@ -56,11 +60,16 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
 def no_evidence_overlay(class_name: str, cam: np.ndarray, method: str = "CAM") -> Overlay:
     """Drawn instead of ``cam`` when its positive part is tiny (:func:`~cxrviewer.core.explain.checks.no_positive_evidence`):
     the note says so, with the positive part's mean."""
+    from ..core.explain.checks import no_evidence_note
+
     return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=no_evidence_note(class_name, cam, method))
 
 
 def method_overlay(found: MethodMap) -> Overlay:
     """The overlay of an on-demand method's map: this image's range (signed maps centred on 0), units on the bar."""
+    from ..core.explain import get_method
+    from ..core.explain.checks import MIN_POSITIVE_MASS, no_positive_evidence
+
     if no_positive_evidence(found.grid, MIN_POSITIVE_MASS if get_method(found.method).additive else 0.0).item():
         return no_evidence_overlay(found.class_name, found.grid, get_method(found.method).short)
     lo, hi = found.limits()

@@ -11,6 +11,8 @@ dialog (which asked first).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,9 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.results.annotate import Annotations, burn_in
-from ..core.explain import EvidenceMap, get_method
-from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
-from ..core.explain.on_demand import MethodMap, explain_image
+from ..core.explain.catalog import EVIDENCE
 from ..core.io.corner_text import corner_info, corner_text
 from ..core.results.dicom_export import SeriesPlan, export_secondary_capture, sc_path
 from ..core.errors import CxrError
@@ -33,6 +33,9 @@ from ..core.results.overlay import DEFAULT_CMAP, MapLayer, class_evidence, compo
 from ..core.results.file_result import FileResult
 from ..core.io.window import Window
 from .view_state import ViewState
+
+if TYPE_CHECKING:
+    from ..core.explain.on_demand import MethodMap
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,11 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
     """The map drawn for ``class_name`` when it is not the evidence map as is: another method's map (cached,
     else computed on ``options.model``), or a note when the map has no positive evidence. None: the evidence map."""
     method = options.view.method
-    if method == EvidenceMap.name:
+    from ..core.explain import get_method  # torch: imported when an export is drawn
+    from ..core.explain.checks import MIN_POSITIVE_MASS, no_positive_evidence
+    from ..core.explain.on_demand import explain_image
+
+    if method == EVIDENCE:
         cam = class_evidence(result.cams, result.logits, list(result.probs).index(class_name))
         if no_positive_evidence(cam).item():
             return _no_evidence(class_name, cam, "CAM")
@@ -93,6 +100,8 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
 
 
 def _no_evidence(class_name: str, grid: np.ndarray, method: str) -> MapLayer:
+    from ..core.explain.checks import no_evidence_note
+
     return MapLayer(None, 0.0, 1.0, no_evidence_note(class_name, grid, method))
 
 

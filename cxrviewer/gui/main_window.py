@@ -18,14 +18,12 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..core.model.checkpoint import default_model_path
-from ..core.results.columns import Batch, csv_columns, percent, verdict_legend
-from ..core.explain import EvidenceMap
-from ..core.explain.audit import audit_line, default_method, method_notes
-from ..core.results.export import ExportError, check_output_dir, write_csv
-from ..core.batch.inference import pick_device
+from ..core.explain.catalog import EVIDENCE, default_method
 from ..core.model.population import NOT_RECORDED, model_line
-from ..core.model.precision import PARITY_KEY, PRECISIONS, resolve_precision
+from ..core.model.precision_policy import PRECISIONS
+from ..core.paths import default_model_path
+from ..core.results.columns import Batch, csv_columns, percent, verdict_legend
+from ..core.results.export import ExportError, check_output_dir, write_csv
 from . import dialogs
 from .about import about_html
 from .cache_menu import CacheActions
@@ -57,17 +55,27 @@ PREFETCH_AHEAD, PREFETCH_BEHIND = 3, 1  # rows decoded ahead of the reader (the 
 
 
 PRECISION_TIPS = (
-    "Automatic: bfloat16 on CPUs that compute it natively (float16 on CUDA) when the model file records "
-    ">= 99.5% label agreement with float32 on validation, else float32",
+    "Automatic: int8 on CPUs with VNNI or AVX2, else bfloat16 on CPUs that compute it natively (float16 on CUDA), "
+    "when the model file records >= 99.5% label agreement with float32 on validation (and CAMs correlating >= 0.98 "
+    "for int8), else float32",
     "float32: exact, slowest on CPUs with bfloat16 units",
     "bfloat16: about 3x faster where the CPU has bfloat16 units; probabilities move by ~0.01",
     "float16: for CUDA GPUs; slow on most CPUs",
+    "int8: about 4x faster than float32 on CPUs with VNNI or AVX2; needs the model file's int8 calibration",
 )
 
 
 #: Esc asks before it cancels a batch that has run longer than this (the Cancel button never asks).
 ESC_CONFIRM_SECONDS = 5.0
 
+
+def _audit_texts(audited: dict | None) -> tuple[dict[str, str], str]:
+    """The per-method notes and the one-line audit of a model file's explanations ({} and "" without an audit)."""
+    if not audited:
+        return {}, ""
+    from ..core.explain.audit import audit_line, method_notes
+
+    return method_notes(audited), audit_line(audited)
 
 class MainWindow(QMainWindow):
     """cxrviewer's window. ``model_path``: a model file to load at start (default: the saved or shipped one)."""
@@ -83,7 +91,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model = None
         self.model_path: Path | None = None
-        self.device = pick_device(device)
+        self._device_choice, self._device = device, None  # resolved (with torch) when first needed
         self.inputs: list[Path] = []
         self._batch_start = 0.0
         self._current_row = -1
@@ -350,13 +358,16 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_scanned(self, paths: list) -> None:
-        self.results_model.set_paths(paths, QUEUED if self.model is not None else NO_MODEL)
+        waiting = self.model is not None or self.model_loader.loading  # a model on its way classifies them when ready
+        self.results_model.set_paths(paths, QUEUED if waiting else NO_MODEL)
         if not paths:
             self.canvas.show_message("No radiographs found (JPEG, PNG, BMP, TIFF or DICOM).")
             self.details.clear("No radiographs found.")
             self.batch_status.set_idle("No radiographs found")
         elif self.model is not None:
             self.batch_status.start(len(paths))
+        elif self.model_loader.loading:
+            self.batch_status.set_idle(f"{len(paths)} files - loading the model...")
         else:
             self.batch_status.set_idle(f"{len(paths)} files - no model loaded (Model > Load Model...)")
         self.results_view.select_first()
@@ -522,7 +533,7 @@ class MainWindow(QMainWindow):
         """The overlay the view asks for (class, scale) of ``result`` on an image of ``image_hw``."""
         meta = self.model.meta if self.model is not None else None
         overlay = choose_overlay(result, self.view.class_name, self.view.scale, fixed_range(meta), image_hw)
-        if overlay is None or self.view.method == EvidenceMap.name or not self.view.overlay:
+        if overlay is None or self.view.method == EVIDENCE or not self.view.overlay:
             return overlay
         image = self.loader.cached(result.path)
         return self.method_maps.overlay(result, self.view, self.model, image.pixels if image else None)
@@ -537,7 +548,7 @@ class MainWindow(QMainWindow):
         method, the maps already made and a private copy of the model for the others)."""
         meta = self.model.meta if self.model is not None else None
         window, windows = self.windowing.windows_for_export()
-        other_method = self.model is not None and self.view.method != EvidenceMap.name
+        other_method = self.model is not None and self.view.method != EVIDENCE
         return RenderOptions(replace(self.view, window=window), fixed_range(meta), self.model_caption(), windows,
                              measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
                              anonymise=self.settings.anonymise, dicom=self.settings.export_dicom,
@@ -636,13 +647,17 @@ class MainWindow(QMainWindow):
 
     def _start_run(self, inputs=(), paths: list[Path] | None = None) -> None:
         """Classify with the model and the Model menu's choices (precision, stability check)."""
-        self.runner.start(inputs, paths=paths, model=self.model, device=self.device,
+        device = self.device if self.model is not None else self._device_choice  # no model: no torch needed yet
+        self.runner.start(inputs, paths=paths, model=self.model, device=device,
                           precision=self.settings.precision, stability=self.settings.stability,
                           cache=self.settings.results_cache,
                           population="refuse" if self.settings.population_refuse else "flag")
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._set_model(self.model, self.model_path)
+        if self.model is None and self.results_model.paths:  # the rows that waited for it
+            self.results_model.reset_status(NO_MODEL)
+            self.batch_status.set_idle(f"{len(self.results_model.paths)} files - no model loaded (Model > Load Model...)")
         text = f"Could not load the model {path.name}:\n{message}"
         if self.model is not None:
             text += f"\n\nStill using {self.model_path.name}."
@@ -662,7 +677,7 @@ class MainWindow(QMainWindow):
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
         audited = ((model.meta.get("metrics") or {}).get("explanations") if model is not None else None)
-        notes = method_notes(audited)
+        notes, audit_text = _audit_texts(audited)
         method, why = default_method(audited)
         if why:
             notes[method] = f"{notes[method]}.\n{why}" if notes.get(method) else why
@@ -675,14 +690,25 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "
                                  f"{precision.split(' ')[0]}" if model else "No model")
         self.model_label.setToolTip(f"Runs in {precision}\nTrained on: {self.batch.intended_for or NOT_RECORDED}" if model else "")
-        self.details.set_model(ModelInfo(self.batch, device, precision, audit_line(audited)))
+        self.details.set_model(ModelInfo(self.batch, device, precision, audit_text))
         self._update_actions()
+
+    @property
+    def device(self):
+        """The device models run on (``torch.device``); picked on first use, which imports torch."""
+        if self._device is None:
+            from ..core.inference import pick_device
+
+            self._device = pick_device(self._device_choice)
+        return self._device
 
     def precision_text(self) -> str:
         """The precision the model runs in here, and why ("" without a model)."""
         if self.model is None:
             return ""
-        choice = resolve_precision(self.settings.precision, self.device, self.model.meta.get(PARITY_KEY))
+        from ..core.precision import choose_precision
+
+        choice = choose_precision(self.settings.precision, self.device, self.model)
         return f"{choice.name} ({choice.reason})"
 
     def set_precision(self, name: str) -> None:

@@ -10,6 +10,8 @@ asking for another image, class or method cancels it, and a map arrives with the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,11 +22,13 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QProgressBar
 
 from ..core.errors import CxrError
-from ..core.explain import get_method
-from ..core.explain.on_demand import MethodMap, explain_image
+from ..core.explain.catalog import CATALOG
 from .canvas import Overlay
 from .display import method_overlay, pending_overlay
 from .worker import Task, TaskGroup, lower_thread_priority
+
+if TYPE_CHECKING:
+    from ..core.explain.on_demand import MethodMap
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,13 @@ class _Stopped(CxrError):
     """Raised inside a computation that was cancelled (reported by nobody)."""
 
 
+def explain_image(model, pixels, class_name, method, progress=None):
+    """:func:`cxrviewer.core.explain.on_demand.explain_image`, imported (with torch) on the thread that computes."""
+    from ..core.explain.on_demand import explain_image as explain
+
+    return explain(model, pixels, class_name, method, progress)
+
+
 def compute_map(cancel: threading.Event, model, pixels: np.ndarray, key: MapKey, report) -> MethodMap:
     """The task: ``key.method``'s map of ``pixels`` for ``key.class_name``; stops at the next progress step once cancelled."""
     lower_thread_priority()
@@ -49,6 +60,8 @@ def compute_map(cancel: threading.Event, model, pixels: np.ndarray, key: MapKey,
         if cancel.is_set():
             raise _Stopped("cancelled")
         report(key, done, total)
+
+    from ..core.explain import get_method
 
     return explain_image(model, pixels, key.class_name, get_method(key.method), progress)
 
@@ -100,7 +113,7 @@ class MethodMaps(QObject):
             return None
         name = view.class_name if view.class_name in result.probs else (result.predicted or result.label)
         key = MapKey(Path(result.path), name, view.method, id(model))
-        label = get_method(view.method).label
+        label = CATALOG[view.method].label
         if self.failure(key):
             return Overlay(cam=None, vmin=0.0, vmax=1.0, label="", note=f"{label} failed: {self.failure(key)}")
         found = self.request(key, model, pixels)

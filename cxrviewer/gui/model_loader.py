@@ -6,8 +6,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.model.checkpoint import load_model
 from .worker import Task, TaskGroup
+
+
+def load_model(path: Path):
+    """The model in ``path``; torch is imported here, on the loading thread, not before the window shows."""
+    from ..core.checkpoint import load_model as load
+
+    return load(path)
 
 
 class ModelLoader(QObject):

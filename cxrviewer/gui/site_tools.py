@@ -8,6 +8,8 @@ shows the proposed operating point, and writes a new model file only when the us
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import copy
 import threading
 from dataclasses import replace
@@ -16,15 +18,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 
-from ..core.site.calibration import (MIN_PER_CLASS, RULES, check_population_for_calibration, fit_calibration, parse_rule,
-                                     write_calibrated)
-from ..core.model.checkpoint import load_model, read_header
 from ..core.errors import CxrError
-from ..core.site.evaluation import read_labelled_folder, score_folder
-from ..core.model.model_update import check_output
-from ..core.site.study_metrics import study_report
 from . import dialogs
-from .evaluation_window import CalibrationWindow, EvaluationWindow
+
+if TYPE_CHECKING:
+    from .evaluation_window import CalibrationWindow, EvaluationWindow
 
 
 def _snapshot(results) -> list:
@@ -34,6 +32,8 @@ def _snapshot(results) -> list:
 
 def check_folder(_cancel: threading.Event, folder: Path, class_names: list[str], min_per_class: int = 1) -> Path:
     """The refusals of a labelled folder (one class, class mismatch, too few images), off the GUI thread."""
+    from ..core.evaluation import read_labelled_folder  # imports torch: never before the window's first paint
+
     read_labelled_folder(folder, class_names, min_per_class)
     return folder
 
@@ -41,6 +41,10 @@ def check_folder(_cancel: threading.Event, folder: Path, class_names: list[str],
 def calibrate(_cancel: threading.Event, source: Path, folder: Path, rule: str, device, progress):
     """Score ``folder`` with a fresh copy of ``source`` and fit the site's operating point (nothing written);
     a folder with images outside the model's intended population is refused, as ``cxrviewer calibrate`` does."""
+    from ..core.model.checkpoint import load_model, read_header
+    from ..core.site.calibration import MIN_PER_CLASS, check_population_for_calibration, fit_calibration
+    from ..core.site.evaluation import read_labelled_folder, score_folder
+
     model = load_model(source, device="cpu")
     samples = read_labelled_folder(folder, model.class_names, MIN_PER_CLASS)
     scores = score_folder(model, samples, folder, device, cancel=_cancel, progress=progress)
@@ -116,6 +120,8 @@ class SiteTools(QObject):
             return self._refuse("Evaluate", "Open a folder whose sub-folders are named as the model's classes first.")
         folder = w.reader.study.root or (w.inputs[0] if w.inputs else Path("batch"))
         b = w.batch
+        from ..core.study_metrics import study_report  # imports torch: only once the user asks
+
         task = w.tasks.start(lambda _c, rs: study_report(rs, list(b.class_names), b.positive, b.threshold, folder),
                              _snapshot(w.results_model.results()), name="evaluate")
         task.done.connect(self._show_report)
@@ -123,6 +129,8 @@ class SiteTools(QObject):
 
     def _show_report(self, report) -> None:
         if self.evaluation is None:
+            from .evaluation_window import EvaluationWindow  # imports torch: only once the user asks
+
             self.evaluation = EvaluationWindow(self.w)
             self.evaluation.refreshRequested.connect(self.evaluate_study)
         self.evaluation.show_report(report)
@@ -144,12 +152,16 @@ class SiteTools(QObject):
         folder = dialogs.ask_folder(w, w.settings.last_folder, "Calibrate on Labelled Folder")
         if not folder:
             return
+        from ..core.site.calibration import RULES
+
         rule = dialogs.ask_item(w, title, "How the threshold is chosen (youden: best sensitivity + specificity; "
                                 "sensitivity=S: the best specificity with at least that sensitivity; specificity=S: "
                                 "the reverse):", list(RULES), editable=False)
         if not rule:
             return
         try:
+            from ..core.calibration import parse_rule  # imports torch: only once the user asks
+
             parse_rule(rule)
         except ValueError as e:
             return self._refuse(title, str(e))
@@ -162,6 +174,8 @@ class SiteTools(QObject):
     def _show_calibration(self, source: Path, cal, scores) -> None:
         if self.calibration is not None:
             self.calibration.close()
+        from .evaluation_window import CalibrationWindow
+
         self.calibration = CalibrationWindow(cal, scores, source.name, self.w)
         self.calibration.saveRequested.connect(lambda: self.save_calibrated(source, cal, scores))
         self.calibration.show()
@@ -183,9 +197,13 @@ class SiteTools(QObject):
             return
         path = path if path.suffix.lower() == ".safetensors" else path.with_suffix(".safetensors")
         try:
+            from ..core.model_update import check_output
+
             check_output(source, path, overwrite=True)  # the dialog asked before replacing another file
         except CxrError as e:
             return self._refuse(title, str(e))
+        from ..core.site.calibration import write_calibrated
+
         task = self.w.tasks.start(lambda _c: write_calibrated(cal, scores, source, path, overwrite=True,
                                                               accept_degenerate=bool(cal.problems)),
                                   name="calibrate-write")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.explain import METHODS, EvidenceMap
+from ..core.explain.catalog import CATALOG, EVIDENCE
 from ..core.results.overlay import DEFAULT_ALPHA, SCALES
 from ..core.io.window import Window
 
@@ -34,13 +34,13 @@ class ViewState:
     opacity: float = DEFAULT_ALPHA
     class_name: str | None = None
     scale: str = SCALE_IMAGE
-    method: str = EvidenceMap.name
+    method: str = EVIDENCE
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}")
+        if self.method not in CATALOG:
+            raise ValueError(f"method must be one of {tuple(CATALOG)}, got {self.method!r}")
         object.__setattr__(self, "opacity", _clip(self.opacity, 0.0, 1.0))
         object.__setattr__(self, "invert", bool(self.invert))
         object.__setattr__(self, "overlay", bool(self.overlay))

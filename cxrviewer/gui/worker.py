@@ -26,16 +26,18 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from superqt.utils import new_worker_qthread
 
 from ..core.errors import CxrError
-from ..core.batch.inference import Predictor, scan_inputs
 from ..core.results.file_result import FileResult
 from ..core.results.results_cache import ResultsCache
+
+if TYPE_CHECKING:
+    from ..core.inference import Predictor
 
 CHUNK_SECONDS = 0.1  # results are sent to the GUI at most this often (plus the first at once)
 CHUNK_MAX = 256
@@ -283,12 +285,34 @@ def run_batch(cancel: threading.Event, inputs: Sequence[Path], paths: list[Path]
     if model is not None and paths:
         results_cache = ResultsCache() if cache else None
         try:
-            predictor = Predictor(model, device, batch_size=batch_size, precision=precision, stability=stability,
+            predictor = _predictor_class()(model, device, batch_size=batch_size, precision=precision, stability=stability,
                                   cache=results_cache, population=population)
             yield from _classify(cancel, paths, predictor)
         finally:
             if results_cache is not None:
                 results_cache.close()
+
+
+def __getattr__(name: str):
+    """``Predictor``, imported (with torch) when first asked for: the window paints before that."""
+    if name == "Predictor":
+        return _predictor_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _predictor_class():
+    """The engine's Predictor (or a stand-in set on this module), imported on the worker thread that runs it."""
+    found = globals().get("Predictor")
+    if found is None:
+        from ..core.inference import Predictor as found
+    return found
+
+
+def scan_inputs(inputs):
+    """:func:`cxrviewer.core.inference.scan_inputs`, imported (with torch) on the worker thread that calls it."""
+    from ..core.inference import scan_inputs as scan
+
+    return scan(inputs)
 
 
 def _classify(cancel: threading.Event, paths: list[Path], predictor: Predictor) -> Iterator[Chunk | Problem]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cxrviewer.core import paths
 from cxrviewer.core.errors import ModelFileError
 from cxrviewer.core.model import checkpoint
 from cxrviewer.core.model.checkpoint import MAX_INPUT_SIDE, load_model, read_header, save_model
@@ -201,7 +202,7 @@ def test_save_then_read_header_round_trips(good):
 def test_default_model_is_the_newest_file(tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
-    monkeypatch.setattr(checkpoint, "resources_dir", lambda: tmp_path)
+    monkeypatch.setattr(paths, "resources_dir", lambda: tmp_path)
     assert checkpoint.default_model_path() is None
     for name, mtime in (("b.safetensors", 100), ("z.safetensors", 50), ("a.safetensors", 200)):
         (models / name).write_bytes(b"")

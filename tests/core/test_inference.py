@@ -325,6 +325,6 @@ def test_bfloat16_is_opt_in_and_close(folder, model):
     for a, b in zip(exact, fast):
         assert abs(a.probs["PNEUMONIA"] - b.probs["PNEUMONIA"]) < 0.05
     with pytest.raises(ValueError):
-        Predictor(model, precision="int8")
+        Predictor(model, precision="int4")
     with pytest.raises(ValueError):
         Predictor(model, batch_size=0)

@@ -109,16 +109,28 @@ def test_explicit_precision_is_kept_and_unknown_is_refused():
 
 
 def test_native_bf16_detection_reads_cpu_flags(monkeypatch):
-    P.cpu_has_native_bf16.cache_clear()
+    monkeypatch.delenv(P.CPU_ENV, raising=False)
+    P._detected_bf16.cache_clear()
     monkeypatch.setattr(torch.cpu, "get_capabilities", None, raising=False)
     monkeypatch.setattr(P, "_cpuinfo_flags", lambda: {"avx512f", "avx512_bf16"})
     try:
         assert P.cpu_has_native_bf16() is torch.backends.mkldnn.is_available()
-        P.cpu_has_native_bf16.cache_clear()
+        P._detected_bf16.cache_clear()
         monkeypatch.setattr(P, "_cpuinfo_flags", lambda: {"avx512f", "avx2"})
         assert P.cpu_has_native_bf16() is False
     finally:
-        P.cpu_has_native_bf16.cache_clear()
+        P._detected_bf16.cache_clear()
+
+
+def test_int8_detection_reads_cpu_flags(monkeypatch):
+    monkeypatch.delenv(P.CPU_ENV, raising=False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", None, raising=False)
+    for flags, expected in (({"avx2", "avx512_vnni"}, {"avx2", "vnni"}), ({"avx2"}, {"avx2"}),
+                            ({"avx_vnni", "avx2"}, {"avx2", "vnni"}), ({"sse4_2"}, set())):
+        P._detected_int8.cache_clear()
+        monkeypatch.setattr(P, "_cpuinfo_flags", lambda f=flags: f)
+        assert P._detected_int8() == expected
+    P._detected_int8.cache_clear()
 
 
 def test_predictor_runs_a_private_copy_in_the_chosen_precision(tmp_path):
@@ -141,7 +153,7 @@ def test_predictor_runs_a_private_copy_in_the_chosen_precision(tmp_path):
         assert abs(ra.probs["PNEUMONIA"] - rb.probs["PNEUMONIA"]) < 0.05
         assert rb.cams.dtype == np.float32
     with pytest.raises(ValueError, match="unknown precision"):
-        Predictor(model, device="cpu", precision="int8")
+        Predictor(model, device="cpu", precision="int4")
 
 
 def test_predict_writes_the_precision_column(tmp_path, tiny_model_file):

@@ -415,3 +415,19 @@ def test_a_newer_model_choice_wins_over_a_slower_earlier_one(qtbot, window, tmp_
         gated_load("slow.safetensors").set()
     assert finished.args == [False]  # replaced: cancelled, its model dropped
     assert window.model.class_names == ["X", "Y"] and window.model_path == fast
+
+
+def test_rows_opened_while_the_model_loads_wait_for_it_and_fill_when_it_is_ready(qtbot, make_window, tiny_model_file,
+                                                                                  image_folder, gated_load):
+    window = make_window(tiny_model_file, wait_model=False)
+    assert window.model is None and window.model_label.text().startswith("Loading ")  # not "No model"
+    with qtbot.waitSignal(window.batchFinished, timeout=20000):
+        window.open_inputs([image_folder])  # scanned while the model is still on its way
+    statuses = {window.results_model.data(window.results_model.index(r, STATUS)) for r in
+                range(window.results_model.rowCount())}
+    assert statuses and NO_MODEL not in statuses
+    assert "loading the model" in window.batch_status.label.text()
+    with qtbot.waitSignal(window.batchFinished, timeout=20000):
+        gated_load(tiny_model_file.name).set()
+    assert window.model is not None
+    assert all(r.ok for r in window.results_model.results())

@@ -13,8 +13,8 @@ and runs one forward pass under ``torch.inference_mode()`` that gives the logits
 and the CAMs of every class; a bounded number of batches is in flight (so memory
 stays flat however many files) and results come back in input order. The forward pass runs on a private copy of
 the model in the precision the policy picks (:mod:`~cxrviewer.core.model.precision`: ``auto`` =
-bfloat16 on CPUs with native bf16 when the model file records parity, else
-float32), channels_last; the caller's model is never changed.
+int8 on CPUs with VNNI or AVX2, or bfloat16 on CPUs with native bf16, when the model
+file records their parity, else float32); the caller's model is never changed.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
 from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
 from ..model.population import WITHHELD, IntendedUse, check_population
-from ..model.precision import PARITY_KEY, prepare_model, resolve_precision
+from ..model.precision import prepare_for
 from ..model.scope import ScopeStats, judge, rule_reason
 from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
 from ..io.scan import InputError, scan_inputs
@@ -163,7 +163,7 @@ class Predictor:
     :mod:`.thread_layout`; 2 lanes of 1 thread on 2 cores). ``prefetch``: batches queued
     beyond those the lanes are working on. ``first_batch``: size of the first
     batch only (small, so the first result shows quickly in the viewer).
-    ``precision``: "auto" (default), "float32", "bfloat16" or "float16"; see
+    ``precision``: "auto" (default), "float32", "bfloat16", "float16" or "int8"; see
     :func:`~cxrviewer.core.model.precision.resolve_precision`. ``self.precision`` is
     the one in use, ``self.precision_reason`` says why. The forward pass runs on
     ``self.model``, a private copy in that precision: ``model`` is not moved or changed.
@@ -186,9 +186,8 @@ class Predictor:
         if population not in POPULATION_POLICIES:
             raise ValueError(f"population must be one of {', '.join(POPULATION_POLICIES)}")
         self.device = pick_device(device)
-        choice = resolve_precision(precision, self.device, model.meta.get(PARITY_KEY))
+        self.model, choice = prepare_for(model, precision, self.device)
         self.precision, self.precision_reason = choice.name, choice.reason
-        self.model = prepare_model(model, self.precision, self.device)
         self.batch_size = int(batch_size)
         budget = thread_budget()
         self.workers = int(workers) if workers else default_lanes(budget)

@@ -8,6 +8,15 @@
 - :mod:`.perturb`: the image perturbations they share.
 """
 
-from .methods import METHODS, EvidenceMap, ExplanationMethod, GradCAM, Occlusion, evidence_maps, get_method
+import importlib
 
 __all__ = ["METHODS", "EvidenceMap", "ExplanationMethod", "GradCAM", "Occlusion", "evidence_maps", "get_method"]
+
+
+def __getattr__(name: str):
+    """The public names of :mod:`.methods`, imported (with torch) on first use: the viewer paints before that."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(".methods", __name__), name)
+    globals()[name] = value
+    return value

@@ -28,7 +28,7 @@ import torch
 from .. import atomic
 from ..errors import ModelFileError
 from ..io.equalize import MODES
-from ..paths import DEFAULT_MODEL_FILE, default_model_in, file_key, resources_dir  # noqa: F401 - DEFAULT_MODEL_FILE re-exported
+from ..paths import DEFAULT_MODEL_FILE, default_model_path, file_key, resources_dir  # noqa: F401 - re-exported
 from .classifier import ARCHS, RESNETS, CamClassifier
 from .population import KEY as INTENDED_USE
 from .population import check_classes
@@ -47,10 +47,6 @@ FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
 INT_DTYPES = frozenset({"I64"})  # BatchNorm's num_batches_tracked only; checked against the model on load
 
 
-def default_model_path() -> Path | None:
-    """The shipped default model: the ``*.safetensors`` that ``models/DEFAULT`` names; without that file
-    (or when the file it names is missing), the newest (last modified) one in the package's models folder."""
-    return default_model_in(resources_dir() / "models")
 
 
 def save_model(model: CamClassifier, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False) -> Path:

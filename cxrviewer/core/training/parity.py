@@ -3,7 +3,8 @@
 The trainer calls :func:`parity_record` on the validation loader it already has. For a
 model file trained earlier, ``python -m cxrviewer.core.training.parity MODEL --data DIR``
 rebuilds the validation split its metadata records (the same patient split, or the
-``val/`` folder), measures parity and rewrites only the metadata: the weight bytes are
+``val/`` folder), calibrates int8 on training images of the same split (:mod:`..int8`;
+``--int8-images``), measures parity and rewrites only the metadata: the weight bytes are
 copied verbatim (checked). ``auto`` precision reads the record (:mod:`..precision`).
 """
 
@@ -23,6 +24,7 @@ from ..errors import CxrError
 from ..model.checkpoint import load_model, read_header
 from ..model.classifier import CamClassifier
 from ..model.model_update import rewrite_metadata, weights_digest  # noqa: F401 - re-exported for callers
+from ..model.int8 import CALIBRATION_KEY, calibrate, engine_missing, unsupported
 from ..model.precision import PARITY_KEY, REDUCED, measure_parity
 from . import run_cli
 
@@ -33,7 +35,8 @@ def parity_record(model: CamClassifier, batches: Iterable[Any], device: torch.de
 
     ``batches``: ``N x 1 x H x W`` images (uint8 or [0, 1]) or ``(images, labels)`` pairs, as
     a training loader gives. ``half_weights``: measure the model as a file saved with
-    float16 weights loads (weights rounded through float16). Under ``torch.distributed``
+    float16 weights loads (weights rounded through float16). int8 is measured too when the
+    model's metadata holds its calibration (:func:`calibration_record`) and the engine is installed. Under ``torch.distributed``
     each rank measures its shard and the records are combined. ``model`` is not changed.
     """
     if half_weights:
@@ -43,7 +46,9 @@ def parity_record(model: CamClassifier, batches: Iterable[Any], device: torch.de
                 if t.is_floating_point():
                     t.copy_(t.half().float())
     images = (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
-    record = measure_parity(model, images, precisions=REDUCED, device=device, split=split, allow_empty=True)
+    precisions = REDUCED + (("int8",) if CALIBRATION_KEY in model.meta and torch.device(device).type == "cpu"
+                            and not engine_missing() else ())
+    record = measure_parity(model, images, precisions=precisions, device=device, split=split, allow_empty=True)
     return _combine_ranks(record)
 
 
@@ -53,17 +58,33 @@ def _combine_ranks(record: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     if not (dist.is_available() and dist.is_initialized()):
         return record
     for name, r in record.items():
-        totals = torch.tensor([r["agreement"] * r["n"], float(r["n"])], dtype=torch.float64)
-        worst = torch.tensor([r["max_prob_diff"]], dtype=torch.float64)
+        n_local = r["n"]
+        totals = torch.tensor([r["agreement"] * r["n"], float(r["n"]), r["cam_correlation"] * r["n"]],
+                              dtype=torch.float64)
+        worst = torch.tensor([r["max_prob_diff"], -r["cam_correlation_min"]], dtype=torch.float64)
         dist.all_reduce(totals)
         dist.all_reduce(worst, op=dist.ReduceOp.MAX)
         n = int(totals[1])
-        r.update(agreement=float(totals[0] / max(n, 1)), max_prob_diff=float(worst[0]), n=n)
+        r.update(agreement=float(totals[0] / max(n, 1)), max_prob_diff=float(worst[0]), n=n,
+                 cam_correlation=float(totals[2] / max(n, 1)), cam_correlation_min=-float(worst[1]))
+        if "scope_agreement" in r:
+            same = torch.tensor([r["scope_agreement"] * n_local], dtype=torch.float64)
+            diff = torch.tensor([r["max_scope_diff"]], dtype=torch.float64)
+            dist.all_reduce(same)
+            dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+            r.update(scope_agreement=float(same[0] / max(n, 1)), max_scope_diff=float(diff[0]))
     return record
 
 
-def validation_samples(meta: dict[str, Any], data: Path) -> list:
-    """The validation samples of a model trained on ``data``, rebuilt from its recorded split."""
+def calibration_record(model: CamClassifier, batches: Iterable[Any]) -> dict[str, Any]:
+    """:data:`CALIBRATION_KEY` metadata: the int8 activation ranges of ``model`` on ``batches`` of training images."""
+    images = (b[0] if isinstance(b, (tuple, list)) else b for b in batches)
+    return calibrate(model, images, source="training images")
+
+
+def validation_samples(meta: dict[str, Any], data: Path, part: str = "val") -> list:
+    """The validation samples of a model trained on ``data``, rebuilt from its recorded split
+    (``part="train"``: its training samples instead)."""
     from .data import find_classes, list_samples, split_by_patient
 
     training = meta.get("training") or {}
@@ -75,11 +96,13 @@ def validation_samples(meta: dict[str, Any], data: Path) -> list:
     if class_names != list(meta["class_names"]):
         raise CxrError(f"{data}: classes {class_names} are not the model's {meta['class_names']}")
     if split.get("rule") == "val folder":
-        return list_samples(data / "val", class_names)
+        return list_samples(data / ("val" if part == "val" else "train"), class_names)
     if split.get("rule") != "patient":
         raise CxrError("the model file does not record how its validation split was made")
     samples = list_samples(train_dir, class_names)
-    _, val, _ = split_by_patient(samples, float(split["val_fraction"]), int(split["seed"]), split.get("patient_pattern"))
+    train, val, _ = split_by_patient(samples, float(split["val_fraction"]), int(split["seed"]), split.get("patient_pattern"))
+    if part == "train":
+        return train
     expected = sum((training.get("images") or {}).get("val", {}).values())
     if expected and len(val) != expected:
         raise CxrError(f"{data}: the rebuilt validation split has {len(val)} images, the model file records {expected}")
@@ -87,12 +110,19 @@ def validation_samples(meta: dict[str, Any], data: Path) -> list:
 
 
 def validation_batches(meta: dict[str, Any], data: Path | None, model: CamClassifier,
-                       batch_size: int = 64) -> Iterable[torch.Tensor]:
-    """Batches of a model's validation images at its input size (``data``: default, the folder its metadata records)."""
+                       batch_size: int = 64, part: str = "val", limit: int | None = None) -> Iterable[torch.Tensor]:
+    """Batches of a model's validation images at its input size (``data``: default, the folder its metadata records).
+
+    ``part="train"``: its training images instead; ``limit``: at most that many, spread evenly over the list.
+    """
     from .data import RadiographFolder
 
     data = data or Path((meta.get("training") or {}).get("data", ""))
-    folder = RadiographFolder(validation_samples(meta, data), model.input_size, cache=False)
+    samples = validation_samples(meta, data, part)
+    if limit is not None and len(samples) > limit:
+        step = len(samples) / limit
+        samples = [samples[int(i * step)] for i in range(limit)]
+    folder = RadiographFolder(samples, model.input_size, cache=False)
     for start in range(0, len(folder), batch_size):
         yield torch.stack([folder[i][0] for i in range(start, min(start + batch_size, len(folder)))])
 
@@ -103,6 +133,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="model file (.safetensors), rewritten in place (metadata only)")
     p.add_argument("--data", type=Path, help="the data folder it was trained on (default: the one its metadata records)")
     p.add_argument("--device", default="cpu", help="device to measure on (default: cpu)")
+    p.add_argument("--int8-images", type=int, default=256, help="training images to calibrate int8 on, spread evenly "
+                   "over the model's training split; 0: keep the file's calibration (default: 256)")
     p.add_argument("--dry-run", action="store_true", help="print the record, do not write it")
     return p
 
@@ -110,10 +142,20 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict:
     meta = read_header(args.model)
     model = load_model(args.model)
+    updates: dict[str, Any] = {}
+    if args.int8_images > 0:
+        why = unsupported(model) or engine_missing()
+        if why:
+            print(f"int8 not calibrated: {why}", file=sys.stderr)
+        else:
+            updates[CALIBRATION_KEY] = calibration_record(
+                model, validation_batches(meta, args.data, model, part="train", limit=args.int8_images))
+            model.meta[CALIBRATION_KEY] = updates[CALIBRATION_KEY]
     record = parity_record(model, validation_batches(meta, args.data, model), device=args.device)
+    updates[PARITY_KEY] = record
     print(json.dumps(record, indent=1))
     if not args.dry_run:
-        rewrite_metadata(args.model, {PARITY_KEY: record})
+        rewrite_metadata(args.model, updates)
         print(f"recorded in {args.model} (weights digest {weights_digest(args.model)[:16]} unchanged)", file=sys.stderr)
     return record
 
