@@ -76,7 +76,7 @@ def cpu_line() -> str:
     """The CPU's model name, the features the precision policy reads, and its native precisions."""
     import torch
 
-    from cxrviewer.core import precision as prec
+    from cxrviewer.core.model import precision as prec
 
     name = "unknown CPU"
     try:
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from cxrviewer.core import precision as prec
+    from cxrviewer.core.model import precision as prec
 
     precisions = ([prec.check_policy(p) for p in args.precisions.split(",") if p.strip()] if args.precisions
                   else ["float32", *prec.native_precisions(torch.device("cpu")), "auto"])

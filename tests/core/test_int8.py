@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxrviewer.core import int8
-from cxrviewer.core import precision as P
-from cxrviewer.core.checkpoint import load_model, save_model
-from cxrviewer.core.precision import (CPU_ENV, MIN_AGREEMENT, measure_parity, prepare_for, prepare_model,
+from cxrviewer.core.model import int8
+from cxrviewer.core.model import precision as P
+from cxrviewer.core.model.checkpoint import load_model, save_model
+from cxrviewer.core.model.precision import (CPU_ENV, MIN_AGREEMENT, measure_parity, prepare_for, prepare_model,
                                       resolve_precision)
 from tests.conftest import make_tiny_model
 
@@ -152,7 +152,7 @@ def test_an_engine_that_fails_to_build_falls_back_with_the_reason(monkeypatch):
 def test_predictor_runs_int8_end_to_end_with_cams(tmp_path, monkeypatch):
     from PIL import Image
 
-    from cxrviewer.core.inference import Predictor
+    from cxrviewer.core.batch.inference import Predictor
 
     model = _calibrated()
     model.meta[P.PARITY_KEY] = {"int8": INT8_GOOD}
@@ -171,7 +171,7 @@ def test_predictor_runs_int8_end_to_end_with_cams(tmp_path, monkeypatch):
 
 @needs_engine
 def test_parity_measures_the_scope_decisions_of_a_model_with_a_scope():
-    from cxrviewer.core.scope import ScopeStats
+    from cxrviewer.core.model.scope import ScopeStats
 
     model = _calibrated()
     x = _images(12, seed=5)
