@@ -320,3 +320,22 @@ def test_the_kept_box_is_in_the_displayed_image_after_a_reduced_decode_and_exif(
     t, b, left, r = box_in(result.kept_box, (1800, 1500))
     assert 3 * TOP <= t <= 3 * TOP + 12 and 3 * LEFT <= left <= 3 * LEFT + 12 and (b, r) == (1800, 1500)
     np.testing.assert_array_equal(load_radiograph(path).pixels.shape, (1800, 1500))
+
+
+def test_the_csv_and_details_say_what_was_cropped(off_centre):
+    from cxrviewer.core.columns import Batch, csv_columns, detail_columns
+
+    _, result = off_centre
+    framed, plain = Batch.of(brightness_model()), Batch.of(brightness_model(frame_normalize=False))
+    assert framed.frame_normalize and not plain.frame_normalize
+    assert "frame_cropped" not in [c.key for c in csv_columns(plain) + detail_columns(plain)]  # as before
+    column = next(c for c in csv_columns(framed) if c.key == "frame_cropped")
+    assert column in detail_columns(framed)
+    assert column.text(result, framed) == "top 5.5%, left 20.4%"
+    assert column.text(replace_box(result, None), framed) == ""
+
+
+def replace_box(result, box):
+    from dataclasses import replace
+
+    return replace(result, kept_box=box)
