@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cxrviewer.core.errors import RadiographError  # noqa: E402
-from cxrviewer.core.frame import MAX_CROP, box_fraction, frame_box, frame_boxes  # noqa: E402
+from cxrviewer.core.frame import MARGIN, MAX_CROP, box_fraction, frame_box, frame_boxes  # noqa: E402
 from cxrviewer.core.imaging import IMAGE_SUFFIXES, load_radiograph, to_model_input  # noqa: E402
 
 EDGES = ("top", "bottom", "left", "right")
@@ -41,6 +41,16 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="read at most this many images, evenly spaced (default: all)")
     p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic frames")
     return p
+
+
+def flat_strips(pixels: np.ndarray, box: tuple[int, int, int, int]) -> list[np.ndarray]:
+    """The strips cropped off each edge, without the margin next to the image (which holds its soft edge)."""
+    H, W = pixels.shape
+    t, b, lf, r = box
+    mh, mw = max(1, int(np.ceil(MARGIN * H))), max(1, int(np.ceil(MARGIN * W)))
+    strips = [pixels[:t - mh] if t > mh else None, pixels[b + mh:] if H - b > mh else None,
+              pixels[:, :lf - mw] if lf > mw else None, pixels[:, r + mw:] if W - r > mw else None]
+    return [s for s in strips if s is not None and s.size]
 
 
 def edge_table(fractions: np.ndarray, n: int) -> list[str]:
@@ -77,10 +87,10 @@ def training_images(data: Path, size: int, limit: int) -> list[str]:
         box = frame_box(pixels)
         decoded.append(box_fraction(box, pixels.shape))
         sizes[pixels.shape] = sizes.get(pixels.shape, 0) + 1
-        t, b, lf, r = box
-        strips = [s for s in (pixels[:t], pixels[b:], pixels[:, :lf], pixels[:, r:]) if s.size]
+        strips = flat_strips(pixels, box)
         if strips:  # how far the cropped pixels spread from their strip's level: large would mean anatomy
-            spread.append(max(float(np.percentile(np.abs(s - np.median(s)), 99)) for s in strips))
+            worst = max(float(np.percentile(np.abs(s - np.median(s)), 99)) for s in strips)
+            spread.append((worst, p))
         x = torch.from_numpy(to_model_input(pixels, (size, size)))[None, None]
         model_size.append(box_fraction(tuple(frame_boxes(x)[0].tolist()), (size, size)))
         biggest.append((max(decoded[-1]), p))
@@ -95,9 +105,10 @@ def training_images(data: Path, size: int, limit: int) -> list[str]:
     agree = int(((dec > 0) == (mod > 0)).all(axis=1).sum()) if n else 0
     out += [f"Both agree on which edges are cropped for {agree} of {n} images.", ""]
     if spread:
-        out += [f"What was cropped is flat: in each cropped strip, 99% of the pixels lie within "
-                f"{255 * max(spread):.1f} grey levels (of 255) of the strip's median, worst image "
-                f"(median image {255 * float(np.median(spread)):.1f}).", ""]
+        worst, where = max(spread)
+        out += [f"What was cropped is flat: in each cropped strip (without the margin), 99% of the pixels lie within "
+                f"{255 * float(np.median([v for v, _ in spread])):.1f} grey levels (of 255) of the strip's median for "
+                f"the median image, {255 * worst:.1f} for the worst (`{where.parent.name}/{where.name}`).", ""]
     top = sorted(biggest, key=lambda t: -t[0])[:5]
     if top and top[0][0] > 0:
         out += ["Largest crops (decoded): " + ", ".join(f"`{p.parent.name}/{p.name}` {f:.3f}" for f, p in top if f > 0), ""]
