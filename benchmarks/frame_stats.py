@@ -3,8 +3,8 @@
     nice -n 10 python benchmarks/frame_stats.py [--data ../shared/data/chest_xray] [--size 224] [--limit N]
 
 For every image under ``DATA/train`` (or ``DATA`` itself when it has no ``train`` folder): the frame that
-:func:`cxrviewer.core.frame.frame_box` finds on the image as ``predict`` decodes it (``load_radiograph`` with the
-model's size as the target, reduced decoding included), and the one :func:`~cxrviewer.core.frame.frame_boxes` finds
+:func:`cxrviewer.core.io.frame.frame_box` finds on the image as ``predict`` decodes it (``load_radiograph`` with the
+model's size as the target, reduced decoding included), and the one :func:`~cxrviewer.core.io.frame.frame_boxes` finds
 on the ``size x size`` input the trainer crops; per edge how many images lose something and the median and largest
 share of the side they lose. Then pydicom-data's radiographs (``RG*.dcm``, at full resolution) and a grid of synthetic
 frames (2-15% a side; black, white, grey; the image shrunk into the frame or the frame painted over it) on a shipped
@@ -26,8 +26,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cxrviewer.core.errors import RadiographError  # noqa: E402
-from cxrviewer.core.frame import MARGIN, MAX_CROP, box_fraction, frame_box, frame_boxes  # noqa: E402
-from cxrviewer.core.imaging import IMAGE_SUFFIXES, load_radiograph, to_model_input  # noqa: E402
+from cxrviewer.core.io.frame import MARGIN, MAX_CROP, box_fraction, frame_box, frame_boxes  # noqa: E402
+from cxrviewer.core.io.radiograph import IMAGE_SUFFIXES, to_model_input  # noqa: E402
+from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
 
 EDGES = ("top", "bottom", "left", "right")
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "IM-0115-0001.jpeg"

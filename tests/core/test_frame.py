@@ -10,17 +10,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cxrviewer.core.checkpoint import load_model, save_model
+from cxrviewer.core.batch.inference import Predictor
 from cxrviewer.core.errors import ModelFileError
 from cxrviewer.core.explain import get_method
 from cxrviewer.core.explain.on_demand import explain_image
-from cxrviewer.core.export import save_png
-from cxrviewer.core.frame import (MARGIN, MAX_CROP, box_fraction, box_in, crop_frame, frame_box, framed_input,
-                                  kept_fractions)
-from cxrviewer.core.imaging import load_radiograph
-from cxrviewer.core.inference import Predictor
-from cxrviewer.core.overlay import (MapLayer, cam_for_display, colormap_lut, compose, overlay_image, render_export,
-                                    upsample_cam)
+from cxrviewer.core.io.frame import (MARGIN, MAX_CROP, box_fraction, box_in, crop_frame, frame_box, framed_input,
+                                     kept_fractions)
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.model.checkpoint import load_model, save_model
+from cxrviewer.core.results.export import save_png
+from cxrviewer.core.results.overlay import (MapLayer, cam_for_display, colormap_lut, compose, overlay_image,
+                                            render_export, upsample_cam)
 from tests.conftest import make_tiny_model
 from tests.core.explain_models import synthetic_model
 from tests.core.test_imaging import data_file
@@ -323,7 +323,7 @@ def test_the_kept_box_is_in_the_displayed_image_after_a_reduced_decode_and_exif(
 
 
 def test_the_csv_and_details_say_what_was_cropped(off_centre):
-    from cxrviewer.core.columns import Batch, csv_columns, detail_columns
+    from cxrviewer.core.results.columns import Batch, csv_columns, detail_columns
 
     _, result = off_centre
     framed, plain = Batch.of(brightness_model()), Batch.of(brightness_model(frame_normalize=False))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from cxrviewer import save_model
 from cxrviewer.core.explain.on_demand import MethodMap
-from cxrviewer.core.frame import box_in
+from cxrviewer.core.io.frame import box_in
 from tests.conftest import make_tiny_model
 from tests.gui.helpers import open_and_wait
 
