@@ -221,11 +221,11 @@ from cxrviewer.core.batch import inference
 
 real, marker = inference._decode, Path(sys.argv[1])
 
-def stuck(i, path, size):
+def stuck(i, *rest):
     if i >= 1:
         marker.touch()
         threading.Event().wait()  # a read that never returns
-    return real(i, path, size)
+    return real(i, *rest)
 
 inference._decode = stuck
 sys.exit(main(sys.argv[2:]))

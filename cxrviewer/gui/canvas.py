@@ -69,7 +69,8 @@ class ScreenImage(AxesImage):
 
 @dataclass
 class Overlay:
-    """One map to draw over the whole image: a low-resolution map (upsampled smoothly when drawn),
+    """One map to draw over the image: a low-resolution map (upsampled smoothly when drawn, over ``box``
+    only when the model cropped a frame: fractions, see :func:`~cxrviewer.core.overlay.upsample_cam`),
     its colour limits and a label for the colour bar; or no map (``cam`` None) and a ``note`` saying why."""
 
     cam: np.ndarray | None
@@ -78,6 +79,7 @@ class Overlay:
     label: str
     note: str = ""
     name: str = "CAM"  # what the hover readout calls the map's values
+    box: tuple[float, float, float, float] | None = None  # the part of the image the map covers (None: all)
 
 
 class ImageCanvas(FigureCanvasQTAgg):
@@ -299,7 +301,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         if self._overlay_shown():
             key = (id(o), base.shape)
             if self._cam_cache is None or self._cam_cache[0] != key:
-                self._cam_cache = (key, upsample_cam(o.cam, base.shape))
+                self._cam_cache = (key, upsample_cam(o.cam, base.shape, o.box))
             cam = self._cam_cache[1]
         v = self._view
         rgb = compose(base, cam, o.vmin if o else 0.0, o.vmax if o else 1.0, alpha=v.opacity, cmap=DEFAULT_CMAP,
@@ -468,7 +470,9 @@ class ImageCanvas(FigureCanvasQTAgg):
             if self._overlay_shown() and self._cam_cache is not None:
                 cam = self._cam_cache[1]
                 ch, cw = cam.shape
-                text += f", {self._overlay.name} {cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]:+.2f}"
+                value = cam[min(ch - 1, y * ch // h), min(cw - 1, x * cw // w)]
+                if np.isfinite(value):  # NaN: a frame the model cropped, which the map does not cover
+                    text += f", {self._overlay.name} {value:+.2f}"
             self.hovered.emit(text)
         else:
             self.hovered.emit("")

@@ -54,7 +54,7 @@ def choose_overlay(result: FileResult | None, class_name: str | None, scale: str
     if no_positive_evidence(cam).item():
         return no_evidence_overlay(name, cam)
     how = "fixed scale" if scale == SCALE_FIXED else "per-image min-max"
-    return Overlay(cam=cam, vmin=lo, vmax=hi, label=f"CAM: {name} evidence (logit units, {how})")
+    return Overlay(cam=cam, vmin=lo, vmax=hi, label=f"CAM: {name} evidence (logit units, {how})", box=result.kept_box)
 
 
 def no_evidence_overlay(class_name: str, cam: np.ndarray, method: str = "CAM") -> Overlay:
@@ -75,7 +75,7 @@ def method_overlay(found: MethodMap) -> Overlay:
     lo, hi = found.limits()
     return Overlay(cam=found.grid, vmin=lo, vmax=hi,
                    label=f"{found.label}: {found.class_name}\n{found.units}, this image's range",
-                   name=get_method(found.method).short)
+                   name=get_method(found.method).short, box=found.box)
 
 
 def pending_overlay(label: str) -> Overlay:

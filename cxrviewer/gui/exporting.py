@@ -96,7 +96,7 @@ def map_layer(result: FileResult, class_name: str, options: RenderOptions, radio
     if no_positive_evidence(found.grid, MIN_POSITIVE_MASS if spec.additive else 0.0).item():
         return _no_evidence(class_name, found.grid, spec.short)
     lo, hi = found.limits()
-    return MapLayer(found.grid, lo, hi, f"{found.label} {class_name}, {found.units}, this image's range")
+    return MapLayer(found.grid, lo, hi, f"{found.label} {class_name}, {found.units}, this image's range", found.box)
 
 
 def _no_evidence(class_name: str, grid: np.ndarray, method: str) -> MapLayer:

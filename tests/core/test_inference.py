@@ -149,7 +149,7 @@ def test_prefetch_is_bounded(tmp_path, model, monkeypatch):
     paths = [_jpeg(tmp_path / f"{i:03d}.jpg", 64, 64, i) for i in range(40)]
     decoded = []
     real = inference._decode
-    monkeypatch.setattr(inference, "_decode", lambda i, p, s: decoded.append(i) or real(i, p, s))
+    monkeypatch.setattr(inference, "_decode", lambda i, *rest: decoded.append(i) or real(i, *rest))
     predictor = Predictor(model, device="cpu", batch_size=4, prefetch=1)
     ahead = []
     for n, _ in enumerate(predictor.predict(paths), 1):
@@ -201,11 +201,11 @@ def test_cancel_ends_the_run_even_while_a_decode_is_stuck(tmp_path, model, monke
     paths = [_jpeg(tmp_path / f"{i:02d}.jpg", 64, 64, i) for i in range(24)]
     real, started, release = inference._decode, [], threading.Event()
 
-    def stuck_after_four(i, p, s):
+    def stuck_after_four(i, *rest):
         started.append(i)
         if i >= 4:
             release.wait()  # a read that never returns (a hung share, a FIFO)
-        return real(i, p, s)
+        return real(i, *rest)
 
     monkeypatch.setattr(inference, "_decode", stuck_after_four)
     cancel = threading.Event()

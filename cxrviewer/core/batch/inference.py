@@ -35,7 +35,8 @@ import torch
 
 from ..errors import CxrError, RadiographError
 from ..explain.checks import as_results, verdict_checks
-from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
+from ..io.frame import framed_input
+from ..io.radiograph import IMAGE_SUFFIXES
 from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
 from ..model.population import WITHHELD, IntendedUse, check_population
@@ -109,16 +110,19 @@ class _Decoded:
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     scope_rule: str | None = None
+    kept_box: tuple[float, float, float, float] | None = None
 
 
-def _decode(index: int, path: Path, size: tuple[int, int]) -> _Decoded:
-    """Read one file into the model's input size; never raises."""
+def _decode(index: int, path: Path, size: tuple[int, int], crop_frame: bool = False) -> _Decoded:
+    """Read one file into the model's input size (its constant frame cropped first, at the decoded
+    resolution, when ``crop_frame``); never raises."""
     item = _Decoded(index, path)
     try:
         rad = load_radiograph(path, target_size=size)
         item.meta = dict(rad.meta)
         item.image_size = _image_size(rad.meta, rad.pixels.shape)
-        item.array = to_model_input(rad.pixels, size)
+        # the decoded pixels are the displayed image, turned by EXIF and maybe reduced: fractions of them hold for it
+        item.array, item.kept_box = framed_input(rad.pixels, size, crop_frame)
         if not np.isfinite(item.array).all():
             item.array, item.error = None, "the image holds non-finite values after decoding"
         item.scope_rule = rule_reason(rad.pixels, rad.meta)
@@ -270,7 +274,7 @@ class Predictor:
         for i in range(*span):
             if cancel.is_set() or left.is_set():
                 return []
-            batch.append(_decode(i, paths[i], self.model.input_size))
+            batch.append(_decode(i, paths[i], self.model.input_size, self.model.frame_normalize))
         if not gate.enter():
             return []
         try:
@@ -290,8 +294,8 @@ class Predictor:
 
     def _run_batch(self, batch: list[_Decoded]) -> list[FileResult]:
         """One forward pass for the decoded files of ``batch``; failed files pass through as error rows."""
-        results = [FileResult(path=d.path, index=d.index, image_size=d.image_size, meta=d.meta, error=d.error)
-                   for d in batch]
+        results = [FileResult(path=d.path, index=d.index, image_size=d.image_size, meta=d.meta, error=d.error,
+                              kept_box=d.kept_box) for d in batch]
         ok = [(r, d.array) for r, d in zip(results, batch) if d.error is None]
         if not ok:
             return results
@@ -351,7 +355,8 @@ class Predictor:
         r.label = r.predicted if r.in_scope else OUT_OF_SCOPE
 
     def forward(self, arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Classify a stack ``N x H x W`` of grey model inputs in [0, 1].
+        """Classify a stack ``N x H x W`` of grey model inputs in [0, 1], their frame cropped already when the
+        model file says so (as :func:`_decode` makes them; the model does not crop them again).
 
         Returns numpy ``(logits N x K, cams N x K x h x w float32, probs N x K, labels N, pooled features N x F)``.
         """
@@ -359,7 +364,7 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[:, None]
         x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            logits, cams, pooled = model.logits_cams_pooled(model.normalize(x))
+            logits, cams, pooled = model.logits_cams_pooled(model.normalize(x, frame=False))
             probs = model.probabilities(logits)
             labels = model.decide(probs)
             return (logits.float().cpu().numpy(), cams.float().contiguous().cpu().numpy(),

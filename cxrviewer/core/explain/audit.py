@@ -5,6 +5,9 @@ checks on all of them (fitting the evidence-location threshold), deletion and
 insertion on a subset stratified by predicted class (the evidence map, Grad-CAM
 as a peer, a random smooth map and a centred prior as floors), and cascading
 randomization on a smaller subset. Everything is seeded and returns plain data.
+
+A model whose file crops a constant frame (:mod:`..frame`) is audited on the images cropped once,
+up front, as it sees them: its maps lie on those, and deletion changes the pixels they rank.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..io.frame import frame_normalized
 from ..model.classifier import CamClassifier
 from . import checks
 from .faithfulness import STEPS, centred_prior_maps, faithfulness_scores, random_smooth_maps
@@ -25,12 +29,14 @@ FAITHFULNESS_MAPS = ("evidence", "gradcam", "random", "prior")
 from .catalog import AUDITED, DECIDING, beats_floors, default_method  # noqa: F401 - re-exported for callers
 
 
-def run_forward(model: CamClassifier, images: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """``logits``, ``cams``, ``labels`` (decision rule) and ``evidence`` maps of the predicted class."""
+def run_forward(model: CamClassifier, images: torch.Tensor, batch_size: int = 64,
+                frame: bool = True) -> dict[str, torch.Tensor]:
+    """``logits``, ``cams``, ``labels`` (decision rule) and ``evidence`` maps of the predicted class
+    (``frame``: as for :meth:`CamClassifier.normalize`; False when the images are cropped already)."""
     outs = []
     with eval_mode(model), torch.inference_mode():
         for i in range(0, images.shape[0], batch_size):
-            outs.append(model.logits_and_cams(model.normalize(images[i:i + batch_size])))
+            outs.append(model.logits_and_cams(model.normalize(images[i:i + batch_size], frame)))
     logits = torch.cat([o[0] for o in outs]).float()
     cams = torch.cat([o[1] for o in outs]).float()
     labels = model.decide(model.probabilities(logits))
@@ -60,9 +66,10 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tens
 
 
 def faithfulness_maps(model: CamClassifier, images: torch.Tensor, labels: torch.Tensor,
-                      seed: int = 0) -> dict[str, torch.Tensor]:
-    """The maps deletion and insertion compare: evidence map, Grad-CAM (peer), random and prior (floors)."""
-    x = model.normalize(images)
+                      seed: int = 0, frame: bool = True) -> dict[str, torch.Tensor]:
+    """The maps deletion and insertion compare: evidence map, Grad-CAM (peer), random and prior (floors)
+    (``frame``: as for :meth:`CamClassifier.normalize`)."""
+    x = model.normalize(images, frame)
     with eval_mode(model):
         ev = EvidenceMap()(model, x, labels)
         gc = GradCAM()(model, x, labels)
@@ -92,15 +99,21 @@ def _margins(per_image: dict[str, dict[str, list[float]]], of: str = "evidence")
 
 
 def faithfulness_section(model: CamClassifier, images: torch.Tensor, labels: torch.Tensor,
-                         steps: int = STEPS, seed: int = 0) -> dict:
+                         steps: int = STEPS, seed: int = 0, frame: bool = True) -> dict:
     """Deletion and insertion of :func:`faithfulness_maps` on ``images`` for class ``labels`` (the predicted ones).
+
+    ``frame``: crop each image's constant frame first when the model file says so (False: ``images`` are
+    cropped already, as :func:`~cxrviewer.core.frame.framed_input` makes them); maps and deletion then
+    work on the same cropped images.
 
     Returns ``n``, ``steps``, ``target``, ``mean`` (AUC per map and fill), ``by_predicted_class``,
     ``margins`` and ``margins_gradcam`` (:func:`_margins` of the evidence map and of Grad-CAM): the section
     the model card and ``cxrviewer evaluate`` show.
     """
-    maps = faithfulness_maps(model, images, labels, seed)
-    per_image = faithfulness_scores(model, images, maps, labels, steps=steps)
+    if frame and model.frame_normalize:
+        images = frame_normalized(images)
+    maps = faithfulness_maps(model, images, labels, seed, frame=False)
+    per_image = faithfulness_scores(model, images, maps, labels, steps=steps, frame=False)
     names, n = model.class_names, images.shape[0]
     by_class = {names[c]: {"n": int((labels == c).sum()),
                            **_summary({m: {k: [v[i] for i in range(n) if int(labels[i]) == c] for k, v in row.items()}
@@ -140,12 +153,15 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
     Returns plain data for the model file's metrics: ``checks`` (threshold and
     rates), ``faithfulness`` (mean AUCs per map and fill, ``n``, per predicted class),
     ``sanity`` (per-step correlations and pass/fail). ``scored``: the ``(run_forward,
-    batched_checks)`` outputs for ``images`` when the caller has them already.
+    batched_checks)`` outputs for ``images`` when the caller has them already. A frame-normalised
+    model's images are cropped once here, before all of it (``scored`` must then be of the cropped images).
     """
     say = log or (lambda _msg: None)
+    if model.frame_normalize:
+        images = frame_normalized(images)
     if scored is None:
         say(f"verdict checks on {images.shape[0]} images")
-        fwd = run_forward(model, images)
+        fwd = run_forward(model, images, frame=False)
         scored = fwd, batched_checks(model, images, fwd)
     fwd, vc = scored
     labels = fwd["labels"]
@@ -164,10 +180,10 @@ def audit(model: CamClassifier, images: torch.Tensor, n_faithfulness: int = 32, 
 
     sub = stratified_subset(labels, n_faithfulness, seed)
     say(f"deletion and insertion on {len(sub)} images")
-    result["faithfulness"] = faithfulness_section(model, images[sub], labels[sub], steps, seed)
+    result["faithfulness"] = faithfulness_section(model, images[sub], labels[sub], steps, seed, frame=False)
     ssub = stratified_subset(labels, n_sanity, seed)
     say(f"cascading randomization on {len(ssub)} images")
-    result["sanity"] = cascading_randomization(model, model.normalize(images[ssub]), labels[ssub],
+    result["sanity"] = cascading_randomization(model, model.normalize(images[ssub], frame=False), labels[ssub],
                                                {"evidence": EvidenceMap(), "gradcam": GradCAM()}, seed=seed)
     result["sanity"]["n"] = len(ssub)
     return result

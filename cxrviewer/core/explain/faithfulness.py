@@ -48,10 +48,13 @@ def auc(curves: torch.Tensor) -> torch.Tensor:
 
 
 def deletion_insertion(model: CamClassifier, images: torch.Tensor, maps: torch.Tensor, index: torch.Tensor,
-                       fill: str = "blur", steps: int = STEPS, batch_size: int = 64) -> dict[str, torch.Tensor]:
+                       fill: str = "blur", steps: int = STEPS, batch_size: int = 64,
+                       frame: bool = True) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves and AUCs of ``maps`` (``N x h x w``) for class ``index`` (``N``).
 
-    ``images``: ``N x 1 x H x W`` grey values in [0, 1] at the model's input size.
+    ``images``: ``N x 1 x H x W`` grey values in [0, 1] at the model's input size. ``frame``: as for
+    :meth:`CamClassifier.normalize` (False when ``images`` are cropped to their frame already: the maps then
+    lie on them, and a fill that flattens an edge is not cropped away).
     Returns ``{"deletion": N, "insertion": N, "deletion_curve": N x steps+1,
     "insertion_curve": N x steps+1}`` of calibrated probabilities.
     """
@@ -71,7 +74,7 @@ def deletion_insertion(model: CamClassifier, images: torch.Tensor, maps: torch.T
             deleted = torch.where(masks, c, x)
             inserted = torch.where(masks, x, c)
             batch = torch.cat([deleted, inserted]).flatten(0, 1)[:, None]
-            probs = _probabilities(model, batch, batch_size)
+            probs = _probabilities(model, batch, batch_size, frame)
             m = masks.shape[0]
             cls = index[sl].repeat(2).repeat_interleave(steps + 1)
             p = probs.gather(1, cls.view(-1, 1).to(probs.device)).view(2, m, steps + 1)
@@ -82,8 +85,8 @@ def deletion_insertion(model: CamClassifier, images: torch.Tensor, maps: torch.T
     return out
 
 
-def _probabilities(model: CamClassifier, grey: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model.probabilities(model(model.normalize(grey[i:i + batch_size])))
+def _probabilities(model: CamClassifier, grey: torch.Tensor, batch_size: int, frame: bool = True) -> torch.Tensor:
+    return torch.cat([model.probabilities(model(model.normalize(grey[i:i + batch_size], frame)))
                       for i in range(0, grey.shape[0], batch_size)])
 
 
@@ -103,8 +106,8 @@ def centred_prior_maps(n: int, grid: tuple[int, int] = (7, 7), sigma: float = 0.
 
 def faithfulness_scores(model: CamClassifier, images: torch.Tensor, maps: Mapping[str, torch.Tensor],
                         index: torch.Tensor, fills: tuple[str, ...] = ("mean", "blur"),
-                        steps: int = STEPS) -> dict[str, dict[str, list[float]]]:
-    """Per-image deletion and insertion AUCs for each named map and each fill.
+                        steps: int = STEPS, frame: bool = True) -> dict[str, dict[str, list[float]]]:
+    """Per-image deletion and insertion AUCs for each named map and each fill (``frame``: see :func:`deletion_insertion`).
 
     Returns ``{map name: {"deletion_mean": [...], "insertion_mean": [...], "deletion_blur": ...}}``.
     """
@@ -112,7 +115,7 @@ def faithfulness_scores(model: CamClassifier, images: torch.Tensor, maps: Mappin
     for name, m in maps.items():
         row = out.setdefault(name, {})
         for fill in fills:
-            r = deletion_insertion(model, images, m, index, fill=fill, steps=steps)
+            r = deletion_insertion(model, images, m, index, fill=fill, steps=steps, frame=frame)
             row[f"deletion_{fill}"] = r["deletion"].tolist()
             row[f"insertion_{fill}"] = r["insertion"].tolist()
     return out

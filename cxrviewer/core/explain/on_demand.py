@@ -3,7 +3,8 @@
 :func:`explain_image` runs a method of :mod:`.methods` on a radiograph's pixels and returns a
 :class:`MethodMap`: the map on the method's own grid plus what the colour bar needs (units,
 signed or not); :meth:`MethodMap.for_display` upsamples it like the evidence map and gives
-its colour limits.
+its colour limits. A model whose file crops a constant frame (:mod:`..frame`) sees the image
+without it, as the batch engine feeds it, and the map covers the kept box only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..io.radiograph import to_model_input
+from ..io.frame import framed_input
 from ..model.classifier import CamClassifier
 from ..results.overlay import upsample_cam
 from .methods import ExplanationMethod, Progress, eval_mode
@@ -21,7 +22,8 @@ from .methods import ExplanationMethod, Progress, eval_mode
 
 @dataclass(frozen=True)
 class MethodMap:
-    """A map of one method for one class of one image, on the method's grid (``h x w`` float32)."""
+    """A map of one method for one class of one image, on the method's grid (``h x w`` float32); ``box``: the
+    part of the image the grid covers (a result's ``kept_box``: fractions; None: all of it)."""
 
     method: str
     label: str
@@ -29,13 +31,15 @@ class MethodMap:
     signed: bool
     class_name: str
     grid: np.ndarray
+    box: tuple[float, float, float, float] | None = None
 
     def for_display(self, size: tuple[int, int]) -> tuple[np.ndarray, float, float]:
-        """``(H x W map, vmin, vmax)``: signed maps centred on 0 (``±`` their largest magnitude), others ``0..max``."""
-        up = upsample_cam(self.grid, size)
+        """``(H x W map, vmin, vmax)``: signed maps centred on 0 (``±`` their largest magnitude), others ``0..max``;
+        NaN outside :attr:`box`."""
+        up = upsample_cam(self.grid, size, self.box)
         if not self.signed:
-            up = np.maximum(up, 0.0)
-        top = float(np.abs(up).max()) or 1e-6
+            up = np.fmax(up, 0.0)
+        top = float(np.nanmax(np.abs(up))) or 1e-6
         return (up, -top, top) if self.signed else (up, 0.0, top)
 
     def limits(self) -> tuple[float, float]:
@@ -50,14 +54,15 @@ class MethodMap:
 
 def explain_image(model: CamClassifier, pixels: np.ndarray, class_name: str, method: ExplanationMethod,
                   progress: Progress | None = None) -> MethodMap:
-    """Run ``method`` for ``class_name`` on grey ``pixels`` (H x W in [0, 1], any size; resized as for inference)."""
+    """Run ``method`` for ``class_name`` on grey ``pixels`` (H x W in [0, 1], any size; resized as for inference,
+    the constant frame cropped first at their resolution when the model file says so)."""
     names = model.class_names
     if class_name not in names:
         raise ValueError(f"unknown class {class_name!r}; the model's classes are {', '.join(names)}")
-    grey = to_model_input(np.asarray(pixels, dtype=np.float32), model.input_size)
+    grey, kept = framed_input(np.asarray(pixels, dtype=np.float32), model.input_size, model.frame_normalize)
     device = next(model.parameters()).device
-    x = model.normalize(torch.tensor(grey)[None, None].to(device))
+    x = model.normalize(torch.tensor(grey)[None, None].to(device), frame=False)
     with eval_mode(model):
         grid = method(model, x, torch.tensor([names.index(class_name)], device=device), progress=progress)
     return MethodMap(method.name, method.label, method.units, method.signed, class_name,
-                     grid[0].detach().float().cpu().numpy())
+                     grid[0].detach().float().cpu().numpy(), kept)

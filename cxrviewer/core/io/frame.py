@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .radiograph import to_model_input
+
 FLAT_TOLERANCE = 3.0 / 255.0
 """A pixel is 'on the frame level' when it lies within this of its row's (column's) median."""
 FLAT_SHARE = 0.98
@@ -100,3 +102,43 @@ def box_fraction(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tupl
     t, b, left, r = box
     H, W = shape
     return t / H, (H - b) / H, left / W, (W - r) / W
+
+
+Fractions = tuple[float, float, float, float]
+"""A kept box as fractions of the image's sides: ``(top, bottom, left, right)``, each in [0, 1]."""
+
+
+def kept_fractions(box: tuple[int, int, int, int], shape: tuple[int, int]) -> Fractions | None:
+    """``box`` (pixels of an image of ``shape`` (H, W)) as fractions of its sides; None when it is the whole image.
+
+    Fractions carry the box over to any copy of the image shown the same way up: a reduced decode, the
+    full-resolution image, a screen-sized copy."""
+    t, b, left, r = (int(v) for v in box)
+    H, W = shape
+    if (t, b, left, r) == (0, H, 0, W):
+        return None
+    return t / H, b / H, left / W, r / W
+
+
+def box_in(fractions: Fractions, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` in whole pixels of an image of ``shape`` (H, W) for a kept box in
+    ``fractions`` (rounded to the nearest pixel edge, at least one pixel each way)."""
+    ft, fb, fl, fr = (float(v) for v in fractions)
+    if not (0.0 <= ft < fb <= 1.0 and 0.0 <= fl < fr <= 1.0):
+        raise ValueError(f"a kept box must be fractions (top, bottom, left, right) with top < bottom and "
+                         f"left < right in [0, 1], got {fractions!r}")
+    H, W = (int(v) for v in shape)
+    t, left = min(H - 1, round(ft * H)), min(W - 1, round(fl * W))
+    return t, max(t + 1, min(H, round(fb * H))), left, max(left + 1, min(W, round(fr * W)))
+
+
+def framed_input(pixels: np.ndarray, size: tuple[int, int], crop: bool) -> tuple[np.ndarray, Fractions | None]:
+    """The model input (``size`` (H, W), see :func:`~cxrviewer.core.imaging.to_model_input`) of grey ``pixels``,
+    their frame cropped first at their own resolution when ``crop`` (a model file with ``frame_normalize``);
+    and the kept box as :func:`kept_fractions` of ``pixels`` (None: nothing cropped)."""
+    kept = None
+    if crop:
+        shape = pixels.shape[:2]
+        pixels, box = crop_frame(pixels)
+        kept = kept_fractions(box, shape)
+    return to_model_input(pixels, size), kept

@@ -28,7 +28,8 @@ from .reader_study import agreement
 class Batch:
     """What every row of one run shares: the model's classes, positive class, threshold and display name, and
     its intended use: ``intended_for`` (whom it was trained on, in a line) and ``meanings`` (class -> what a
-    verdict of it means and does not mean); both empty when the model file does not record them."""
+    verdict of it means and does not mean), both empty when the model file does not record them; and whether
+    the model crops a constant frame (``frame_normalize``: the rows then say what was cropped)."""
 
     class_names: tuple[str, ...] = ()
     positive: str | None = None
@@ -36,6 +37,7 @@ class Batch:
     model_name: str = ""
     intended_for: str = ""
     meanings: tuple[tuple[str, str], ...] = ()
+    frame_normalize: bool = False
 
     @classmethod
     def of(cls, model: Any) -> Batch:
@@ -47,7 +49,8 @@ class Batch:
         use = IntendedUse.from_meta(model.meta)
         intended = use.population_words() if use is not None else ""
         meanings = tuple((c, use.meaning(c)) for c in model.class_names if use.meaning(c)) if use is not None else ()
-        return cls(tuple(model.class_names), positive, model.threshold, model.display_name, intended, meanings)
+        return cls(tuple(model.class_names), positive, model.threshold, model.display_name, intended, meanings,
+                   bool(getattr(model, "frame_normalize", False)))
 
     def meaning(self, class_name: str | None) -> str:
         """What a verdict of ``class_name`` means and does not mean ("" when the model does not say)."""
@@ -215,6 +218,26 @@ FRAME_SHIFT = Column("shift_frame", "Log-odds shift (frame removed)", _checks(la
 CHECKS = Column("checks", "Checks", _warnings, width=200, tip="What the per-verdict checks found (empty: nothing)")
 
 
+def _frame_cut(r: FileResult, b: Batch) -> tuple[float, float, float, float] | None:
+    """Share of the side the model's frame crop took off each edge (top, bottom, left, right); None: nothing."""
+    if not r.ok or r.kept_box is None:
+        return None
+    t, bottom, left, right = r.kept_box
+    return t, 1.0 - bottom, left, 1.0 - right
+
+
+def _frame_text(cut: tuple[float, float, float, float] | None) -> str:
+    if cut is None:
+        return ""
+    return ", ".join(f"{edge} {100 * v:.1f}%" for edge, v in zip(("top", "bottom", "left", "right"), cut) if v > 0)
+
+
+FRAME_CROP = Column("frame_cropped", "Frame cropped", _frame_cut, fmt=_frame_text,
+                    sort=lambda v: (1, 0.0) if v is None else (0, -max(v)), width=140,
+                    tip="The constant frame (padding, borders, shutters) the model cropped before it looked, as a share "
+                        "of each side; the map covers the rest (empty: nothing cropped)")
+
+
 #: The CSV's columns of the per-verdict checks.
 CHECK_COLUMNS = (EVIDENCE_OUTSIDE, EVIDENCE_FLAG, NO_POSITIVE, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, FRAME_SHIFT, CHECKS)
 
@@ -252,10 +275,12 @@ def shown_probability_column(batch: Batch) -> Column:
 
 def csv_columns(batch: Batch, overlays: bool = False, reader: bool = False) -> list[Column]:
     """The CSV's columns: path, label, one ``p_<class>`` per class, in_scope, scope_score, scope_reason, population, error,
-    threshold, width, height, format, model, precision, the checks, ``overlay`` when overlays are written, and
+    threshold, width, height, format, model, precision, ``frame_cropped`` for a model that crops a constant frame,
+    the checks, ``overlay`` when overlays are written, and
     truth, reader_label, agreement and note for the viewer's reader study."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), IN_SCOPE, SCOPE_SCORE, SCOPE_REASON, POPULATION,
-            ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
+            ERROR, THRESHOLD, WIDTH, HEIGHT, FORMAT, MODEL, PRECISION, *((FRAME_CROP,) if batch.frame_normalize else ()),
+            *CHECK_COLUMNS, *((OVERLAY,) if overlays else ()),
             *(READER_COLUMNS if reader else ())]
 
 
@@ -268,4 +293,4 @@ def detail_columns(batch: Batch) -> list[Column]:
     """What the details panel lists for one file."""
     return [PATH, LABEL, *map(probability_column, batch.class_names), *READER_COLUMNS, POPULATION, IN_SCOPE,
             SCOPE_REASON, SCOPE_SCORE, CHECKS, EVIDENCE_FLAG, EVIDENCE_OUTSIDE, FRAME_SHIFT, UNSTABLE, SHIFT_BORDER, SHIFT_BLUR, THRESHOLD, WIDTH,
-            HEIGHT, FORMAT, MODEL, PRECISION, ERROR]
+            HEIGHT, FORMAT, *((FRAME_CROP,) if batch.frame_normalize else ()), MODEL, PRECISION, ERROR]

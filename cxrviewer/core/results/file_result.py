@@ -79,6 +79,9 @@ class FileResult:
     units without the bias (the spatial mean plus the bias of class k is logit k);
     None on error.
     ``image_size``: (W, H) of the original image. ``meta``: the radiograph's meta.
+    ``kept_box``: the part of the image the model saw when its file crops a constant frame
+    (:mod:`cxrviewer.core.frame`): ``(top, bottom, left, right)`` as fractions of the image as
+    displayed; the maps cover this box only. None: the whole image.
     ``error``: one-line reason when the file failed, else None.
     ``overlay``: the overlay PNG written for this file, if any.
     ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
@@ -108,6 +111,7 @@ class FileResult:
     scope_reason: str | None = None
     reader: Any = None
     population: str | None = None
+    kept_box: tuple[float, float, float, float] | None = None
 
     @property
     def ok(self) -> bool:

@@ -2,11 +2,14 @@
 
 Shared by the viewer's canvas and by exports. The building blocks:
 
+- :func:`upsample_cam` is the one place a low-resolution map is resized onto an image: over
+  the whole image, or, when the model cropped a constant frame (:mod:`.frame`), over the kept
+  box only, NaN (no colour) over the frame;
 - :func:`cam_for_display` turns a result's low-resolution CAMs into the map shown
   for one class, upsampled to the image, with the colour limits ``(vmin, vmax)``
   of the chosen scale;
 - :func:`compose` blends that map (a colormap, jet by default) over the
-  windowed grey image and returns RGB ``uint8``;
+  windowed grey image (grey alone where the map is NaN) and returns RGB ``uint8``;
 - :func:`render_export` adds a colour bar and a caption: the PNG of an export.
 
 The map shown for class ``c`` is its *evidence* map in logit units:
@@ -29,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from ..io.frame import box_in
 from ..io.radiograph import Radiograph
 from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
 from .file_result import FileResult
@@ -41,8 +45,12 @@ DEFAULT_CMAP = "jet"
 
 
 # -- the map ------------------------------------------------------------------------
-def upsample_cam(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an ``h x w`` map smoothly to ``size`` (H, W) as float32.
+def upsample_cam(cam: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Resize an ``h x w`` map smoothly to ``size`` (H, W) as float32: onto the image it explains.
+
+    ``box``: the part of the image the model saw (``(top, bottom, left, right)`` as fractions of the
+    sides, a result's ``kept_box``) when it cropped a constant frame first; the map is stretched over
+    that box only and is NaN over the frame (:func:`compose` draws no colour there). None: the whole image.
 
     Cubic spline, identical to ``scipy.ndimage.zoom(cam, ..., order=3,
     mode="nearest", grid_mode=True)`` but computed as two small matrix products,
@@ -54,6 +62,11 @@ def upsample_cam(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if not np.issubdtype(cam.dtype, np.number):
         raise ValueError(f"cam must be numeric, got {cam.dtype}")
     H, W = _check_size(size)
+    if box is not None:
+        t, b, left, r = box_in(box, (H, W))
+        out = np.full((H, W), np.nan, dtype=np.float32)
+        out[t:b, left:r] = upsample_cam(cam, (b - t, r - left))
+        return out
     h, w = cam.shape
     rows, cols = _spline_matrix(h, H), _spline_matrix(w, W)
     return (rows @ cam.astype(np.float32) @ cols.T).astype(np.float32, copy=False)
@@ -108,7 +121,8 @@ def cam_for_display(result: FileResult, class_name: str | None = None, size: tup
                     scale: str = "image", cam_range: tuple[float, float] | None = None) -> tuple[np.ndarray, float, float]:
     """The map to draw for ``class_name`` (default: the predicted class) and its colour limits.
 
-    ``size``: (H, W) to upsample to (default: the result's image size).
+    ``size``: (H, W) to upsample to (default: the result's image size); the map covers the result's
+    ``kept_box`` only (NaN over a cropped frame, see :func:`upsample_cam`).
     ``scale``: "image" (limits = this map's min and max) or "fixed" (limits =
     ``cam_range``, default :data:`DEFAULT_CAM_RANGE`). Returns ``(H x W float32, vmin, vmax)``.
     """
@@ -124,11 +138,11 @@ def cam_for_display(result: FileResult, class_name: str | None = None, size: tup
         if result.image_size is None:
             raise ValueError("size is needed: the result has no image size")
         size = (result.image_size[1], result.image_size[0])
-    cam = upsample_cam(class_evidence(result.cams, result.logits, names.index(name)), size)
+    cam = upsample_cam(class_evidence(result.cams, result.logits, names.index(name)), size, result.kept_box)
     if scale == "fixed":
         lo, hi = _check_range(cam_range) if cam_range is not None else DEFAULT_CAM_RANGE
         return cam, lo, hi
-    lo, hi = float(cam.min()), float(cam.max())
+    lo, hi = float(np.nanmin(cam)), float(np.nanmax(cam))
     if not hi > lo:
         hi = lo + 1e-6
     return cam, lo, hi
@@ -167,7 +181,8 @@ def compose(pixels: np.ndarray, cam: np.ndarray | None, vmin: float, vmax: float
 
     ``pixels``: H x W grey in [0, 1] (a :class:`Radiograph`'s ``pixels``);
     ``window``/``invert``: see :func:`window_pixels`; ``alpha`` in [0, 1] is the
-    overlay's opacity (0, or ``cam=None``, gives the grey image alone).
+    overlay's opacity (0, or ``cam=None``, gives the grey image alone). Where ``cam``
+    is NaN (a frame the model cropped: :func:`upsample_cam`) the grey is left uncoloured.
     Returns H x W x 3 ``uint8``.
     """
     grey = window_pixels(pixels, window, invert)
@@ -184,7 +199,11 @@ def compose(pixels: np.ndarray, cam: np.ndarray | None, vmin: float, vmax: float
         raise ValueError(f"need vmin < vmax, got {vmin}, {vmax}")
     index = _to_uint8((np.asarray(cam, dtype=np.float32) - np.float32(vmin)) / np.float32(vmax - vmin))
     table = _blend_table(cmap, round(float(alpha), 4))
-    return np.take(table, (base.astype(np.uint16) << 8) | index, axis=0)
+    rgb = np.take(table, (base.astype(np.uint16) << 8) | index, axis=0)
+    blank = np.isnan(cam)
+    if blank.any():
+        rgb[blank] = base[blank][:, None]
+    return rgb
 
 
 def _to_uint8(unit: np.ndarray) -> np.ndarray:
@@ -219,13 +238,15 @@ def overlay_image(radiograph: Radiograph, result: FileResult, class_name: str | 
 @dataclass(frozen=True)
 class MapLayer:
     """A map an export draws instead of the result's evidence map: ``grid`` (any size, upsampled to the
-    image) with its colour limits, and what the caption calls it; ``grid`` None draws no colours, only
-    the caption (for example "no positive evidence for PNEUMONIA")."""
+    image, over ``box`` only when the model cropped a frame: see :func:`upsample_cam`) with its colour
+    limits, and what the caption calls it; ``grid`` None draws no colours, only the caption (for example
+    "no positive evidence for PNEUMONIA")."""
 
     grid: np.ndarray | None
     vmin: float
     vmax: float
     caption: str
+    box: tuple[float, float, float, float] | None = None
 
 
 def render_export(radiograph: Radiograph, result: FileResult, class_name: str | None = None, scale: str = "image",
@@ -249,7 +270,7 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
         cam, vmin, vmax = cam_for_display(result, name, (h, w), scale, cam_range)
         what = f"CAM {name}, {scale} scale"
     else:
-        cam = upsample_cam(map_layer.grid, (h, w)) if map_layer.grid is not None else None
+        cam = upsample_cam(map_layer.grid, (h, w), map_layer.box) if map_layer.grid is not None else None
         vmin, vmax, what = map_layer.vmin, map_layer.vmax, map_layer.caption
     image = Image.fromarray(compose(pixels, cam, vmin, vmax, alpha, cmap, window, invert), "RGB")
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))

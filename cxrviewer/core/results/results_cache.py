@@ -348,7 +348,9 @@ class ResultsCache:
             return None
         try:
             d = json.loads(row[0])
-            return Batch(tuple(d["class_names"]), d["positive"], d["threshold"], d["model_name"])
+            return Batch(tuple(d["class_names"]), d["positive"], d["threshold"], d["model_name"],
+                         d.get("intended_for", ""), tuple(tuple(m) for m in d.get("meanings", ())),
+                         bool(d.get("frame_normalize", False)))
         except (ValueError, KeyError, TypeError):
             return None  # never trusted; the next run that classifies rewrites it
 

@@ -135,8 +135,8 @@ def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images:
     import torch
 
     from ..explain.audit import faithfulness_section, stratified_subset
+    from ..io.frame import framed_input
     from ..io.reading import load_radiograph
-    from ..io.radiograph import to_model_input
 
     if images <= 0 or len(scores.paths) == 0:
         return None
@@ -144,13 +144,14 @@ def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images:
     decided = torch.nonzero(predicted >= 0).flatten()
     pick = decided[stratified_subset(predicted[decided], images, seed)].tolist()
     size = model.input_size
-    grey = torch.from_numpy(np.stack([to_model_input(load_radiograph(scores.paths[i], target_size=size).pixels, size)
+    crop = model.frame_normalize  # as predict: the frame cropped at the decoded resolution
+    grey = torch.from_numpy(np.stack([framed_input(load_radiograph(scores.paths[i], target_size=size).pixels, size, crop)[0]
                                       for i in pick]))[:, None]
     was_training, where = model.training, next(model.parameters()).device
     model.eval().to(device or "cpu")
     try:
         x = grey.to(next(model.parameters()).device)
-        section = faithfulness_section(model, x, predicted[pick].to(x.device), seed=seed)
+        section = faithfulness_section(model, x, predicted[pick].to(x.device), seed=seed, frame=False)
     finally:
         model.train(was_training).to(where)
     section["files"] = [str(scores.paths[i]) for i in pick]

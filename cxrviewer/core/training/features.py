@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import RadiographError
-from ..io.radiograph import to_model_input
+from ..io.frame import framed_input
 from ..io.reading import load_radiograph
 from ..model.classifier import CamClassifier
 
@@ -21,6 +21,8 @@ def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 
 
     Float32, eval mode (restored afterwards), the model's input size and normalisation;
     ``transform`` (e.g. an acquisition shift of :mod:`.shift`) acts on the N x 1 x H x W batch in [0, 1].
+    A frame-normalised model's files are cropped at their decoded resolution as ``predict`` crops them; a
+    frame that ``transform`` adds is cropped at the model's size, as the model would crop it.
     """
     size = model.input_size
     was_training = model.training
@@ -31,7 +33,7 @@ def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 
         x = torch.from_numpy(np.stack(batch))[:, None].to(device)
         if transform is not None:
             x = transform(x)
-        lg, _, pooled = model.logits_cams_pooled(model.normalize(x))
+        lg, _, pooled = model.logits_cams_pooled(model.normalize(x, frame=transform is not None))
         feats.append(pooled.float().cpu().numpy())
         logits.append(lg.float().cpu().numpy())
         batch.clear()
@@ -39,7 +41,7 @@ def extract_features(model: CamClassifier, paths: list[Path], batch_size: int = 
     try:
         for p in paths:
             try:
-                batch.append(to_model_input(load_radiograph(p, target_size=size).pixels, size))
+                batch.append(framed_input(load_radiograph(p, target_size=size).pixels, size, model.frame_normalize)[0])
                 ok.append(True)
             except RadiographError:
                 ok.append(False)
