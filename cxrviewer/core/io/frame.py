@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .radiograph import to_model_input
 
@@ -45,6 +43,7 @@ def _from_edge(flat: torch.Tensor) -> torch.Tensor:
 def frame_boxes(images: torch.Tensor) -> torch.Tensor:
     """``N x 4`` long tensor ``(top, bottom, left, right)`` (bottom and right exclusive): the part of each
     image of an ``N x 1 x H x W`` batch inside its constant frame; the whole image when it has none."""
+    import torch
     g = images[:, 0].float()
     n, H, W = g.shape
     rows, cols = _flat(g), _flat(g.transpose(1, 2))
@@ -65,6 +64,7 @@ def frame_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
     Large images are measured on a copy of at most about 1024 px a side and the box scaled back, so a
     full-resolution radiograph costs a few milliseconds.
     """
+    import torch
     H, W = pixels.shape
     step = max(1, math.ceil(max(H, W) / 1024))
     small = torch.from_numpy(np.ascontiguousarray(pixels[::step, ::step], dtype=np.float32))
@@ -84,6 +84,8 @@ def crop_frame(pixels: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int
 def frame_normalized(images: torch.Tensor) -> torch.Tensor:
     """Each image of an ``N x C x H x W`` batch cropped to its frame box and resized back to ``H x W``
     (bilinear, antialiased); images without a frame are returned unchanged."""
+    import torch
+    import torch.nn.functional as F
     boxes = frame_boxes(images[:, :1])
     H, W = images.shape[-2:]
     whole = (boxes == torch.tensor([0, H, 0, W])).all(dim=1)
