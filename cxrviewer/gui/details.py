@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from ..core.columns import Batch, detail_columns, percent
 from ..core.results import FileResult
+from ..core.verdict import decision
 from . import theme
 
 _SKIP_META = {"format", "original_size", "decoded_size", "path"}
@@ -131,6 +132,9 @@ class DetailsPanel(QWidget):
                     f"<p style='color:{theme.MUTED}'>For audit, the model would say {_esc(r.predicted)}:</p>"]
         else:
             head = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>"]
+        why = decision(r, self.model.batch)
+        if why.startswith("P("):  # the number that decided, as the badge and the export caption say it
+            head.append(f"<p>{_esc(r.predicted or r.label)} because {_esc(why)} (the threshold)</p>")
         out = [*head, "<table width='100%' cellspacing='2'>", *rows, "</table>"]
         if r.scope_score is not None:
             out.append(f"<p style='color:{theme.MUTED}'>Scope score {r.scope_score:.2f} (in scope up to the model's "

@@ -19,12 +19,13 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayou
 
 from .. import __version__
 from ..core.checkpoint import default_model_path
-from ..core.columns import Batch, csv_columns, percent
+from ..core.columns import Batch, csv_columns
 from ..core.explain import EvidenceMap
 from ..core.explain.audit import audit_line, method_notes
 from ..core.export import ExportError, check_output_dir, write_csv
 from ..core.inference import pick_device
 from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
+from ..core.verdict import verdict
 from . import dialogs
 from .about import about_html
 from .canvas import ImageCanvas, Overlay
@@ -521,7 +522,8 @@ class MainWindow(QMainWindow):
                              measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
                              anonymise=self.settings.anonymise, dicom=self.settings.export_dicom,
                              maps=self.method_maps.maps_of(self.view.method, self.model) if other_method else {},
-                             model=copy.deepcopy(self.model) if other_method else None)  # hooks never shared
+                             model=copy.deepcopy(self.model) if other_method else None,  # hooks never shared
+                             batch=self.batch)
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
@@ -543,13 +545,11 @@ class MainWindow(QMainWindow):
 
     def _update_caption(self, result) -> None:
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
-            p = result.probs.get(result.predicted or "", 0.0)
-            self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason}\n(no verdict; the model would say "
-                                    f"{result.predicted} {percent(p)})", CAPTION_OUT_OF_SCOPE)
+            self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason} (no verdict; the model would say "
+                                    f"{verdict(result, self.batch)})", CAPTION_OUT_OF_SCOPE)
         elif result is not None and result.ok and result.label:
-            p = result.probs.get(result.label, 0.0)
             positive = result.label == self.batch.positive
-            self.canvas.set_caption(f"{result.label}  {percent(p)}", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
+            self.canvas.set_caption(verdict(result, self.batch), CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
         else:
             self.canvas.set_caption("")
 

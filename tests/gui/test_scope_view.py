@@ -24,9 +24,9 @@ def test_out_of_scope_rows_filter_details_and_banner(qtbot, window, image_folder
     view.select_source_row(window.results_model.row_of(image_folder / "blank.png"))
 
     def shown():
-        caption = window.canvas._caption
-        assert caption is not None and caption.get_text().startswith("OUT OF SCOPE: image is blank")
-        assert "the model would say" in caption.get_text()
+        caption = window.canvas.caption
+        assert caption.startswith("OUT OF SCOPE: image is blank")
+        assert "the model would say" in caption
         text = window.details.browser.toPlainText()
         assert "withheld (out of scope)" in text and "blank or nearly uniform" in text
 
