@@ -46,8 +46,8 @@ def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-BAR_ROOM_PT = 74.0  # the strip right of the image: bar, ticks, a two-line label and margins, in points
-BAR_WIDTH_PT = 9.0
+BAR_ROOM_PT = 64.0  # the strip right of the image: bar, ticks, a two-line label and margins, in points
+BAR_WIDTH_PT = 8.0
 
 
 class ScreenImage(AxesImage):
@@ -120,7 +120,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.xaxis.set_visible(False)
         self.cax.yaxis.tick_right()
         self.cax.yaxis.set_label_position("right")
-        self.cax.tick_params(colors=TEXT, labelsize=8)
+        self.cax.tick_params(colors=TEXT, labelsize=7, length=3, pad=2)
         for spine in self.cax.spines.values():
             spine.set_edgecolor(FRAME)
         self._caption = self.ax.text(0.5, 0.985, "", ha="center", va="top", fontsize=11, fontweight="bold",
@@ -304,7 +304,7 @@ class ImageCanvas(FigureCanvasQTAgg):
             return
         label, renderer = self._bar_range[2], self.get_renderer()
         height = self.cax.bbox.height
-        for size in (9, 8, 7):
+        for size in (8, 7, 6):
             prop = self.cax.yaxis.label.get_fontproperties().copy()
             prop.set_size(size)
             lines = wrap_words(label, height, lambda t: renderer.get_text_width_height_descent(t, prop, ismath=False)[0])
@@ -322,7 +322,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._bar.set_extent((0.0, 1.0, overlay.vmin, overlay.vmax))
         self.cax.set_xlim(0.0, 1.0)
         self.cax.set_ylim(overlay.vmin, overlay.vmax)
-        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=9)
+        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=8, labelpad=3)
 
     def _overlay_shown(self) -> bool:
         return self._view.overlay and self._overlay is not None and self._overlay.cam is not None and self._pixels is not None

@@ -139,7 +139,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([470, 860, 290])
         self.splitter.setChildrenCollapsible(False)
         self.results_view.setMinimumWidth(300)
-        self.details.setMinimumWidth(260)
+        self.details.setMinimumWidth(240)
         self.setCentralWidget(self.splitter)
         bar = self.statusBar()
         bar.addWidget(self.batch_status)

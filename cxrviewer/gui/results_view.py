@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from .results_model import NAME, ResultsFilter, ResultsModel
+from .results_model import NAME, PROB, READER, STATUS, ResultsFilter, ResultsModel
 from .selection import KeptSelection
 from .table_look import ColumnSizer, LeftElideDelegate
 
@@ -54,7 +54,8 @@ class ResultsView(QWidget):
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.setItemDelegateForColumn(NAME, LeftElideDelegate(self.table))
         self.table.horizontalHeader().setHighlightSections(False)
-        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col), model.icon_samples(col)))
+        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col), model.icon_samples(col)),
+                                 optional=(READER, PROB, STATUS))
         self.sizer.fit()
         model.headerDataChanged.connect(lambda *_: self.sizer.fit())
         top = QHBoxLayout()

@@ -39,11 +39,15 @@ def column_width(table: QTableView, col: int, hint: int, samples: list[str], ico
 class ColumnSizer(QObject):
     """Sizes a results table's columns: every column but the first from its text (:meth:`fit`); the first
     (the file name) fills the rest of the view until the user drags it, from then on it keeps their width.
-    The last section stretches; all can be resized."""
+    The last section stretches; all can be resized. ``optional`` columns (first hidden first) are hidden
+    while the view is too narrow to show them beside a name column :data:`MIN_NAME_WIDTH` wide, and come
+    back when it widens (what they say is in the details panel too)."""
 
-    def __init__(self, table: QTableView, widths):
+    def __init__(self, table: QTableView, widths, optional: tuple[int, ...] = ()):
         super().__init__(table)
         self.table, self._widths = table, widths  # widths(col) -> (hint, sample texts[, texts beside an icon])
+        self.optional = tuple(optional)
+        self._wanted: dict[int, int] = {}  # column -> its width when shown
         self._user_name_width = False
         self._sizing = False
         self._shown = False  # fitted again when first laid out (the style's fonts and margins apply by then)
@@ -60,14 +64,36 @@ class ColumnSizer(QObject):
         with self._programmatic():
             for col in range(1, header.count()):
                 hint, samples, *icon_samples = self._widths(col)
-                header.resizeSection(col, column_width(self.table, col, hint, samples, *icon_samples))
+                self._wanted[col] = column_width(self.table, col, hint, samples, *icon_samples)
+                header.resizeSection(col, self._wanted[col])
         self._fill_name()
+
+    def _show_what_fits(self) -> None:
+        """Hide the optional columns, first first, that would squeeze the name below its minimum."""
+        header = self.table.horizontalHeader()
+        room = self.table.viewport().width() - MIN_NAME_WIDTH
+        cols = [c for c in range(1, header.count())]
+        hidden = set()
+        for col in self.optional:
+            if sum(self._wanted.get(c, header.sectionSize(c)) for c in cols if c not in hidden) <= room:
+                break
+            if col < header.count():
+                hidden.add(col)
+        with self._programmatic():
+            for col in cols:
+                if header.isSectionHidden(col) != (col in hidden):
+                    header.setSectionHidden(col, col in hidden)
+                    if col not in hidden and col in self._wanted:
+                        header.resizeSection(col, self._wanted[col])
 
     def _fill_name(self) -> None:
         header = self.table.horizontalHeader()
-        if self._user_name_width or not header.count():
+        if not header.count():
             return
-        others = sum(header.sectionSize(c) for c in range(1, header.count()))
+        self._show_what_fits()
+        if self._user_name_width:
+            return
+        others = sum(header.sectionSize(c) for c in range(1, header.count()) if not header.isSectionHidden(c))
         with self._programmatic():
             header.resizeSection(0, max(MIN_NAME_WIDTH, self.table.viewport().width() - others))
 
