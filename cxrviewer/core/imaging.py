@@ -55,6 +55,8 @@ _MAGIC = (  # (offset, bytes, format name) of the raster formats Pillow reads fo
     (0, b"II+\x00", "TIFF"),
     (0, b"MM\x00+", "TIFF"),
 )
+_NAMED_FORMATS = {".jpg": "a JPEG", ".jpeg": "a JPEG", ".png": "a PNG", ".bmp": "a BMP", ".tif": "a TIFF",
+                  ".tiff": "a TIFF"}  # what a file of each raster suffix should hold
 _PERCENTILES = (0.5, 99.5)
 #: With a ``target_size``, large images are decoded no smaller than this many times it.
 REDUCE_MARGIN = 2
@@ -192,6 +194,10 @@ def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple
     except Image.UnidentifiedImageError:
         if raster is not None:
             raise CorruptFileError(path, f"damaged {raster} header") from None
+        named = _NAMED_FORMATS.get(path.suffix.lower())
+        if named is not None:  # an image's name, not an image's bytes: damaged (or misnamed), not merely unsupported
+            raise CorruptFileError(path, f"damaged: named {path.suffix} but its content is not {named} "
+                                         "(nor any image format read here)") from None
         raise UnsupportedFileError(path, "not a supported image (JPEG, PNG, BMP, TIFF or DICOM)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CorruptFileError(path, f"refused: image larger than {MAX_PIXELS / 1e6:.0f} megapixels "

@@ -19,7 +19,8 @@ def compared(p: float, threshold: float) -> str:
     """``p`` and ``threshold`` as whole percentages with the comparison that the decision made
     (``"69% < 72%"``); more decimals when rounding would make them look equal or the wrong way round."""
     sign = "\u2265" if p >= threshold else "<"
-    for digits in (0, 1, 2, 3):
+    start = 0 if 0.01 <= p <= 0.99 else 1 if 0.001 <= p <= 0.999 else 2  # a tiny p is not "0%"
+    for digits in range(start, 4):
         a, b = round(100 * p, digits), round(100 * threshold, digits)
         if (a >= b) == (p >= threshold) and (a != b or p >= threshold):
             return f"{a:.{digits}f}% {sign} {b:.{digits}f}%"

@@ -132,17 +132,14 @@ class DetailsPanel(QWidget):
                     f"<p style='color:{theme.MUTED}'>For audit, the model would say {_esc(r.predicted)}:</p>"]
         else:
             head = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>"]
-        why = decision(r, self.model.batch)
-        if why.startswith("P("):  # the number that decided, as the badge and the export caption say it
-            head.append(f"<p>{_esc(r.predicted or r.label)} because {_esc(why)} (the threshold)</p>")
+        threshold = self.model.batch.threshold
+        if threshold is not None and positive and positive in r.probs:  # what decided, as the badge and captions say
+            head.append(f"<p>Decision: {_esc(r.predicted or r.label)} because {_esc(decision(r, self.model.batch))} "
+                        f"(threshold {threshold:.3f})</p>")
         out = [*head, "<table width='100%' cellspacing='2'>", *rows, "</table>"]
         if r.scope_score is not None:
             out.append(f"<p style='color:{theme.MUTED}'>Scope score {r.scope_score:.2f} (in scope up to the model's "
                        "threshold; lower = closer to its training radiographs)</p>")
-        threshold = self.model.batch.threshold
-        if threshold is not None and positive:
-            out.append(f"<p style='color:{theme.MUTED}'>Decision: {_esc(positive)} when its probability "
-                       f"&ge; {threshold:.3f}</p>")
         return "".join(out)
 
     def _result_html(self, r: FileResult) -> str:

@@ -19,6 +19,7 @@ from ..core.calibration import Calibration
 from ..core.evaluation import LabelledScores, draw_threshold_sweep
 from ..core.study_metrics import StudyReport
 from ..core.training.report import draw_confusion, draw_reliability, draw_roc
+from .keyboard import close_with_keys
 
 
 def _f(v, digits: int = 3) -> str:
@@ -76,6 +77,7 @@ class EvaluationWindow(QWidget):
         col.addLayout(top)
         col.addWidget(self.tabs, 1)
         self.report: StudyReport | None = None
+        self.close_keys = close_with_keys(self)  # Esc, Ctrl+W
         self.resize(980, 760)
 
     def show_report(self, report: StudyReport) -> None:

@@ -9,7 +9,7 @@ the fields keep copy, cut, paste, undo, redo, select all, and every key the wind
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 _K = QKeySequence.StandardKey
@@ -66,3 +66,17 @@ class KeyForwarder(QObject):
             QCoreApplication.sendEvent(self.target, copy)
             return True
         return False
+
+
+def close_with_keys(window: QWidget) -> list[QShortcut]:
+    """Esc and the platform's Close key (Ctrl+W) close ``window`` (a secondary window, not the main one)."""
+    keys = [QKeySequence(Qt.Key.Key_Escape), QKeySequence(QKeySequence.StandardKey.Close)]
+    shortcuts = []
+    for key in keys:
+        if key.isEmpty():
+            continue
+        shortcut = QShortcut(key, window)
+        shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        shortcut.activated.connect(window.close)
+        shortcuts.append(shortcut)
+    return shortcuts

@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.inputs: list[Path] = []
         self._batch_start = 0.0
         self._current_row = -1
+        self._auto_path: Path | None = None  # the file selected for the user when the batch opened
         self.view = ViewState()
         self.batch = Batch()
 
@@ -273,7 +274,9 @@ class MainWindow(QMainWindow):
         self._loading_timer.timeout.connect(self._show_loading_hint)
         self.controls.viewEdited.connect(self.set_view)
         self.controls.fitRequested.connect(self.canvas.fit)
+        self.controls.choiceMade.connect(self.results_view.table.setFocus)
         self.canvas.windowDragged.connect(self.windowing.set_window)
+        self.windowing.follow_rows(self.results_view.proxy)
         self.canvas.resetRequested.connect(self.windowing.reset)
         self.canvas.hovered.connect(self.hover_label.setText)
         self.reader.export_measurements = self.measure.store.to_dict  # measurements travel with reader sessions
@@ -346,8 +349,10 @@ class MainWindow(QMainWindow):
         elif self.model is not None:
             self.batch_status.start(len(paths))
         else:
-            self.batch_status.set_idle(f"{len(paths)} files - no model loaded (Model > Load Model...)")
+            self.batch_status.set_idle(f"{len(paths)} files - " + ("loading the model..." if self.model_loader.loading
+                                                                   else "no model loaded (Model > Load Model...)"))
         self.results_view.select_first()
+        self._auto_path = self.current_path()  # chosen for the user: moves on if this file turns out damaged
         self._update_actions()
 
     def _on_problem(self, message: str) -> None:
@@ -473,6 +478,13 @@ class MainWindow(QMainWindow):
             self.canvas.show_message(f"Loading {path.name}...")
 
     def _on_rows_changed(self, top, bottom, _roles=()) -> None:
+        if self._auto_path is not None and self._auto_path == self.current_path() \
+                and self.results_model.row(self._current_row).status == ERROR:  # never open a batch on a broken file
+            row = self.results_view.first_readable_row()
+            if row >= 0:
+                self._auto_path = self.results_model.row(row).path
+                self.results_view.select_source_row(row)
+                return
         if top.row() <= self._current_row <= bottom.row():
             r = self.results_model.row(self._current_row)
             if r.result is not None and r.result.error:

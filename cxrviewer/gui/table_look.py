@@ -1,4 +1,4 @@
-"""How the results table reads: file names elided on the left, columns wide enough for their text and
+"""How the results table reads: file names elided in the middle, columns wide enough for their text and
 resizable, the name column taking the room the others leave until the user sizes it."""
 
 from __future__ import annotations
@@ -8,15 +8,16 @@ from contextlib import contextmanager
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QHeaderView, QStyle, QStyledItemDelegate, QTableView
 
-MIN_NAME_WIDTH = 120
+MIN_NAME_WIDTH = 170
 
 
-class LeftElideDelegate(QStyledItemDelegate):
-    """Draws text cut on the left ("…NORMAL2-IM-0427-0001.jpeg"), so a file name's end stays visible."""
+class MiddleElideDelegate(QStyledItemDelegate):
+    """Draws text cut in the middle ("NORMAL/NORMAL2-IM…0001.jpeg"), so a file name's folder and start, and its
+    end, stay visible (cut on the left, "IM-0601-0001.jpeg" and "NORMAL2-IM-0601-0001.jpeg" read the same)."""
 
     def initStyleOption(self, option, index) -> None:
         super().initStyleOption(option, index)
-        option.textElideMode = Qt.TextElideMode.ElideLeft
+        option.textElideMode = Qt.TextElideMode.ElideMiddle
 
 
 def text_width(table: QTableView, texts: list[str]) -> int:
