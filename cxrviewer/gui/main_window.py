@@ -44,6 +44,7 @@ from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
+from .shortcuts_dialog import ShortcutsDialog
 from .site_tools import SiteTools
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
         self.prev_act = act("&Previous Image", lambda: self.step(-1), "P", "Go to the previous row")
         self.about_act = act("&About cxrviewer", self.show_about, None, "Model card and intended use")
+        self.shortcuts_act = act("&Keyboard Shortcuts", self.show_shortcuts, "F1", "Every key of the viewer")
         self.stability_act = act("&Stability Check", self.set_stability, None, "Re-score each image with a black "
                                  "border and a slight blur to flag unstable verdicts (two more forward passes per "
                                  "image)", checkable=True)
@@ -230,7 +232,7 @@ class MainWindow(QMainWindow):
         reader_menu.addAction(self.site.study_act)
         self.measure_actions.fill(bar.addMenu("&Tools"))
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.about_act)
+        help_menu.addActions([self.shortcuts_act, self.about_act])
         self._fill_recent_menu()
         self._create_toolbar()
 
@@ -758,6 +760,9 @@ class MainWindow(QMainWindow):
     # -- help ----------------------------------------------------------------------------
     def show_about(self) -> None:
         dialogs.show_about(self, "About cxrviewer", about_html(self.model, self.model_path, self.device, __version__))
+
+    def show_shortcuts(self) -> None:
+        dialogs.show_dialog(ShortcutsDialog(self))
 
     # -- state, drag and drop, closing -----------------------------------------------------
     def _update_actions(self) -> None:
