@@ -69,12 +69,13 @@ class KeyForwarder(QObject):
 
 
 def close_with_keys(window: QWidget) -> list[QShortcut]:
-    """Esc and the platform's Close key (Ctrl+W) close ``window`` (a secondary window, not the main one)."""
-    keys = [QKeySequence(Qt.Key.Key_Escape), QKeySequence(QKeySequence.StandardKey.Close)]
-    shortcuts = []
+    """Esc, Ctrl+W and the platform's Close key (Ctrl+F4 on some) close ``window`` (a secondary window)."""
+    keys = [QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Close)]
+    shortcuts, seen = [], set()
     for key in keys:
-        if key.isEmpty():
+        if key.isEmpty() or key.toString() in seen:
             continue
+        seen.add(key.toString())
         shortcut = QShortcut(key, window)
         shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
         shortcut.activated.connect(window.close)
