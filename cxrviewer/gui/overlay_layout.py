@@ -16,6 +16,7 @@ from matplotlib.transforms import IdentityTransform
 ELLIPSIS = "\u2026"
 MARGIN_PT = 3.0  # from the image's edge to a block, and between blocks
 SLACK_PX = 3.0  # the outline drawn round corner text, and rounding
+TYPE_SIZES = (11, 10, 9)  # the badge's and the note's type, largest first
 
 
 def elide_middle(text: str, width: float, measure: Callable[[str], float]) -> str:
@@ -98,11 +99,11 @@ class OverlayText:
             prop = artist.get_fontproperties()
             return lambda s: renderer.get_text_width_height_descent(s, prop, ismath=False)[0] + SLACK_PX if s else 0.0
 
-        # the badge: top centre, its own row
+        # the badge: top centre, its own row (smaller type rather than more than two lines, down to 9 pt)
         top = box.y1 - m
         if badge:
+            lines = self._fit_type(self.badge, badge, width, renderer, measure_with, 2)
             pad = px(self._pad(self.badge))
-            lines = wrap_words(badge, width - 2 * pad, measure_with(self.badge))
             self._place(self.badge, "\n".join(lines), (box.x0 + box.width / 2, top - pad), "center", "top")
             top -= self._extent(self.badge, renderer).height + 2 * pad + m
         else:
@@ -112,8 +113,8 @@ class OverlayText:
         used = self._pair(renderer, corners, ("bottom_left", "bottom_right"), box, m, bottom, "bottom", measure_with)
         floor = bottom + used + (m if used else 0)
         if note:
+            lines = self._fit_type(self.note, note, width, renderer, measure_with, 2)
             pad = px(self._pad(self.note))
-            lines = wrap_words(note, width - 2 * pad, measure_with(self.note))
             self._place(self.note, "\n".join(lines), (box.x0 + box.width / 2, floor + pad), "center", "bottom")
             floor += self._extent(self.note, renderer).height + 2 * pad + m
         else:
@@ -144,6 +145,17 @@ class OverlayText:
             self._place(artist, text, (x, y), ha, va)
             height = max(height, self._extent(artist, renderer).height)
         return height
+
+    def _fit_type(self, artist, text: str, width: float, renderer, measure_with, most: int) -> list[str]:
+        """``text`` wrapped for ``artist`` at the largest of :data:`TYPE_SIZES` that needs at most ``most`` lines
+        (the smallest when none does)."""
+        for size in TYPE_SIZES:
+            artist.set_fontsize(size)
+            pad = renderer.points_to_pixels(self._pad(artist))
+            lines = wrap_words(text, width - 2 * pad, measure_with(artist))
+            if len(lines) <= most:
+                break
+        return lines
 
     @staticmethod
     def _place(artist, text: str, xy, ha: str, va: str) -> None:

@@ -11,13 +11,33 @@ from PySide6.QtWidgets import QHeaderView, QStyle, QStyledItemDelegate, QTableVi
 MIN_NAME_WIDTH = 170
 
 
+def elide_path(text: str, width: int, metrics) -> str:
+    """``text`` ("folder/name") no wider than ``width`` for ``metrics``: the folder shortened first
+    ("PNEU…/IM-0601-0001.jpeg"), then the name cut in the middle ("N…/NORMAL2-IM…0001.jpeg")."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    folder, _, name = text.rpartition("/")
+    if folder:
+        for keep in range(len(folder) - 1, 0, -1):
+            shorter = f"{folder[:keep]}\u2026/{name}"
+            if metrics.horizontalAdvance(shorter) <= width:
+                return shorter
+        prefix = f"{folder[:1]}\u2026/"
+        return prefix + metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(0, width - metrics.horizontalAdvance(prefix)))
+    return metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, width)
+
+
 class MiddleElideDelegate(QStyledItemDelegate):
-    """Draws text cut in the middle ("NORMAL/NORMAL2-IM…0001.jpeg"), so a file name's folder and start, and its
-    end, stay visible (cut on the left, "IM-0601-0001.jpeg" and "NORMAL2-IM-0601-0001.jpeg" read the same)."""
+    """Draws a file name cut where it says least: its folder first, then the middle of the name
+    ("PNEU…/NORMAL2-IM…0001.jpeg"), so the start and the end of the name stay visible (cut on the left,
+    "IM-0601-0001.jpeg" and "NORMAL2-IM-0601-0001.jpeg" read the same)."""
 
     def initStyleOption(self, option, index) -> None:
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideMiddle
+        view = self.parent()
+        margin = 2 * (view.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1) + 2
+        option.text = elide_path(option.text, option.rect.width() - margin, option.fontMetrics)
 
 
 def text_width(table: QTableView, texts: list[str]) -> int:

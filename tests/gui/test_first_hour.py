@@ -100,3 +100,18 @@ def test_esc_and_ctrl_w_close_the_evaluation_window(qtbot, window):
         qtbot.waitUntil(lambda: QApplication.activeWindow() is ev)
         qtbot.keyClick(ev, key, modifier)
         qtbot.waitUntil(lambda: not ev.isVisible())
+
+
+def test_a_cut_name_loses_its_folder_first_then_its_middle(qapp):
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from cxrviewer.gui.table_look import elide_path
+
+    fm = QFontMetrics(QFont("DejaVu Sans", 9))
+    text = "PNEUMONIA/NORMAL2-IM-0601-0001.jpeg"
+    assert elide_path(text, 1000, fm) == text
+    name_room = fm.horizontalAdvance("PNE\u2026/NORMAL2-IM-0601-0001.jpeg")
+    cut = elide_path(text, name_room, fm)
+    assert cut.endswith("/NORMAL2-IM-0601-0001.jpeg") and cut.startswith("PNE") and fm.horizontalAdvance(cut) <= name_room
+    tight = elide_path(text, 120, fm)
+    assert tight.startswith("P\u2026/NOR") and tight.endswith(".jpeg") and fm.horizontalAdvance(tight) <= 120
