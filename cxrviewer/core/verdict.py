@@ -17,14 +17,19 @@ from .results import FileResult
 
 def compared(p: float, threshold: float) -> str:
     """``p`` and ``threshold`` as whole percentages with the comparison that the decision made
-    (``"69% < 72%"``); more decimals when rounding would make them look equal or the wrong way round."""
+    (``"69% < 72%"``); more decimals when rounding would make them look equal or the wrong way round,
+    and for ``p`` when it would read as 0% or 100%."""
     sign = "\u2265" if p >= threshold else "<"
-    start = 0 if 0.01 <= p <= 0.99 else 1 if 0.001 <= p <= 0.999 else 2  # a tiny p is not "0%"
-    for digits in range(start, 4):
+    digits = 0
+    while digits < 4:
         a, b = round(100 * p, digits), round(100 * threshold, digits)
         if (a >= b) == (p >= threshold) and (a != b or p >= threshold):
-            return f"{a:.{digits}f}% {sign} {b:.{digits}f}%"
-    return f"{100 * p:.4f}% {sign} {100 * threshold:.4f}%"
+            break
+        digits += 1
+    shown = digits
+    while shown < 4 and ((p > 0 and round(100 * p, shown) == 0) or (p < 1 and round(100 * p, shown) == 100)):
+        shown += 1
+    return f"{100 * p:.{shown}f}% {sign} {100 * threshold:.{digits}f}%"
 
 
 def decision(result: FileResult, batch: Any) -> str:

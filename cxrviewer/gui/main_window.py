@@ -559,8 +559,8 @@ class MainWindow(QMainWindow):
 
     def _update_caption(self, result) -> None:
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
-            self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason} (no verdict; the model would say "
-                                    f"{verdict(result, self.batch)})", CAPTION_OUT_OF_SCOPE)
+            self.canvas.set_caption(f"OUT OF SCOPE (no verdict): {result.scope_reason}",  # the model's call: in details
+                                    CAPTION_OUT_OF_SCOPE)
         elif result is not None and result.ok and result.label:
             positive = result.label == self.batch.positive
             self.canvas.set_caption(verdict(result, self.batch), CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)

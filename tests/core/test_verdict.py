@@ -27,8 +27,9 @@ def test_a_normal_call_under_the_threshold_shows_the_positive_probability_it_was
 def test_rounding_never_hides_or_reverses_the_comparison():
     assert compared(0.7195, 0.72) == "71.95% < 72.00%"  # "72% < 72%" would read as a contradiction
     assert compared(0.72, 0.72) == "72% \u2265 72%"
-    assert compared(0.0008, 0.72).startswith("0.08% <")  # a tiny probability is not "0%"
-    assert compared(0.9996, 0.72).startswith("99.96% \u2265")
+    assert compared(0.0008, 0.72) == "0.1% < 72%"  # a tiny probability is not "0%"
+    assert compared(0.00019, 0.7238) == "0.02% < 72%"
+    assert compared(0.9996, 0.72) == "99.96% \u2265 72%"  # nor a large one "100%"
 
 
 def test_without_a_threshold_the_top_class_and_its_probability():

@@ -25,9 +25,10 @@ def test_out_of_scope_rows_filter_details_and_banner(qtbot, window, image_folder
 
     def shown():
         caption = window.canvas.caption
-        assert caption.startswith("OUT OF SCOPE: image is blank")
-        assert "the model would say" in caption
+        assert caption.startswith("OUT OF SCOPE (no verdict): image is blank")
+        assert "would say" not in caption  # the model's call is the details' (for audit), not the banner's
         text = window.details.browser.toPlainText()
+        assert "the model would say" in text
         assert "withheld (out of scope)" in text and "blank or nearly uniform" in text
 
     qtbot.waitUntil(shown, timeout=10000)
