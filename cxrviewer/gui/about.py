@@ -118,10 +118,11 @@ def _parity_rows(parity) -> list[tuple[str, object]]:
 
 def _readable(value) -> bool:
     """A value a person can read in a line: a number, or a short text (no arrays, no encoded blobs)."""
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return True
-    return isinstance(value, str) and 0 < len(value) <= 160 and " " in value.strip() or (
-        isinstance(value, str) and len(value) <= 40)
+    if not isinstance(value, str) or not value:
+        return False
+    return len(value) <= 40 or (len(value) <= 160 and " " in value)
 
 
 _SHOWN = {"format_version", "mean", "std", "file", "class_names", "metrics", "cam_range", "arch", "input_size",
