@@ -43,7 +43,10 @@ def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
                 walk(action.menu(), f"{path} > {_plain(action.menu().title())}")
             elif action.shortcuts() and id(action) not in seen:
                 seen.add(id(action))
-                rows.append((path, _plain(action.text()), _keys(action)))
+                keys, what = _keys(action), _plain(action.text())
+                if what.startswith(keys + " "):  # "3 Lung (darker part)" under the key 3: said once
+                    what = what[len(keys) + 1:]
+                rows.append((path, what, keys))
 
     bar = window.menuBar() if hasattr(window, "menuBar") else None
     for top in (bar.actions() if bar is not None else []):

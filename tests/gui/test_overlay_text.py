@@ -124,6 +124,11 @@ def test_a_long_file_name_keeps_its_start_and_its_extension(qtbot):
     assert overlaps(canvas) == []
     shown = canvas.corners.artists["top_left"].get_text().split("\n")[0]
     assert shown.startswith("NORMAL/person1044") and shown.endswith(".jpeg") and "\u2026" in shown
+    # the occlusion map's two-line colour-bar label keeps its units in view (it lost them at 1366 px)
+    canvas.set_overlay(Overlay(write_and_read()[::30, ::30], 0.0, 2.0,
+                               "Occlusion sensitivity: PNEUMONIA\nlog-odds drop when the patch is greyed, this image's range"))
+    assert canvas.cax.get_visible() and overlaps(canvas) == []
+    assert "greyed" in canvas.cax.yaxis.label.get_text()  # wrapped to the bar, never dropped
 
 
 def write_and_read():
