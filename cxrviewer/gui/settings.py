@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from ..core.overlay import DEFAULT_ALPHA
-from ..core.precision import PRECISIONS
+from ..core.results.overlay import DEFAULT_ALPHA
+from ..core.model.precision import PRECISIONS
 
 ORGANIZATION = "cxrviewer"
 APPLICATION = "cxrviewer"

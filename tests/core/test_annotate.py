@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrviewer.core.annotate import MIN_FONT_PX, Annotations, burn_in, font, font_px, wrap
-from cxrviewer.core.imaging import Radiograph
-from cxrviewer.core.measurements import Calibration, Measurement
-from cxrviewer.core.overlay import CAPTION_SHARE, MIN_BAND_WIDTH, export_caption, overlay_image, render_export
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.io.radiograph import Radiograph
+from cxrviewer.core.results.annotate import MIN_FONT_PX, Annotations, burn_in, font, font_px, wrap
+from cxrviewer.core.results.file_result import FileResult
+from cxrviewer.core.results.measurements import Calibration, Measurement
+from cxrviewer.core.results.overlay import CAPTION_SHARE, MIN_BAND_WIDTH, export_caption, overlay_image, render_export
 
 LONG_NAME = "cxr-resnet18-224-kermany-pneumonia-recipe-b-seed-3-temperature-scaled"
 
@@ -64,7 +64,7 @@ def test_caption_is_legible_and_carries_the_full_model_name(w, h):
 
 
 def test_the_caption_says_the_probability_that_decided_the_label():
-    from cxrviewer.core.columns import Batch
+    from cxrviewer.core.results.columns import Batch
 
     r = FileResult(path=Path("x.png"), label="NORMAL", predicted="NORMAL", probs={"NORMAL": 0.31, "PNEUMONIA": 0.69})
     batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.72, "m")

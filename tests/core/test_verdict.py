@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxrviewer.core.columns import Batch
-from cxrviewer.core.display_names import shown_names
-from cxrviewer.core.results import FileResult
-from cxrviewer.core.verdict import compared, decision, verdict
+from cxrviewer.core.results.columns import Batch
+from cxrviewer.core.results.display_names import shown_names
+from cxrviewer.core.results.file_result import FileResult
+from cxrviewer.core.results.verdict import compared, decision, verdict
 
 BATCH = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.72, "m")
 

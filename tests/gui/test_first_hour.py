@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from cxrviewer.core.verdict import verdict
+from cxrviewer.core.results.verdict import verdict
 from cxrviewer.gui.evaluation_window import EvaluationWindow
 from tests.gui.helpers import open_and_wait, write_image
 

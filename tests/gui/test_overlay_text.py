@@ -116,7 +116,7 @@ def test_a_long_file_name_keeps_its_start_and_its_extension(qtbot):
     canvas.resize(520, 420)
     canvas.show()
     qtbot.waitExposed(canvas)
-    from cxrviewer.core.corner_text import CornerInfo
+    from cxrviewer.core.io.corner_text import CornerInfo
 
     canvas.set_image(write_and_read(), overlay=Overlay(None, 0, 1, "", note=NOTE))
     canvas.set_corner_info(CornerInfo("NORMAL/" + LONG, {"format": "JPEG", "original_size": (300, 240)}, index=3, count=41))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .columns import percent
-from .results import FileResult
+from .file_result import FileResult
 
 
 def compared(p: float, threshold: float) -> str:
@@ -34,7 +34,7 @@ def compared(p: float, threshold: float) -> str:
 
 def decision(result: FileResult, batch: Any) -> str:
     """Why the model chose ``result.predicted``: ``"P(PNEUMONIA) 69% < 72%"`` for a two-class model with a
-    threshold (``batch``: a :class:`~cxrviewer.core.columns.Batch`), else the chosen class's probability."""
+    threshold (``batch``: a :class:`~cxrviewer.core.results.columns.Batch`), else the chosen class's probability."""
     shown = result.predicted or result.label
     positive, threshold = getattr(batch, "positive", None), getattr(batch, "threshold", None)
     if positive and threshold is not None and positive in result.probs:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CxrError
+from ..errors import CxrError
 from .export import ExportError, _temp_in, publish
 
 SC_SUFFIX = "_cam_sc.dcm"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import OUT_OF_SCOPE, FileResult
+from .file_result import OUT_OF_SCOPE, FileResult
 
 AGREE, DISAGREE = "agree", "disagree"
 
@@ -91,7 +91,7 @@ def relabel(results: list[FileResult], threshold: float | None, positive: str | 
     rows = [r for r in results if r.ok and len(r.probs) == 2 and positive in r.probs]
     if threshold is None or not rows:
         return
-    from .model import decide  # (torch: only when a threshold is applied)
+    from ..model.classifier import decide  # (torch: only when a threshold is applied)
 
     names = list(rows[0].probs)
     p = np.array([[r.probs.get(n, np.nan) for n in names] for r in rows], dtype=np.float32)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-#: The label of an image the model may not answer (see :mod:`cxrviewer.core.scope`): its verdict is withheld.
+#: The label of an image the model may not answer (see :mod:`cxrviewer.core.model.scope`): its verdict is withheld.
 OUT_OF_SCOPE = "OUT_OF_SCOPE"
 
 
@@ -81,9 +81,9 @@ class FileResult:
     ``overlay``: the overlay PNG written for this file, if any.
     ``precision``: the floating-point type the model ran in ("float32", "bfloat16", ...).
     ``checks``: the per-verdict checks (evidence location, stability); None when not run.
-    ``reader``: the viewer's reader-study entry (:mod:`cxrviewer.core.reader_study`); None outside the viewer.
+    ``reader``: the viewer's reader-study entry (:mod:`cxrviewer.core.results.reader_study`); None outside the viewer.
 
-    The columns that show these fields are declared in :mod:`cxrviewer.core.columns`.
+    The columns that show these fields are declared in :mod:`cxrviewer.core.results.columns`.
     """
 
     path: Path

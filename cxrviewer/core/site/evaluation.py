@@ -1,7 +1,7 @@
 """Evaluate a model on a site's labelled folder: metrics.json and plots.
 
 A labelled folder holds one sub-folder per class, named as the model's classes (the layout
-the trainer reads). Every image is scored by the same :class:`~.inference.Predictor` that
+the trainer reads). Every image is scored by the same :class:`~cxrviewer.core.batch.inference.Predictor` that
 ``predict`` and the viewer use, so the figures are those of the app at its operating point.
 Metrics cover every readable image (out-of-scope ones included: their probabilities are
 kept); the in-scope rate and each out-of-scope file with its reason are reported beside them.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CxrError
-from .model import CamClassifier
-from .training import metrics as M
-from .training.data import Sample, list_samples
+from ..errors import CxrError
+from ..model.classifier import CamClassifier
+from ..training import metrics as M
+from ..training.data import Sample, list_samples
 
 
 class EvaluationError(CxrError):
@@ -71,7 +71,7 @@ def score_folder(model: CamClassifier, samples: list[Sample], folder: str | Path
                  cancel: threading.Event | None = None,
                  progress: Callable[[int, int], None] | None = None) -> LabelledScores:
     """Run the model over ``samples`` with the app's batch engine; unreadable files are listed in ``failed``."""
-    from .inference import Predictor
+    from ..batch.inference import Predictor
 
     predictor = Predictor(model, device=device, batch_size=batch_size)
     rows, failed = [], []
@@ -95,7 +95,7 @@ def score_folder(model: CamClassifier, samples: list[Sample], folder: str | Path
 
 
 def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive_index: int | None) -> dict:
-    """JSON-ready metrics of ``scores`` at ``threshold`` (see :func:`.training.metrics.classification_metrics`),
+    """JSON-ready metrics of ``scores`` at ``threshold`` (see :func:`cxrviewer.core.training.metrics.classification_metrics`),
     plus the in-scope rate, the files out of scope and the files that failed."""
     if len(scores.labels) == 0:
         raise EvaluationError(f"{scores.folder.name}: no image could be read")
@@ -111,7 +111,7 @@ def evaluation_metrics(scores: LabelledScores, threshold: float | None, positive
 
 def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images: int,
                            device=None, seed: int = 0) -> dict | None:
-    """Deletion and insertion (:func:`.explain.audit.faithfulness_section`) on at most ``images`` of the scored files.
+    """Deletion and insertion (:func:`cxrviewer.core.explain.audit.faithfulness_section`) on at most ``images`` of the scored files.
 
     The files are drawn as evenly as possible per predicted class (seeded), read exactly as
     ``predict`` reads them, and scored for their predicted class: the evidence map, Grad-CAM
@@ -119,8 +119,9 @@ def faithfulness_on_folder(model: CamClassifier, scores: LabelledScores, images:
     """
     import torch
 
-    from .explain.audit import faithfulness_section, stratified_subset
-    from .imaging import load_radiograph, to_model_input
+    from ..explain.audit import faithfulness_section, stratified_subset
+    from ..io.reading import load_radiograph
+    from ..io.radiograph import to_model_input
 
     if images <= 0 or len(scores.paths) == 0:
         return None
@@ -150,7 +151,7 @@ def disagreements(scores: LabelledScores, threshold: float | None, positive_inde
 def plot_threshold_sweep(y_pos, p_pos, path, marks: dict[str, float] | None = None,
                          title: str = "Sensitivity and specificity against threshold") -> Path:
     """Sensitivity and specificity of ``p >= t`` for t in [0, 1], with vertical lines at ``marks`` (label -> t)."""
-    from .training.report import _figure, _save
+    from ..training.report import _figure, _save
 
     fig, ax = _figure(7, 4.5)
     draw_threshold_sweep(ax, y_pos, p_pos, marks, title)
@@ -184,7 +185,7 @@ def write_evaluation(out_dir: str | Path, scores: LabelledScores, metrics: dict,
                      marks: dict[str, float] | None = None) -> list[Path]:
     """Write ``metrics.json`` and ``roc.png``, ``confusion.png``, ``reliability.png`` (and for two classes
     ``threshold_sweep.png``) into ``out_dir``; return the paths."""
-    from .training.report import _plot_roc_ovr, plot_confusion, plot_reliability, plot_roc, write_json
+    from ..training.report import _plot_roc_ovr, plot_confusion, plot_reliability, plot_roc, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ import torch
 import torchvision
 from torch import nn
 
-from .equalize import MODES, equalized
-from .frame import frame_normalized
+from ..io.equalize import MODES, equalized
+from ..io.frame import frame_normalized
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 ARCHS = RESNETS + ("densenet121",)
@@ -149,14 +149,14 @@ class CamClassifier(nn.Module):
     @property
     def equalize(self) -> str | None:
         """How the model's input is histogram-equalised per image: ``"global"``, ``"clahe"`` or None
-        (``meta["equalize"]``; :mod:`cxrviewer.core.equalize`)."""
+        (``meta["equalize"]``; :mod:`cxrviewer.core.io.equalize`)."""
         mode = self.meta.get("equalize", False)
         return MODES[mode] if mode else None
 
     @property
     def frame_normalize(self) -> bool:
         """Whether a constant frame is cropped from the input before the model sees it
-        (``meta["frame_normalize"]``; :mod:`cxrviewer.core.frame`)."""
+        (``meta["frame_normalize"]``; :mod:`cxrviewer.core.io.frame`)."""
         return bool(self.meta.get("frame_normalize", False))
 
     def normalize(self, x: torch.Tensor, frame: bool = True) -> torch.Tensor:

@@ -15,9 +15,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from . import atomic
+from .. import atomic
+from ..errors import ModelFileError
 from .checkpoint import _check_meta, read_header
-from .errors import ModelFileError
 
 
 def weights_digest(path: str | Path) -> str:

@@ -25,11 +25,11 @@ from typing import Any, BinaryIO
 
 import torch
 
-from . import atomic
-from .equalize import MODES
-from .errors import ModelFileError
-from .model import ARCHS, RESNETS, CamClassifier
-from .paths import resources_dir
+from .. import atomic
+from ..errors import ModelFileError
+from ..io.equalize import MODES
+from ..paths import resources_dir
+from .classifier import ARCHS, RESNETS, CamClassifier
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "arch", "class_names", "input_size", "input_channels", "mean", "std")

@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from ..io.radiograph import Radiograph
 from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
-from .imaging import Radiograph
-from .results import FileResult
+from .file_result import FileResult
 from .verdict import verdict
 
 SCALES = ("image", "fixed")
@@ -237,7 +237,7 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     """The overlay PNG of an export: composite, colour bar and caption, at the image's own size.
 
     The caption (bottom, wrapped to the width, never cut) names the verdict and the probability that
-    decided it (:func:`cxrviewer.core.verdict.verdict`, with ``batch``'s threshold), the class whose map
+    decided it (:func:`cxrviewer.core.results.verdict.verdict`, with ``batch``'s threshold), the class whose map
     is shown and the scale, and ``model_name`` in full. A caption that would cover more than
     :data:`CAPTION_SHARE` of the image's height goes in a band of its own below the image instead
     (the export is then that much taller, and at least :data:`MIN_BAND_WIDTH` wide), so a small image is
@@ -245,7 +245,7 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     colour bar (top right) is labelled with the limits (logit units for the evidence map).
     ``map_layer``: another map to draw (another method's, or none at all with a note), named in the
     caption. ``annotations``: measurements and four-corner text burned in too
-    (:mod:`cxrviewer.core.annotate`). Text scales with the image, with a legible minimum.
+    (:mod:`cxrviewer.core.results.annotate`). Text scales with the image, with a legible minimum.
     """
     pixels = _check_pixels(radiograph.pixels)
     h, w = pixels.shape
@@ -303,7 +303,7 @@ def with_caption_band(image: Image.Image, caption: str, fnt: Any) -> Image.Image
 def export_caption(result: FileResult, what: str, model_name: str | None, lengths: str | None = None,
                    batch: Any = None) -> str:
     """The export's caption: verdict (or OUT OF SCOPE) with the probability that decided it (``batch``: the
-    run's :class:`~cxrviewer.core.columns.Batch`, whose threshold decided two-class labels), ``what`` map is
+    run's :class:`~cxrviewer.core.results.columns.Batch`, whose threshold decided two-class labels), ``what`` map is
     shown (class, scale), the model's full name, and where measured lengths come from (``lengths``)."""
     said = verdict(result, batch)
     parts = [said if result.in_scope is not False else f"OUT OF SCOPE (model: {said})", what]

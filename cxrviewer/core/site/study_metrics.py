@@ -1,6 +1,6 @@
 """Reader-study figures from the loaded batch: the AI and the reader, each against the truth.
 
-The truth of a file is its :class:`~.reader_study.ReaderEntry`'s (from the folder names). The AI's
+The truth of a file is its :class:`~cxrviewer.core.results.reader_study.ReaderEntry`'s (from the folder names). The AI's
 figures are those of :func:`~.evaluation.evaluation_metrics` on the stored probabilities (at the
 live threshold); the reader's come from the confusion matrix of their labels. Qt-free.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..results.file_result import FileResult
 from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
-from .results import FileResult
 
 
 def _truth(r: FileResult) -> str | None:

@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic
-from .errors import CxrError
+from .. import atomic
+from ..errors import CxrError
 from .reader_study import ReaderEntry, ReaderStudy
 
 FORMAT = "cxrviewer-session"

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .model import CamClassifier
+from .classifier import CamClassifier
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 REDUCED = ("bfloat16", "float16")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training import metrics as M
 from .evaluation import EvaluationError, LabelledScores, evaluation_metrics
-from .training import metrics as M
 
 MIN_PER_CLASS = 20
 RULE_HELP = "youden | sensitivity=S | specificity=S (S between 0 and 1, e.g. sensitivity=0.95)"
@@ -122,7 +122,7 @@ def _in_scope_at(scores: LabelledScores, old: float, new: float) -> np.ndarray:
 
 def calibration_metadata(cal: Calibration, scores: LabelledScores, source: Path, meta: dict) -> dict:
     """The metadata updates of the calibrated model file."""
-    from .model_update import weights_digest
+    from ..model.model_update import weights_digest
 
     updates: dict = {"temperature": cal.temperature}
     if cal.threshold is not None:
@@ -147,9 +147,9 @@ def _summary(m: dict) -> dict:
 def write_calibrated(cal: Calibration, scores: LabelledScores, source: str | Path, out: str | Path,
                      overwrite: bool = False) -> Path:
     """Write the calibrated model file ``out`` (weights byte-identical to ``source``) and its model card."""
-    from .checkpoint import read_header
-    from .model_update import write_with_metadata
-    from .training.model_card import write_model_card
+    from ..model.checkpoint import read_header
+    from ..model.model_update import write_with_metadata
+    from ..training.model_card import write_model_card
 
     source = Path(source)
     path = write_with_metadata(source, out, calibration_metadata(cal, scores, source, read_header(source)), overwrite)

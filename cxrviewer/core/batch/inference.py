@@ -12,7 +12,7 @@ Batches run on a few lanes (:mod:`.thread_layout`): each lane decodes a batch
 and runs one forward pass under ``torch.inference_mode()`` that gives the logits
 and the CAMs of every class; a bounded number of batches is in flight (so memory
 stays flat however many files) and results come back in input order. The forward pass runs on a private copy of
-the model in the precision the policy picks (:mod:`.precision`: ``auto`` =
+the model in the precision the policy picks (:mod:`~cxrviewer.core.model.precision`: ``auto`` =
 bfloat16 on CPUs with native bf16 when the model file records parity, else
 float32), channels_last; the caller's model is never changed.
 """
@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CxrError, RadiographError
-from .explain.checks import as_results, verdict_checks
-from .imaging import IMAGE_SUFFIXES, is_radiograph_file, load_radiograph, to_model_input
-from .model import CamClassifier
-from .precision import PARITY_KEY, prepare_model, resolve_precision
-from .results import OUT_OF_SCOPE, FileResult, VerdictChecks
-from .scope import ScopeStats, judge, rule_reason
+from ..errors import CxrError, RadiographError
+from ..explain.checks import as_results, verdict_checks
+from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
+from ..io.reading import is_radiograph_file, load_radiograph
+from ..model.classifier import CamClassifier
+from ..model.precision import PARITY_KEY, prepare_model, resolve_precision
+from ..model.scope import ScopeStats, judge, rule_reason
+from ..results.file_result import OUT_OF_SCOPE, FileResult, VerdictChecks
 from .thread_layout import default_lanes, intra_op_threads, thread_budget, threads_per_lane
 from .workers import DaemonPool, Gate
 
@@ -108,7 +109,7 @@ def scan_inputs(inputs: Iterable[str | Path], skipped: list[tuple[Path, str]] | 
 
     - A file named directly is kept whatever its name (an unreadable one becomes
       an error row later); folders are walked recursively and radiographs are taken
-      (:func:`~cxrviewer.core.imaging.is_radiograph_file`: a suffix in
+      (:func:`~cxrviewer.core.io.reading.is_radiograph_file`: a suffix in
       ``IMAGE_SUFFIXES``, any case, or a suffix-less regular file with DICOM's magic).
     - Nothing but regular files is ever opened: a FIFO, device or socket never blocks
       the scan. An entry with an image suffix that is not a readable regular file (a
@@ -258,7 +259,7 @@ class Predictor:
     beyond those the lanes are working on. ``first_batch``: size of the first
     batch only (small, so the first result shows quickly in the viewer).
     ``precision``: "auto" (default), "float32", "bfloat16" or "float16"; see
-    :func:`~cxrviewer.core.precision.resolve_precision`. ``self.precision`` is
+    :func:`~cxrviewer.core.model.precision.resolve_precision`. ``self.precision`` is
     the one in use, ``self.precision_reason`` says why. The forward pass runs on
     ``self.model``, a private copy in that precision: ``model`` is not moved or changed.
     ``checks``: run the per-verdict checks (:mod:`cxrviewer.core.explain.checks`) and set

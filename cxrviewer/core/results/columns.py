@@ -1,6 +1,6 @@
 """The result columns, declared once: the CSV writer, the results table and the details panel read these specs.
 
-A :class:`Column` says how to get one value from a :class:`~cxrviewer.core.results.FileResult`
+A :class:`Column` says how to get one value from a :class:`~cxrviewer.core.results.file_result.FileResult`
 (plus the :class:`Batch` every row of a run shares: classes, threshold, model name), how to
 show it as text, how to sort it and how wide it wants to be. A new ``FileResult`` field
 becomes a new column here and nowhere else::
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .file_result import FileResult
 from .reader_study import agreement
-from .results import FileResult
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Batch:
 
     @classmethod
     def of(cls, model: Any) -> Batch:
-        """The batch facts of a :class:`~cxrviewer.core.model.CamClassifier` (``None``: no model)."""
+        """The batch facts of a :class:`~cxrviewer.core.model.classifier.CamClassifier` (``None``: no model)."""
         if model is None:
             return cls()
         pos = model.positive_index

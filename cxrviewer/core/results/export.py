@@ -29,9 +29,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import CxrError
 from .columns import Batch, Column, csv_columns
-from .errors import CxrError
-from .results import FileResult
+from .file_result import FileResult
 
 OVERLAY_SUFFIX = "_cam.png"
 
@@ -220,7 +220,7 @@ def _is_number(text: str) -> bool:
 class CsvWriter:
     """Streams results to a CSV, one row per :meth:`write`; the file appears under its name on :meth:`close`.
 
-    The columns are ``columns`` (default: :func:`~cxrviewer.core.columns.csv_columns` of
+    The columns are ``columns`` (default: :func:`~cxrviewer.core.results.columns.csv_columns` of
     ``batch``), each cell the column's text. File names go through :func:`csv_path`,
     every other cell through :func:`csv_cell`; the file is UTF-8 (any lone surrogate in a
     message is written as ``\\udcXX``). Refuses an existing ``path`` unless ``overwrite``.
@@ -297,7 +297,7 @@ class CsvWriter:
 
 def write_csv(results: Iterable[FileResult], path: str | Path, batch: Batch, overwrite: bool = False,
               columns: Sequence[Column] | None = None) -> Path:
-    """Write ``results`` as the results CSV (``columns``, default :func:`~cxrviewer.core.columns.csv_columns`);
+    """Write ``results`` as the results CSV (``columns``, default :func:`~cxrviewer.core.results.columns.csv_columns`);
     returns the path written."""
     with CsvWriter(path, batch, columns, overwrite=overwrite) as writer:
         for result in results:
