@@ -410,13 +410,14 @@ def _overlay_folder(args: argparse.Namespace) -> Path | None:
 def _overlay_writer(args: argparse.Namespace, model, out_dir: Path) -> Callable[[FileResult], tuple[Path | None, str | None]]:
     """``render(result)``: writes the overlay PNG of one result into ``out_dir``."""
     from .core.model.population import model_line
+    from .core.results.columns import Batch
     from .core.results.overlay import cam_range_from_meta
 
     scale = args.scale
     if scale == "auto":
         scale = "fixed" if "cam_range" in model.meta else "image"
     options = dict(class_name=args.cam_class, scale=scale, cam_range=cam_range_from_meta(model.meta),
-                   model_name=model_line(model.display_name, model.meta))
+                   model_name=model_line(model.display_name, model.meta), batch=Batch.of(model))
     return lambda result: _write_overlay(result, out_dir, options)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.transforms import IdentityTransform, offset_copy
+from matplotlib.transforms import IdentityTransform
 from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
@@ -31,6 +31,7 @@ from ..core.io.corner_text import CornerInfo
 from ..core.results.overlay import DEFAULT_CMAP, compose, upsample_cam
 from ..core.io.window import ValueScale
 from .corners import CornerText
+from .overlay_layout import OverlayText, wrap_words
 from .theme import CANVAS_BACKGROUND, CAPTION_BOX, FRAME, TEXT
 from .view_state import ViewState
 from .viewport import clamp_limits, dragged_window
@@ -43,6 +44,10 @@ def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int
         return None
     scale = min(box_w / w, box_h / h)
     return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+BAR_ROOM_PT = 64.0  # the strip right of the image: bar, ticks, a two-line label and margins, in points
+BAR_WIDTH_PT = 8.0
 
 
 class ScreenImage(AxesImage):
@@ -117,10 +122,14 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.cax.xaxis.set_visible(False)
         self.cax.yaxis.tick_right()
         self.cax.yaxis.set_label_position("right")
-        self.cax.tick_params(colors=TEXT, labelsize=8)
+        self.cax.tick_params(colors=TEXT, labelsize=7, length=3, pad=2)
         for spine in self.cax.spines.values():
             spine.set_edgecolor(FRAME)
-        self._caption = None
+        self._caption = self.ax.text(0.5, 0.985, "", ha="center", va="top", fontsize=11, fontweight="bold",
+                                     color=TEXT, zorder=5, visible=False,
+                                     bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
+        self._caption_text = ""
+        self._note_text = ""
         self._message = self.ax.text(0.5, 0.5, "", transform=self.ax.transAxes, ha="center", va="center",
                                      color=TEXT, fontsize=12, wrap=True)
         self._note = self.ax.text(0.5, 0.01, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11,
@@ -129,9 +138,11 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._view = ViewState()
         self._scale = ValueScale()
         self.corners = CornerText(self.ax)
+        self.text_layout = OverlayText(self.ax, self._caption, self.corners.artists, self._note)
         self._drag: tuple | None = None
         self.tool = None  # a measuring tool (gui.measure_tool.MeasureTool) offered mouse events first
         self.cax.set_visible(False)
+        self._lay_out_axes()
         self.mpl_connect("scroll_event", self._on_scroll)
         self.mpl_connect("button_press_event", self._on_press)
         self.mpl_connect("motion_notify_event", self._on_motion)
@@ -158,12 +169,11 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.corners.info = None
         self._overlay = None
         self._cam_cache = None
-        for artist in (self._image, self._caption):
-            if artist is not None:
-                artist.remove()
-        self._image = self._caption = None
+        if self._image is not None:
+            self._image.remove()
+        self._image = None
+        self._caption_text = self._note_text = ""
         self.cax.set_visible(False)
-        self._note.set_visible(False)
         self._message.set_text(text)
         self._message.set_visible(True)
         self.ax.set_aspect("auto")
@@ -233,10 +243,18 @@ class ImageCanvas(FigureCanvasQTAgg):
         return self.ax.bbox.width / max(abs(x1 - x0), 1e-9)
 
     def draw(self) -> None:
-        self.corners.refresh(self._view.window, self.zoom_factor())
-        # the overlay's note sits above the bottom corners' lines, never over them
-        self._note.set_transform(offset_copy(self.ax.transAxes, fig=self.figure, y=self.corners.bottom_height(), units="points"))
+        lines = self.corners.refresh(self._view.window, self.zoom_factor())
+        image = self._pixels is not None
+        self._place_colour_bar()
+        # badge, corners and note laid out together inside the image (none covers another)
+        self.text_layout.apply(self.get_renderer(), self._caption_text if image else "", lines if image else {},
+                               self._note_text if image else "")
         super().draw()
+
+    @property
+    def caption(self) -> str:
+        """The badge's whole text ("" when none), however it is wrapped on screen."""
+        return self._caption_text if self._pixels is not None else ""
 
     # -- display settings ------------------------------------------------------
     def set_view(self, view: ViewState) -> None:
@@ -270,6 +288,33 @@ class ImageCanvas(FigureCanvasQTAgg):
         return np.asarray(self.buffer_rgba()).copy()
 
     # -- internals ---------------------------------------------------------------
+    def _lay_out_axes(self) -> None:
+        """The image's axes take the figure but for a strip on the right of :data:`BAR_ROOM_PT` (the colour bar,
+        its ticks and a two-line label); the bar runs down the middle three quarters of that strip's height."""
+        fw, fh = self.figure.bbox.width, self.figure.bbox.height
+        if fw < 2 or fh < 2:
+            return
+        px = self.figure.dpi / 72.0
+        room, edge, bar = BAR_ROOM_PT * px / fw, 2.0 * px / fw, BAR_WIDTH_PT * px / fw
+        margin_y = 2.0 * px / fh
+        self.ax.set_position((edge, margin_y, max(0.05, 1.0 - room - 2 * edge), 1.0 - 2 * margin_y))
+        self.cax.set_position((1.0 - room + 4.0 * px / fw, 0.12, bar, 0.76))
+
+    def _place_colour_bar(self) -> None:
+        """Wrap the colour bar's label to the bar's height (two lines, smaller type when it needs more)."""
+        if not self.cax.get_visible() or self._bar_range is None:
+            return
+        label, renderer = self._bar_range[2], self.get_renderer()
+        height = self.cax.bbox.height
+        for size in (8, 7, 6):
+            prop = self.cax.yaxis.label.get_fontproperties().copy()
+            prop.set_size(size)
+            lines = wrap_words(label, height, lambda t: renderer.get_text_width_height_descent(t, prop, ismath=False)[0])
+            if len(lines) <= 2:
+                break
+        self.cax.yaxis.label.set_text("\n".join(lines))
+        self.cax.yaxis.label.set_fontsize(size)
+
     def _set_bar(self, overlay: Overlay) -> None:
         """Point the colour bar at ``overlay``'s limits and label (no work when unchanged)."""
         key = (overlay.vmin, overlay.vmax, overlay.label)
@@ -279,15 +324,15 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._bar.set_extent((0.0, 1.0, overlay.vmin, overlay.vmax))
         self.cax.set_xlim(0.0, 1.0)
         self.cax.set_ylim(overlay.vmin, overlay.vmax)
-        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=9)
+        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=8, labelpad=3)
 
     def _overlay_shown(self) -> bool:
         return self._view.overlay and self._overlay is not None and self._overlay.cam is not None and self._pixels is not None
 
     @property
     def note(self) -> str:
-        """The overlay's note on show ("" when none)."""
-        return self._note.get_text() if self._note.get_visible() else ""
+        """The overlay's note on show ("" when none), however it is wrapped on screen."""
+        return self._note_text if self._pixels is not None else ""
 
     def _recompose(self) -> None:
         """Compose what is drawn: grey (window, invert) with the overlay at the current opacity."""
@@ -312,8 +357,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._image.set_interpolation(interpolation)
         self._image.set_data(rgba)
         self.cax.set_visible(self._overlay_shown())
-        self._note.set_text(o.note if o is not None and v.overlay else "")
-        self._note.set_visible(bool(self._note.get_text()))
+        self._note_text = o.note if o is not None and v.overlay else ""
         self.draw_idle()
 
     def _base(self) -> tuple[np.ndarray, str]:
@@ -365,6 +409,7 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._lay_out_axes()
         self.fitBoxChanged.emit()
         if self._fitted and self._pixels is not None:
             self._recompose()
@@ -393,16 +438,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         return True
 
     def _set_caption(self, text: str, colour: str = TEXT) -> None:
-        if self._caption is None:
-            if not text:
-                return
-            self._caption = self.ax.text(0.5, 0.985, text, transform=self.ax.transAxes, ha="center", va="top",
-                                         fontsize=11, fontweight="bold", color=colour, zorder=5,
-                                         bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
-        else:
-            self._caption.set_text(text)
-            self._caption.set_color(colour)
-            self._caption.set_visible(bool(text))
+        self._caption_text = text
+        self._caption.set_color(colour)
 
     def _on_scroll(self, event) -> None:
         if self._pixels is None or event.inaxes is not self.ax:

@@ -33,6 +33,7 @@ class ViewControls(QWidget):
 
     viewEdited = Signal(object)  # ViewState
     fitRequested = Signal()
+    choiceMade = Signal()  # a box's choice is made: the keys go back to the list (Up/Down step rows, not choices)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,6 +77,8 @@ class ViewControls(QWidget):
         self.level_slider.valueChanged.connect(lambda _v: edit(window=self._slider_window()))
         self.invert.toggled.connect(lambda on: edit(invert=on))
         self.fit.clicked.connect(self.fitRequested)
+        for box in (self.class_box, self.method_box, self.scale_box):
+            box.activated.connect(lambda _i: self.choiceMade.emit())
 
     def _lay_out(self) -> None:
         """Label and control pairs that wrap onto a second row when the window is narrow."""

@@ -1,4 +1,5 @@
-"""The four-corner text drawn over the image axes (the lines come from :mod:`cxrviewer.core.io.corner_text`)."""
+"""The four-corner text drawn over the image axes (the lines come from :mod:`cxrviewer.core.io.corner_text`;
+where they go: :mod:`cxrviewer.gui.overlay_layout`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ _PLACES = {  # corner -> (x, y, ha, va) in axes coordinates
     "bottom_left": (0.01, 0.01, "left", "bottom"),
     "bottom_right": (0.99, 0.01, "right", "bottom"),
 }
-LINE_SPACING = 1.25  # a text line's height in font sizes (matplotlib's default spacing is 1.2)
 _OUTLINE = [patheffects.withStroke(linewidth=2.5, foreground="black")]  # readable over white bone
 
 
@@ -37,15 +37,10 @@ class CornerText:
             return {c: [] for c in CORNERS}
         return corner_text(replace(self.info, window=window, zoom=zoom), self.anonymise)
 
-    def refresh(self, window, zoom) -> None:
-        for corner, lines in self.lines(window, zoom).items():
-            artist = self.artists[corner]
-            artist.set_text("\n".join(lines))
-            artist.set_visible(self.visible and bool(lines))
-
-    def bottom_height(self) -> float:
-        """Points above the axes' bottom edge that the bottom corners' text takes (0 when none is shown)."""
-        shown = [a for c, a in self.artists.items() if c.startswith("bottom") and a.get_visible() and a.get_text()]
-        lines = max((a.get_text().count("\n") + 1 for a in shown), default=0)
-        return lines * self.artists["bottom_left"].get_fontsize() * LINE_SPACING + (6 if lines else 0)
-
+    def refresh(self, window, zoom) -> dict[str, list[str]]:
+        """The lines to show now (none while the corner text is switched off); the canvas's
+        :class:`~cxrviewer.gui.overlay_layout.OverlayText` places them."""
+        lines = self.lines(window, zoom) if self.visible else {c: [] for c in CORNERS}
+        for corner, artist in self.artists.items():
+            artist.set_visible(bool(lines.get(corner)))
+        return lines

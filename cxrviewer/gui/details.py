@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 from ..core.model.population import NOT_RECORDED, WITHHELD
 from ..core.results.columns import Batch, detail_columns, percent
 from ..core.results.file_result import FileResult
+from ..core.results.verdict import decision
 from . import theme
 
 _SKIP_META = {"format", "original_size", "decoded_size", "path"}
@@ -134,14 +135,14 @@ class DetailsPanel(QWidget):
         else:
             head = [f"<p style='font-size:large'>Prediction: <b style='color:{colour}'>{_esc(r.label)}</b></p>"]
         head += self._legend_html(r)
+        threshold = self.model.batch.threshold
+        if threshold is not None and positive and positive in r.probs:  # what decided, as the badge and captions say
+            head.append(f"<p>Decision: {_esc(r.predicted or r.label)} because {_esc(decision(r, self.model.batch))} "
+                        f"(threshold {threshold:.3f})</p>")
         out = [*head, "<table width='100%' cellspacing='2'>", *rows, "</table>"]
         if r.scope_score is not None:
             out.append(f"<p style='color:{theme.MUTED}'>Scope score {r.scope_score:.2f} (in scope up to the model's "
                        "threshold; lower = closer to its training radiographs)</p>")
-        threshold = self.model.batch.threshold
-        if threshold is not None and positive:
-            out.append(f"<p style='color:{theme.MUTED}'>Decision: {_esc(positive)} when its probability "
-                       f"&ge; {threshold:.3f}</p>")
         return "".join(out)
 
     def _legend_html(self, r: FileResult) -> list[str]:

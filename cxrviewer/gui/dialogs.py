@@ -67,4 +67,11 @@ def show_error(parent: QWidget | None, title: str, text: str) -> None:
 
 
 def show_about(parent: QWidget | None, title: str, html: str) -> None:
-    QMessageBox.about(parent, title, html)
+    from .about import about_dialog
+
+    about_dialog(parent, title, html).exec()
+
+
+def show_dialog(dialog) -> None:
+    """Run ``dialog`` (modal) until it is closed."""
+    dialog.exec()

@@ -20,6 +20,7 @@ from ..core.site.calibration import Calibration
 from ..core.site.evaluation import LabelledScores, draw_threshold_sweep
 from ..core.site.study_metrics import StudyReport
 from ..core.training.report import draw_confusion, draw_reliability, draw_roc
+from .keyboard import close_with_keys
 
 REFUSED_COLOUR = "#b00020"
 
@@ -79,6 +80,7 @@ class EvaluationWindow(QWidget):
         col.addLayout(top)
         col.addWidget(self.tabs, 1)
         self.report: StudyReport | None = None
+        self.close_keys = close_with_keys(self)  # Esc, Ctrl+W
         self.resize(980, 760)
 
     def show_report(self, report: StudyReport) -> None:

@@ -52,6 +52,7 @@ class RenderOptions:
     dicom: bool = False  # also write a DICOM Secondary Capture for DICOM inputs
     maps: Mapping[tuple[Path, str], MethodMap] = field(default_factory=dict)  # (path, class) -> the view method's map
     model: object | None = None  # a private copy of the model, for maps of ``view.method`` not in ``maps``
+    batch: object | None = None  # the run's Batch: its threshold is what the caption says decided the label
 
     def window_for(self, path: Path) -> Window | None:
         """The window (modality units) image ``path`` is drawn with; None: its own default."""
@@ -69,7 +70,7 @@ def render(result: FileResult, options: RenderOptions, radiograph: Radiograph | 
         return render_export(radiograph, result, class_name=class_name, scale=v.scale, cam_range=options.cam_range,
                              alpha=v.opacity, cmap=DEFAULT_CMAP, window=window, invert=v.invert,
                              model_name=options.model_name, annotations=annotations(result, options, radiograph),
-                             map_layer=map_layer(result, class_name, options, radiograph))
+                             map_layer=map_layer(result, class_name, options, radiograph), batch=options.batch)
     grey = compose(radiograph.pixels, None, 0.0, 1.0, window=window, invert=v.invert)
     return burn_in(Image.fromarray(grey, "RGB"), annotations(result, options, radiograph))
 

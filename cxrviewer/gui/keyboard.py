@@ -9,7 +9,7 @@ the fields keep copy, cut, paste, undo, redo, select all, and every key the wind
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 _K = QKeySequence.StandardKey
@@ -66,3 +66,18 @@ class KeyForwarder(QObject):
             QCoreApplication.sendEvent(self.target, copy)
             return True
         return False
+
+
+def close_with_keys(window: QWidget) -> list[QShortcut]:
+    """Esc, Ctrl+W and the platform's Close key (Ctrl+F4 on some) close ``window`` (a secondary window)."""
+    keys = [QKeySequence(Qt.Key.Key_Escape), QKeySequence("Ctrl+W"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Close)]
+    shortcuts, seen = [], set()
+    for key in keys:
+        if key.isEmpty() or key.toString() in seen:
+            continue
+        seen.add(key.toString())
+        shortcut = QShortcut(key, window)
+        shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        shortcut.activated.connect(window.close)
+        shortcuts.append(shortcut)
+    return shortcuts

@@ -22,8 +22,9 @@ from ..core.explain.catalog import EVIDENCE, default_method
 from ..core.model.population import NOT_RECORDED, model_line
 from ..core.model.precision_policy import PRECISIONS
 from ..core.paths import default_model_path
-from ..core.results.columns import Batch, csv_columns, percent, verdict_legend
+from ..core.results.columns import Batch, csv_columns, verdict_legend
 from ..core.results.export import ExportError, check_output_dir, write_csv
+from ..core.results.verdict import verdict
 from . import dialogs
 from .about import about_html
 from .cache_menu import CacheActions
@@ -43,6 +44,7 @@ from .reader_controller import ReaderController
 from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
+from .shortcuts_dialog import ShortcutsDialog
 from .site_tools import SiteTools
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         self.inputs: list[Path] = []
         self._batch_start = 0.0
         self._current_row = -1
+        self._auto_path: Path | None = None  # the file selected for the user when the batch opened
         self.view = ViewState()
         self.batch = Batch()
 
@@ -152,7 +155,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([470, 860, 290])
         self.splitter.setChildrenCollapsible(False)
         self.results_view.setMinimumWidth(300)
-        self.details.setMinimumWidth(260)
+        self.details.setMinimumWidth(240)
         self.setCentralWidget(self.splitter)
         bar = self.statusBar()
         bar.addWidget(self.batch_status)
@@ -195,6 +198,7 @@ class MainWindow(QMainWindow):
         self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
         self.prev_act = act("&Previous Image", lambda: self.step(-1), "P", "Go to the previous row")
         self.about_act = act("&About cxrviewer", self.show_about, None, "Model card and intended use")
+        self.shortcuts_act = act("&Keyboard Shortcuts", self.show_shortcuts, "F1", "Every key of the viewer")
         self.stability_act = act("&Stability Check", self.set_stability, None, "Re-score each image with a black "
                                  "border and a slight blur to flag unstable verdicts (two more forward passes per "
                                  "image)", checkable=True)
@@ -249,7 +253,7 @@ class MainWindow(QMainWindow):
         reader_menu.addAction(self.site.study_act)
         self.measure_actions.fill(bar.addMenu("&Tools"))
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.about_act)
+        help_menu.addActions([self.shortcuts_act, self.about_act])
         self._fill_recent_menu()
         self._create_toolbar()
 
@@ -293,7 +297,9 @@ class MainWindow(QMainWindow):
         self._loading_timer.timeout.connect(self._show_loading_hint)
         self.controls.viewEdited.connect(self.set_view)
         self.controls.fitRequested.connect(self.canvas.fit)
+        self.controls.choiceMade.connect(self.results_view.table.setFocus)
         self.canvas.windowDragged.connect(self.windowing.set_window)
+        self.windowing.follow_rows(self.results_view.proxy)
         self.canvas.resetRequested.connect(self.windowing.reset)
         self.canvas.hovered.connect(self.hover_label.setText)
         self.reader.export_measurements = self.measure.store.to_dict  # measurements travel with reader sessions
@@ -369,8 +375,10 @@ class MainWindow(QMainWindow):
         elif self.model_loader.loading:
             self.batch_status.set_idle(f"{len(paths)} files - loading the model...")
         else:
-            self.batch_status.set_idle(f"{len(paths)} files - no model loaded (Model > Load Model...)")
+            self.batch_status.set_idle(f"{len(paths)} files - " + ("loading the model..." if self.model_loader.loading
+                                                                   else "no model loaded (Model > Load Model...)"))
         self.results_view.select_first()
+        self._auto_path = self.current_path()  # chosen for the user: moves on if this file turns out damaged
         self._update_actions()
 
     def _on_problem(self, message: str) -> None:
@@ -504,6 +512,13 @@ class MainWindow(QMainWindow):
             self.canvas.show_message(f"Loading {path.name}...")
 
     def _on_rows_changed(self, top, bottom, _roles=()) -> None:
+        if self._auto_path is not None and self._auto_path == self.current_path() \
+                and self.results_model.row(self._current_row).status == ERROR:  # never open a batch on a broken file
+            row = self.results_view.first_readable_row()
+            if row >= 0:
+                self._auto_path = self.results_model.row(row).path
+                self.results_view.select_source_row(row)
+                return
         if top.row() <= self._current_row <= bottom.row():
             r = self.results_model.row(self._current_row)
             if r.result is not None and r.result.error:
@@ -553,7 +568,8 @@ class MainWindow(QMainWindow):
                              measurements=self.measure.store.snapshot(), corners=self.settings.export_corners,
                              anonymise=self.settings.anonymise, dicom=self.settings.export_dicom,
                              maps=self.method_maps.maps_of(self.view.method, self.model) if other_method else {},
-                             model=copy.deepcopy(self.model) if other_method else None)  # hooks never shared
+                             model=copy.deepcopy(self.model) if other_method else None,  # hooks never shared
+                             batch=self.batch)
 
     def model_name(self) -> str:
         """The model's display name (the core's, as the CLI writes it)."""
@@ -581,13 +597,11 @@ class MainWindow(QMainWindow):
         shown = (result.predicted or result.label) if result is not None and result.ok else None
         self.canvas.setToolTip(verdict_legend(self.batch, shown, result))
         if result is not None and result.ok and result.in_scope is False:  # a banner over the image and its CAM
-            p = result.probs.get(result.predicted or "", 0.0)
-            self.canvas.set_caption(f"OUT OF SCOPE: {result.scope_reason}\n(no verdict; the model would say "
-                                    f"{result.predicted} {percent(p)})", CAPTION_OUT_OF_SCOPE)
+            self.canvas.set_caption(f"OUT OF SCOPE (no verdict): {result.scope_reason}",  # the model's call: in details
+                                    CAPTION_OUT_OF_SCOPE)
         elif result is not None and result.ok and result.label:
-            p = result.probs.get(result.label, 0.0)
             positive = result.label == self.batch.positive
-            self.canvas.set_caption(f"{result.label}  {percent(p)}", CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
+            self.canvas.set_caption(verdict(result, self.batch), CAPTION_POSITIVE if positive else CAPTION_NEGATIVE)
         else:
             self.canvas.set_caption("")
 
@@ -816,6 +830,9 @@ class MainWindow(QMainWindow):
     # -- help ----------------------------------------------------------------------------
     def show_about(self) -> None:
         dialogs.show_about(self, "About cxrviewer", about_html(self.model, self.model_path, self.device, __version__))
+
+    def show_shortcuts(self) -> None:
+        dialogs.show_dialog(ShortcutsDialog(self))
 
     # -- state, drag and drop, closing -----------------------------------------------------
     def _update_actions(self) -> None:

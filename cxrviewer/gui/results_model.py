@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QStyle
 from ..core.results.columns import Batch, Column, table_columns, verdict_legend
 from ..core.results.reader_study import ReaderStudy, relabel
 from ..core.results.file_result import OUT_OF_SCOPE, FileResult
+from ..core.results.display_names import shown_names
 from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
@@ -62,6 +63,7 @@ class ResultsModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[Row] = []
         self._index: dict[Path, int] = {}
+        self._names: list[str] = []  # each file's name on screen, with its subfolder
         self._sort_keys: dict[int, list] = {}  # column -> key per row, rebuilt after any change
         self.batch = Batch()
         self.columns = _columns(self.batch)
@@ -73,6 +75,7 @@ class ResultsModel(QAbstractTableModel):
         self._sort_keys.clear()
         self._rows = [Row(Path(p), status) for p in paths]
         self._index = {r.path: i for i, r in enumerate(self._rows)}
+        self._names = shown_names([r.path for r in self._rows])
         self.endResetModel()
 
     def set_batch(self, batch: Batch) -> None:
@@ -133,6 +136,11 @@ class ResultsModel(QAbstractTableModel):
     def row_of(self, path: Path) -> int | None:
         return self._index.get(Path(path))
 
+    def shown_name(self, path: Path) -> str:
+        """``path``'s name as the table shows it (with the folders below the batch's common folder)."""
+        i = self._index.get(Path(path))
+        return self._names[i] if i is not None else Path(path).name
+
     def results(self) -> list[FileResult]:
         return [r.result for r in self._rows if r.result is not None]
 
@@ -175,6 +183,8 @@ class ResultsModel(QAbstractTableModel):
 
     def _cell(self, row: Row, col: int) -> str:
         spec = self.columns[col]
+        if col == NAME:
+            return self.shown_name(row.path)
         return row.status if spec is None else spec.text(row.result or FileResult(row.path), self.batch)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -224,6 +234,9 @@ class ResultsModel(QAbstractTableModel):
         spec = self.columns[col]
         if spec is None:
             return False, _STATUS_ORDER.get(row.status, 9)
+        if col == NAME:
+            name = self.shown_name(row.path)
+            return False, (name.casefold(), name)
         value = spec.get(row.result or FileResult(row.path), self.batch)
         return value is None or value == "", spec.sort(value)
 

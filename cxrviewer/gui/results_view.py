@@ -5,9 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from .results_model import NAME, ResultsFilter, ResultsModel
+from .results_model import ERROR, NAME, PROB, READER, STATUS, ResultsFilter, ResultsModel
 from .selection import KeptSelection
-from .table_look import ColumnSizer, LeftElideDelegate
+from .table_look import ColumnSizer, MiddleElideDelegate
 
 
 class ResultsTable(QTableView):
@@ -52,9 +52,10 @@ class ResultsView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.table.setItemDelegateForColumn(NAME, LeftElideDelegate(self.table))
+        self.table.setItemDelegateForColumn(NAME, MiddleElideDelegate(self.table))
         self.table.horizontalHeader().setHighlightSections(False)
-        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col), model.icon_samples(col)))
+        self.sizer = ColumnSizer(self.table, lambda col: (model.width_hint(col), model.width_samples(col), model.icon_samples(col)),
+                                 optional=(READER, PROB, STATUS))
         self.sizer.fit()
         model.headerDataChanged.connect(lambda *_: self.sizer.fit())
         top = QHBoxLayout()
@@ -112,6 +113,14 @@ class ResultsView(QWidget):
     def select_first(self) -> None:
         if self.proxy.rowCount():
             self.select_source_row(self.proxy.mapToSource(self.proxy.index(0, 0)).row())
+
+    def first_readable_row(self) -> int:
+        """The source row of the first file in view order that has not failed (-1: none)."""
+        for r in range(self.proxy.rowCount()):
+            row = self.proxy.mapToSource(self.proxy.index(r, 0)).row()
+            if self.model.row(row).status != ERROR:
+                return row
+        return -1
 
     def neighbour_rows(self, ahead: int = 1, behind: int | None = None) -> list[int]:
         """Source rows after (nearest first) and then before the current one in view order (for prefetching)."""

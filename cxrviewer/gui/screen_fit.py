@@ -6,14 +6,16 @@ from PySide6.QtCore import QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-LIST_SHARE, DETAILS_SHARE = 0.30, 0.18
-MIN_LIST, MIN_DETAILS = 560, 260
+LIST_SHARE, DETAILS_SHARE = 0.33, 0.18
+MIN_LIST, MAX_LIST, MIN_DETAILS = 300, 560, 240
 
 
 def split_sizes(width: int) -> list[int]:
-    """Default widths of the list, the image and the details for a window ``width`` wide: the list and
-    the details keep room for their text, the image gets the rest."""
-    listing, details = max(MIN_LIST, round(LIST_SHARE * width)), max(MIN_DETAILS, round(DETAILS_SHARE * width))
+    """Default widths of the list, the image and the details for a window ``width`` wide: a third for the list
+    (300 to 560 px: a narrower table hides its optional columns), the details at least 240 px, the image the
+    rest (at 1366 px: 451, 675, 240; at 1024: 338, 446, 240)."""
+    listing = min(MAX_LIST, max(MIN_LIST, round(LIST_SHARE * width)))
+    details = max(MIN_DETAILS, round(DETAILS_SHARE * width)) if width >= 1500 else MIN_DETAILS
     return [listing, max(0, width - listing - details), details]
 
 

@@ -24,13 +24,13 @@ class ProgressRate:
 
     No estimate until :attr:`MIN_DONE` images are done after the first update and :attr:`MIN_SECONDS` have
     passed (the start-up - model warm-up, first batch - would make the first figure far too slow); then
-    the rate over the last :attr:`WINDOW_S` seconds, smoothed so the figure does not jump.
+    the rate over the last :attr:`WINDOW_S` seconds, itself the smoothing: a running average on top would
+    lag behind a batch that speeds up (it said 0:16 left with 1.5 s to go).
     """
 
     MIN_DONE = 4
     MIN_SECONDS = 1.0
-    WINDOW_S = 10.0
-    SMOOTHING = 0.3  # weight of the newest rate
+    WINDOW_S = 5.0
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
@@ -49,8 +49,7 @@ class ProgressRate:
         if done - first[1] < self.MIN_DONE or now - first[0] < self.MIN_SECONDS:
             return None, None
         t0, d0 = recent[0] if recent[0][1] < done and now - recent[0][0] >= self.MIN_SECONDS else first
-        rate = (done - d0) / (now - t0)
-        self._rate = rate if self._rate is None else self.SMOOTHING * rate + (1 - self.SMOOTHING) * self._rate
+        self._rate = (done - d0) / (now - t0)
         return self._rate, (total - done) / self._rate
 
 

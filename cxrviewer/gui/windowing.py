@@ -61,10 +61,25 @@ class Windowing(QObject):
         """``image`` is going on the canvas: scale the controls, describe the corners; returns its window."""
         self.path, self.image = path, image
         self.main.controls.set_scale(image.scale)
-        info = corner_info(image.radiograph, index=index, count=count)
+        info = corner_info(image.radiograph, index=index, count=count, name=self.main.results_model.shown_name(path))
         self.main.canvas.set_corner_info(info, self.anonymise_act.isChecked())
         self.main.canvas.show_corners(self.corners_act.isChecked())
         return self.memory.window_for(path)
+
+    def follow_rows(self, proxy) -> None:
+        """Keep "Image i of n" true while a filter or a sort changes the rows on show."""
+        for signal in (proxy.rowsInserted, proxy.rowsRemoved, proxy.layoutChanged, proxy.modelReset):
+            signal.connect(self._reposition)
+
+    def _reposition(self, *_args) -> None:
+        canvas = self.main.canvas
+        info = canvas.corners.info
+        if info is None or self.path is None or self.main.current_path() != self.path:
+            return
+        index, count = self.main._position()
+        index = index if index > 0 else None  # (hidden by the filter: no place in the list)
+        if (info.index, info.count) != (index, count):
+            canvas.set_corner_info(replace(info, index=index, count=count), canvas.corners.anonymise)
 
     def viewed(self, window: Window | None) -> None:
         """The view's window is now ``window``: remember it for this image (or the batch, when locked)."""

@@ -11,7 +11,7 @@ from cxrviewer.core.io.radiograph import Radiograph
 from cxrviewer.core.results.annotate import MIN_FONT_PX, Annotations, burn_in, font, font_px, wrap
 from cxrviewer.core.results.file_result import FileResult
 from cxrviewer.core.results.measurements import Calibration, Measurement
-from cxrviewer.core.results.overlay import export_caption, overlay_image, render_export
+from cxrviewer.core.results.overlay import CAPTION_SHARE, MIN_BAND_WIDTH, export_caption, overlay_image, render_export
 
 LONG_NAME = "cxr-resnet18-224-kermany-pneumonia-recipe-b-seed-3-temperature-scaled"
 
@@ -30,29 +30,46 @@ def _result(w, h):
 
 
 def _caption_rows(w, h, **kwargs):
-    """How many rows at the bottom left the caption's dark box covers, and the caption's lines."""
+    """How many rows at the bottom left the caption's dark box covers (over the image, or in the band below it),
+    the caption's lines, the font size, and whether the image's own rows are left uncovered."""
     rad, r = _radiograph(w, h), _result(w, h)
     plain = overlay_image(rad, r).astype(int)
     out = np.asarray(render_export(rad, r, model_name=LONG_NAME, **kwargs)).astype(int)
     size = font_px(w, h)
     x = max(2, size // 2) - 1  # inside the caption's box, left of its text
-    rows = int(((plain[h // 2:, x] - out[h // 2:, x]).sum(axis=1) > 30).sum())
-    lines = wrap(export_caption(r, "CAM PNEUMONIA, image scale", LONG_NAME), font(size), w - 2 * max(2, size // 2))
-    return rows, lines, size
+    band = out.shape[0] > h
+    if band:
+        rows = out.shape[0] - h
+        width = max(w, MIN_BAND_WIDTH)
+    else:
+        rows = int(((plain[h // 2:, x] - out[h // 2:, x]).sum(axis=1) > 30).sum())
+        width = w
+    lines = wrap(export_caption(r, "CAM PNEUMONIA, image scale", LONG_NAME), font(size), width - 2 * max(2, size // 2))
+    uncovered = np.array_equal(out[h // 2:h, : w // 2], plain[h // 2:, : w // 2])
+    return rows, lines, size, band, uncovered
 
 
 @pytest.mark.parametrize("w, h", [(224, 224), (1841, 1500)])
 def test_caption_is_legible_and_carries_the_full_model_name(w, h):
-    rows, lines, size = _caption_rows(w, h)
+    rows, lines, size, band, uncovered = _caption_rows(w, h)
     assert size >= MIN_FONT_PX and size >= 0.02 * min(w, h)
     assert " ".join(lines).replace(" ", "") == export_caption(_result(w, h), "CAM PNEUMONIA, image scale", LONG_NAME).replace(" ", "")
     assert LONG_NAME in " ".join(lines) or LONG_NAME in "".join(lines)  # never cut, at most wrapped
     assert not any("…" in line for line in lines)
     assert rows >= len(lines) * size  # every line drawn, at full size
     if w == 224:
-        assert len(lines) >= 2  # wrapped to fit the narrow image
+        assert len(lines) >= 2 and band and uncovered  # wrapped, in a band below: the small image stays in view
     else:
-        assert len(lines) <= 2 and size >= 30
+        assert len(lines) <= 2 and size >= 30 and not band and rows <= CAPTION_SHARE * h  # over the image, low
+
+
+def test_the_caption_says_the_probability_that_decided_the_label():
+    from cxrviewer.core.results.columns import Batch
+
+    r = FileResult(path=Path("x.png"), label="NORMAL", predicted="NORMAL", probs={"NORMAL": 0.31, "PNEUMONIA": 0.69})
+    batch = Batch(("NORMAL", "PNEUMONIA"), "PNEUMONIA", 0.72, "m")
+    caption = export_caption(r, "CAM NORMAL, image scale", "m", batch=batch)
+    assert caption.startswith("NORMAL: P(PNEUMONIA) 69% < 72% |") and "31" not in caption
 
 
 def test_wrap_breaks_a_word_wider_than_the_line_without_losing_characters():
@@ -67,7 +84,7 @@ def test_measurements_are_drawn_at_their_image_pixels_and_scaled():
     a = Annotations((line,), Calibration(0.5, 0.5, "Pixel Spacing"), full_width=448)
     out = np.asarray(render_export(rad, r, annotations=a)).astype(int)
     plain = np.asarray(render_export(rad, r)).astype(int)
-    changed = np.abs(out - plain).sum(axis=2) > 60
+    changed = np.abs(out[:224] - plain[:224]).sum(axis=2) > 60  # (the caption's band below may differ)
     assert changed[100, 60:140].all()  # the line
     assert not changed[100 + 6:140, 60:140].any() and not changed[60:100 - 16, 20:40].any()
     yellow = out[100, 60:140]

@@ -445,9 +445,11 @@ def test_empty_random_and_missing_files(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     expect_error(CorruptFileError, tmp_path / "empty.png", "empty", "0 bytes")
     noise = np.random.default_rng(4).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    for name in ("noise.jpg", "noise.dcm", "noise"):
+    for name in ("noise.dcm", "noise"):
         (tmp_path / name).write_bytes(noise)
         expect_error(UnsupportedFileError, tmp_path / name)
+    (tmp_path / "bad.jpg").write_bytes(noise)  # named as an image: damaged, not "unsupported"
+    expect_error(CorruptFileError, tmp_path / "bad.jpg", "damaged", "not a JPEG")
     (tmp_path / "notes.txt").write_text("not an image\n")
     expect_error(UnsupportedFileError, tmp_path / "notes.txt", "not a supported image")
     expect_error(UnsupportedFileError, tmp_path / "missing.png", "not found")

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from cxrviewer.core.io.radiograph import Radiograph
 from cxrviewer.core.results.overlay import (
-    DEFAULT_CAM_RANGE, cam_for_display, cam_range_from_meta, class_evidence, colormap_lut, compose, overlay_image, render_export, upsample_cam, window_pixels,
+    DEFAULT_CAM_RANGE, cam_for_display, cam_range_from_meta, class_evidence, colormap_lut, compose, overlay_image,
+    MIN_BAND_WIDTH, render_export, upsample_cam, window_pixels,
 )
 from cxrviewer.core.results.file_result import FileResult
 
@@ -146,18 +147,20 @@ def test_compose_checks_inputs(kwargs, match):
 
 
 @pytest.mark.parametrize("size", [(60, 90), (300, 200), (24, 24)])
-def test_export_figure_is_the_image_size_with_bar_and_caption(size):
+def test_export_figure_is_the_image_with_bar_and_caption_never_hiding_a_small_image(size):
     h, w = size
     rad = Radiograph(Path("x.png"), RNG.random((h, w)).astype(np.float32), {"format": "PNG"})
     r = _result(3.0, size=(w, h))
     plain = overlay_image(rad, r, scale="fixed")
     assert plain.shape == (h, w, 3) and plain.dtype == np.uint8
     img = render_export(rad, r, model_name="a model with a rather long name " * 3, scale="fixed")
-    assert img.size == (w, h) and img.mode == "RGB"
-    arr = np.asarray(img)
-    assert not np.array_equal(arr, plain)  # bar and caption drawn
-    if min(size) >= 200:  # away from bar and caption the figure is the composite itself (a caption of legible
-        # size covers much of a tiny image)
-        np.testing.assert_array_equal(arr[h // 2 - 2:h // 2 + 2, w // 3], plain[h // 2 - 2:h // 2 + 2, w // 3])
+    assert img.mode == "RGB" and img.size[0] == max(w, MIN_BAND_WIDTH) and img.size[1] > h  # a band below: this
+    arr = np.asarray(img)                                                     # long caption would cover > 12%
+    assert min(size) < 60 or not np.array_equal(arr[:h, :w], plain)  # the bar drawn (where there is room for one)
+    # the image's bottom half is the composite itself: the caption is below, not over it
+    np.testing.assert_array_equal(arr[h // 2:h, : w // 2], plain[h // 2:, : w // 2])
+    assert arr[h:].max() > 200  # the caption's white text in the band
+    big = Radiograph(Path("x.png"), RNG.random((1200, 1000)).astype(np.float32), {"format": "PNG"})
+    assert render_export(big, _result(3.0, size=(1000, 1200)), model_name="m").size == (1000, 1200)  # fits over it
     with pytest.raises(ValueError):
         render_export(rad, FileResult(path=Path("bad.png"), error="corrupt"))

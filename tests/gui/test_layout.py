@@ -88,6 +88,8 @@ def cut_table_text(window) -> list[str]:
     table = window.results_view.table
     header, metrics, problems = table.horizontalHeader(), table.fontMetrics(), []
     for col in range(header.count()):
+        if header.isSectionHidden(col):  # (a narrow table hides its optional columns: not cut, left out)
+            continue
         if header.sectionSizeFromContents(col).width() > header.sectionSize(col):
             problems.append(f"header {col}: {header.sectionSizeFromContents(col).width()} > {header.sectionSize(col)}")
         if header.sectionViewportPosition(col) + header.sectionSize(col) > table.viewport().width() + 1:

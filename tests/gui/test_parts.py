@@ -102,8 +102,22 @@ def test_progress_rate_and_eta():
     r, left = rate.update(17, 74)
     assert r == 16.0 and left == pytest.approx(57 / 16)  # measured from the first update, not from the start
     now[0] = 12.0
-    r, left = rate.update(25, 74)  # 8 img/s now: smoothed, not jumping
+    r, left = rate.update(25, 74)  # 8 img/s now: over the last seconds, not jumping
     assert 8.0 < r < 16.0 and left == pytest.approx(49 / r)
+
+
+def test_time_left_follows_a_batch_that_speeds_up():
+    now = [0.0]
+    rate = ProgressRate(clock=lambda: now[0])
+    done = 0
+    for step in range(1, 41):  # 2 img/s for 20 s
+        now[0], done = step * 0.5, step
+        rate.update(done, 200)
+    while done < 170:  # then 20 img/s
+        now[0] += 0.5
+        done += 10
+        r, left = rate.update(done, 200)
+    assert left == pytest.approx(1.5, abs=0.3)  # 30 left at 20 img/s (it said 0:16 with 1.5 s to go)
     assert format_eta(3725) == "1:02:05" and format_eta(65) == "1:05"
 
 

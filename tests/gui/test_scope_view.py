@@ -24,10 +24,11 @@ def test_out_of_scope_rows_filter_details_and_banner(qtbot, window, image_folder
     view.select_source_row(window.results_model.row_of(image_folder / "blank.png"))
 
     def shown():
-        caption = window.canvas._caption
-        assert caption is not None and caption.get_text().startswith("OUT OF SCOPE: image is blank")
-        assert "the model would say" in caption.get_text()
+        caption = window.canvas.caption
+        assert caption.startswith("OUT OF SCOPE (no verdict): image is blank")
+        assert "would say" not in caption  # the model's call is the details' (for audit), not the banner's
         text = window.details.browser.toPlainText()
+        assert "the model would say" in text
         assert "withheld (out of scope)" in text and "blank or nearly uniform" in text
 
     qtbot.waitUntil(shown, timeout=10000)

@@ -37,9 +37,10 @@ class CornerInfo:
 
 
 def corner_info(radiograph, window: Window | None = None, zoom: float | None = None,
-                index: int | None = None, count: int | None = None) -> CornerInfo:
-    """The :class:`CornerInfo` of a :class:`~cxrviewer.core.io.radiograph.Radiograph` shown with ``window``."""
-    return CornerInfo(Path(radiograph.path).name, radiograph.meta, radiograph.scale, window, zoom, index, count)
+                index: int | None = None, count: int | None = None, name: str | None = None) -> CornerInfo:
+    """The :class:`CornerInfo` of a :class:`~cxrviewer.core.io.radiograph.Radiograph` shown with ``window``
+    (``name``: what to call the file, e.g. with its subfolder; default its file name)."""
+    return CornerInfo(name or Path(radiograph.path).name, radiograph.meta, radiograph.scale, window, zoom, index, count)
 
 
 def corner_text(info: CornerInfo, anonymise: bool = False) -> dict[str, list[str]]:

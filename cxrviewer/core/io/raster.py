@@ -23,12 +23,20 @@ _PILLOW_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "TIFF")  # JPEG also opens MPO f
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
+_NAMED_FORMATS = {".jpg": "a JPEG", ".jpeg": "a JPEG", ".png": "a PNG", ".bmp": "a BMP", ".tif": "a TIFF",
+                  ".tiff": "a TIFF"}  # what a file of each raster suffix should hold
+
+
 def _load_pillow(path: Path, f: BinaryIO, raster: str | None, target_size: tuple[int, int] | None) -> Radiograph:
     try:
         im = Image.open(f, formats=_PILLOW_FORMATS)
     except Image.UnidentifiedImageError:
         if raster is not None:
             raise CorruptFileError(path, f"damaged {raster} header") from None
+        named = _NAMED_FORMATS.get(path.suffix.lower())
+        if named is not None:  # an image's name, not an image's bytes: damaged (or misnamed), not merely unsupported
+            raise CorruptFileError(path, f"damaged: named {path.suffix} but its content is not {named} "
+                                         "(nor any image format read here)") from None
         raise UnsupportedFileError(path, "not a supported image (JPEG, PNG, BMP, TIFF or DICOM)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise CorruptFileError(path, f"refused: image larger than {radiograph.MAX_PIXELS / 1e6:.0f} megapixels "

@@ -36,6 +36,7 @@ from ..io.frame import box_in
 from ..io.radiograph import Radiograph
 from .annotate import Annotations, draw_corners, font, font_px, text_block, with_measurements, wrap
 from .file_result import FileResult
+from .verdict import verdict
 
 SCALES = ("image", "fixed")
 DEFAULT_CAM_RANGE = (-8.0, 8.0)
@@ -253,11 +254,15 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
                   cam_range: tuple[float, float] | None = None, alpha: float = DEFAULT_ALPHA, cmap: str = DEFAULT_CMAP,
                   window: tuple[float, float] | None = None, invert: bool = False,
                   model_name: str | None = None, annotations: Annotations | None = None,
-                  map_layer: MapLayer | None = None) -> Image.Image:
+                  map_layer: MapLayer | None = None, batch: Any = None) -> Image.Image:
     """The overlay PNG of an export: composite, colour bar and caption, at the image's own size.
 
-    The caption (bottom, wrapped to the width, never cut) names the predicted class and its
-    probability, the class whose map is shown and the scale, and ``model_name`` in full; the
+    The caption (bottom, wrapped to the width, never cut) names the verdict and the probability that
+    decided it (:func:`cxrviewer.core.results.verdict.verdict`, with ``batch``'s threshold), the class whose map
+    is shown and the scale, and ``model_name`` in full. A caption that would cover more than
+    :data:`CAPTION_SHARE` of the image's height goes in a band of its own below the image instead
+    (the export is then that much taller, and at least :data:`MIN_BAND_WIDTH` wide), so a small image is
+    never hidden under its caption; the
     colour bar (top right) is labelled with the limits (logit units for the evidence map).
     ``map_layer``: another map to draw (another method's, or none at all with a note), named in the
     caption. ``annotations``: measurements and four-corner text burned in too
@@ -279,22 +284,50 @@ def render_export(radiograph: Radiograph, result: FileResult, class_name: str | 
     margin = max(2, fnt.size // 2)
     a = annotations or Annotations()
     lengths = a.calibration.short() if a.measurements else None
-    lines = wrap(export_caption(result, what, model_name, lengths), fnt, w - 2 * margin)
-    caption_top = text_block(draw, lines, fnt, margin, h - margin, bottom=True)[1]
+    caption = export_caption(result, what, model_name, lengths, batch)
+    lines = wrap(caption, fnt, w - 2 * margin)
+    band = caption_band(len(lines), fnt, h)
+    caption_top = h if band else text_block(draw, lines, fnt, margin, h - margin, bottom=True)[1]
     boxes = draw_corners(draw, a.corners, (w, h), fnt, margin, bottom_limit=caption_top - margin)
     top = boxes["top_right"][3] + margin if "top_right" in boxes else margin
     if cam is not None:
         _colour_bar(layer, draw, (cmap, vmin, vmax), fnt, (w - margin, top), caption_top - margin)
-    return Image.alpha_composite(with_measurements(image.convert("RGBA"), a, fnt), layer).convert("RGB")
+    out = Image.alpha_composite(with_measurements(image.convert("RGBA"), a, fnt), layer).convert("RGB")
+    return with_caption_band(out, caption, fnt) if band else out
 
 
-def export_caption(result: FileResult, what: str, model_name: str | None, lengths: str | None = None) -> str:
-    """The export's caption: verdict (or OUT OF SCOPE), ``what`` map is shown (class, scale), the model's
-    full name, and where measured lengths come from (``lengths``)."""
-    shown = result.predicted or result.label
-    prob = result.probs.get(shown, float("nan")) if shown else float("nan")
-    verdict = f"{shown} p={prob:.2f}" if result.in_scope is not False else f"OUT OF SCOPE (model: {shown} p={prob:.2f})"
-    parts = [verdict, what]
+CAPTION_SHARE = 0.12  # the most of an export's height a caption may cover
+MIN_BAND_WIDTH = 224  # a caption band is at least this wide (a narrower image sits at its left)
+
+
+def caption_band(n_lines: int, fnt: Any, height: int) -> int:
+    """Rows that a caption of ``n_lines`` covers; 0 when that fits over an image ``height`` tall within
+    :data:`CAPTION_SHARE` of it (else the caption goes in a band below the image)."""
+    step = round(fnt.size * 1.2) if hasattr(fnt, "size") else 12
+    need = n_lines * step + 2 * max(2, getattr(fnt, "size", 12) // 2)
+    return 0 if need <= CAPTION_SHARE * height else need
+
+
+def with_caption_band(image: Image.Image, caption: str, fnt: Any) -> Image.Image:
+    """``image`` at its own size at the top left, ``caption`` (wrapped, whole) in a black band below it,
+    the band at least :data:`MIN_BAND_WIDTH` wide."""
+    w, h = image.size
+    width = max(w, MIN_BAND_WIDTH)
+    margin = max(2, getattr(fnt, "size", 12) // 2)
+    lines = wrap(caption, fnt, width - 2 * margin)
+    out = Image.new("RGB", (width, h + caption_band(len(lines), fnt, 0)), (0, 0, 0))
+    out.paste(image, (0, 0))
+    text_block(ImageDraw.Draw(out), lines, fnt, margin, out.size[1] - margin, bottom=True)
+    return out
+
+
+def export_caption(result: FileResult, what: str, model_name: str | None, lengths: str | None = None,
+                   batch: Any = None) -> str:
+    """The export's caption: verdict (or OUT OF SCOPE) with the probability that decided it (``batch``: the
+    run's :class:`~cxrviewer.core.results.columns.Batch`, whose threshold decided two-class labels), ``what`` map is
+    shown (class, scale), the model's full name, and where measured lengths come from (``lengths``)."""
+    said = verdict(result, batch)
+    parts = [said if result.in_scope is not False else f"OUT OF SCOPE (model: {said})", what]
     if result.outside_population:
         parts.insert(1, f"OUTSIDE THE MODEL'S POPULATION ({result.population.split(': ', 1)[-1]})")
     if model_name:
