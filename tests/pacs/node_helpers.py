@@ -43,8 +43,8 @@ def store(peer: Peer, paths, calling: str = "MODALITY") -> list[int | None]:
     metas = [read_file_meta_info(p) for p in paths]
     pairs = {(str(m.MediaStorageSOPClassUID), str(m.TransferSyntaxUID)) for m in metas}
     ae = AE(ae_title=calling)
-    for cls in sorted({c for c, _ in pairs}):
-        ae.add_requested_context(cls, sorted({t for c, t in pairs if c == cls}))
+    for cls, syntax in sorted(pairs):  # one context per pair: the node accepts one transfer syntax per context
+        ae.add_requested_context(cls, [syntax])
     assoc = ae.associate(peer.host, peer.port, ae_title=peer.aet)
     assert assoc.is_established, f"no association with {peer}"
     statuses = []
@@ -53,7 +53,7 @@ def store(peer: Peer, paths, calling: str = "MODALITY") -> list[int | None]:
             try:
                 status = assoc.send_c_store(Path(p))
                 statuses.append(int(status.Status) if status else None)
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 statuses.append(None)  # no accepted context: refused at negotiation
             if not assoc.is_established:
                 assoc = ae.associate(peer.host, peer.port, ae_title=peer.aet)
@@ -88,7 +88,7 @@ class NodeProcess:
         deadline = time.monotonic() + wait
         while True:
             try:
-                echo(self.peer, "TESTS")
+                echo(self.peer, "MODALITY")
                 return self
             except DicomNetError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -82,9 +82,9 @@ class Orthanc:
             self.process.wait(10)
 
 
-def start_orthanc(folder: Path, modalities: dict[str, tuple[str, int]]) -> Orthanc:
+def start_orthanc(folder: Path, modalities: dict[str, tuple[str, int]], dicom_port: int | None = None) -> Orthanc:
     """Start Orthanc with its storage in ``folder``; ``modalities``: name -> (AE title, port) on 127.0.0.1."""
-    http_port, dicom_port = free_port(), free_port()
+    http_port, dicom_port = free_port(), dicom_port or free_port()
     plugin = dicomweb_plugin()
     config = {
         "Name": "cxrviewer-tests", "StorageDirectory": str(folder / "db"), "IndexDirectory": str(folder / "db"),
