@@ -111,14 +111,25 @@ def _web_errors():
 
 
 def _find_web(config: PacsConfig, query: StudyQuery) -> list[Study]:
+    """QIDO-RS. A name's ``^``, ``*`` and ``?`` reach some servers URL-encoded and unmatched (Orthanc's plugin
+    1.7), so such a name is matched here, on the studies the other filters find."""
+    import fnmatch
+
     from pydicom.dataset import Dataset
 
+    filters = _filters(query)
+    pattern = query.patient_name.strip().upper()
+    if any(c in pattern for c in "^*?"):
+        del filters["PatientName"]
     try:
         found = _web(config).search_for_studies(
-            search_filters=_filters(query), fields=["ModalitiesInStudy", "StudyDescription"], fuzzymatching=False)
+            search_filters=filters, fields=["ModalitiesInStudy", "StudyDescription"], fuzzymatching=False)
     except _web_errors() as e:
         raise DicomNetError(f"{config.url}: the DICOMweb query failed ({e})") from None
-    return [_study(Dataset.from_json(item)) for item in found]
+    studies = [_study(Dataset.from_json(item)) for item in found]
+    if any(c in pattern for c in "^*?"):
+        studies = [s for s in studies if fnmatch.fnmatchcase(s.patient_name.upper(), pattern)]
+    return studies
 
 
 def _find_dimse(config: PacsConfig, query: StudyQuery) -> list[Study]:

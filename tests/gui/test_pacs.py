@@ -28,6 +28,14 @@ def test_query_retrieve_review_and_send_results_back(protocol, orthanc, window, 
     dialog.search_button.click()
     qtbot.waitUntil(lambda: dialog.search_button.isEnabled() and dialog.status.text().startswith("1 study"), timeout=20000)
     assert dialog.table.item(0, 0).text() == "P001" and dialog.table.item(0, 4).text() == "A0001"
+    dialog.patient_id.clear()
+    dialog.patient_name.setText("Test^Patient2*")
+    dialog.study_date.setText("20240101-20240131")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.search_button.isEnabled() and dialog.status.text().startswith("1 study"), timeout=20000)
+    assert dialog.table.item(0, 0).text() == "P002"
+    dialog.patient_name.clear()
+    dialog.study_date.clear()
     dialog.modality.setCurrentIndex(dialog.modality.findData("CR"))  # the radiographs are DX
     dialog.patient_id.clear()
     dialog.search_button.click()
