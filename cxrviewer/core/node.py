@@ -7,7 +7,7 @@ Three parts, each on its own thread, joined by the durable :class:`~cxrviewer.co
   anything else gets a failure status and the node goes on;
 - the classifier takes the queued files in batches through the :class:`~cxrviewer.core.inference.Predictor`
   (scope guard and checks included) and writes each source's SR and Secondary Capture to the outbox,
-  rendering on two threads beside the next batch's forward pass;
+  rendering on :data:`RENDER_THREADS` threads beside the next batch's forward pass;
 - the sender C-STOREs the outbox to the destination, records each instance sent, and retries a
   destination that is down with a backoff (1 s doubling to 60 s) while the queue waits.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ log = logging.getLogger("cxrviewer.serve")
 
 SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND, SOP_CLASS_NOT_SUPPORTED = 0x0000, 0xA700, 0xC210, 0x0122
 MAX_BACKOFF = 60.0
-RENDER_THREADS = 2
+RENDER_THREADS = max(2, min(8, (os.cpu_count() or 2) // 2))
+"""Threads that make the SRs and Secondary Captures beside the forward passes (half the cores, 2 to 8)."""
 
 
 @dataclass
