@@ -38,10 +38,10 @@ def build_serve_parser(parser_class=argparse.ArgumentParser) -> argparse.Argumen
                    "calling AE title (repeat for several; default: any)")
     p.add_argument("--model", metavar="PATH", help="model file (default: the shipped model)")
     p.add_argument("--device", metavar="D", help="cpu, cuda, cuda:N or mps (default: best available)")
-    p.add_argument("--batch-size", type=int, help="images per forward pass (default: 16)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="images per forward pass (default: 16)")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), help="as predict (default: auto)")
     p.add_argument("--stability", action="store_true", default=None, help="run the stability check (3x the model's work)")
-    p.add_argument("--max-mb", type=float, help="refuse data sets larger than this many MiB (default: 256)")
+    p.add_argument("--max-mb", type=float, metavar="N", help="refuse data sets larger than this many MiB (default: 256)")
     p.add_argument("--log-patient-names", action="store_true", default=None,
                    help="name the patient in the log lines (default: UIDs only)")
     return p
