@@ -32,13 +32,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxrviewer.core.checkpoint import default_model_path, load_model  # noqa: E402
 from cxrviewer.core.explain import audit as audit_mod  # noqa: E402
 from cxrviewer.core.explain import checks  # noqa: E402
 from cxrviewer.core.explain.faithfulness import centred_prior_maps  # noqa: E402
 from cxrviewer.core.explain.perturb import add_border  # noqa: E402
 from cxrviewer.core.explain.sanity import spearman  # noqa: E402
-from cxrviewer.core.imaging import load_radiograph, to_model_input  # noqa: E402
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
+from cxrviewer.core.model.checkpoint import default_model_path, load_model  # noqa: E402
 from cxrviewer.core.training.data import DEFAULT_PATIENT_PATTERN, list_samples, split_by_patient  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "chest_xray"

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxrviewer.core.checkpoint import load_model
 from cxrviewer.core.explain.audit import _margins, _summary, faithfulness_maps, run_forward, stratified_subset
 from cxrviewer.core.explain.faithfulness import faithfulness_scores
+from cxrviewer.core.model.checkpoint import load_model
 from cxrviewer.core.training.protocol import load_images, protocol_split
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from cxrviewer.core.checkpoint import default_model_path, load_model
 from cxrviewer.core.explain import checks
 from cxrviewer.core.explain.perturb import add_border
+from cxrviewer.core.model.checkpoint import default_model_path, load_model
 from cxrviewer.core.training.protocol import load_images, protocol_split
 
 

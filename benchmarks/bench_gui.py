@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tmp.name)  # never the user's settings
     app = QApplication.instance() or QApplication(sys.argv[:1])
 
-    from cxrviewer.core.checkpoint import default_model_path, save_model
+    from cxrviewer.core.model.checkpoint import default_model_path, save_model
     from cxrviewer.gui.main_window import MainWindow
     from cxrviewer.gui.results_model import DONE, ERROR
     from cxrviewer.gui.settings import Settings

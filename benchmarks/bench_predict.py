@@ -56,12 +56,13 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cxrviewer.core import precision as prec  # noqa: E402
-from cxrviewer.core.checkpoint import default_model_path, load_model, save_model  # noqa: E402
-from cxrviewer.core.imaging import load_radiograph, to_model_input  # noqa: E402
-from cxrviewer.core.inference import Predictor  # noqa: E402
-from cxrviewer.core.model import CamClassifier  # noqa: E402
-from cxrviewer.core.thread_layout import default_lanes, intra_op_threads, threads_per_lane  # noqa: E402
+from cxrviewer.core.batch.inference import Predictor  # noqa: E402
+from cxrviewer.core.batch.thread_layout import default_lanes, intra_op_threads, threads_per_lane  # noqa: E402
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
+from cxrviewer.core.model import precision as prec  # noqa: E402
+from cxrviewer.core.model.checkpoint import default_model_path, load_model, save_model  # noqa: E402
+from cxrviewer.core.model.classifier import CamClassifier  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 OUT = ROOT / "benchmarks" / "results.md"
@@ -178,7 +179,7 @@ def time_article_loop(model: CamClassifier, paths: list[Path], full_size_zoom: b
 def decode_for_model(path: Path, size: tuple[int, int]) -> np.ndarray:
     """What the engine's decoding threads do for one file."""
     try:
-        from cxrviewer.core.inference import _decode
+        from cxrviewer.core.batch.inference import _decode
 
         item = _decode(0, path, size)
         if item.error:
@@ -217,7 +218,7 @@ def time_forward(model: CamClassifier, inputs: torch.Tensor, batch_size: int, pr
 
 
 def time_forward_lanes(model: CamClassifier, inputs: torch.Tensor, batch_size: int, precision: str) -> tuple[str, float]:
-    """Forward passes as the engine's lanes run them (:mod:`cxrviewer.core.thread_layout`): concurrent threads,
+    """Forward passes as the engine's lanes run them (:mod:`cxrviewer.core.batch.thread_layout`): concurrent threads,
     each with its share of the batches on its own few torch threads. Returns (the layout, seconds)."""
     budget = torch.get_num_threads()
     lanes = default_lanes(budget)

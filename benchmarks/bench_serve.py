@@ -7,7 +7,7 @@ Three rates, images per second, each on the same files:
 
 - ``predict``: the batch engine as ``cxrviewer predict`` runs it (decode, forward pass, scope guard, checks);
 - ``predict_overlays``: the same plus each image's overlay drawn (as ``predict --overlays``, without the PNG write);
-- ``serve``: a node in this process (``cxrviewer.core.node``), the images sent to it in one burst by C-STORE,
+- ``serve``: a node in this process (``cxrviewer.core.pacs.node``), the images sent to it in one burst by C-STORE,
   timed until every SR and Secondary Capture has reached a local storage SCP standing in for the PACS.
 
 ``serve / predict`` is the target's ratio; ``serve / predict_overlays`` compares like with like (the node
@@ -57,8 +57,8 @@ def free_port() -> int:
 
 
 def time_predict(model, paths, batch_size: int, overlays: bool) -> float:
-    from cxrviewer.core.inference import Predictor
-    from cxrviewer.core.node_results import RenderSettings, ResultMaker, model_info
+    from cxrviewer.core.batch.inference import Predictor
+    from cxrviewer.core.pacs.node_results import RenderSettings, ResultMaker, model_info
 
     predictor = Predictor(model, batch_size=batch_size)
     maker = ResultMaker(model_info(model), RenderSettings.for_model(model))
@@ -74,11 +74,11 @@ def time_predict(model, paths, batch_size: int, overlays: bool) -> float:
 def time_serve(model, paths, batch_size: int, work: Path, warm: list[Path]) -> float:
     from pynetdicom import AE, evt
 
-    from cxrviewer.core.dicom_net import RESULT_CLASSES, RESULT_SYNTAXES, Peer, echo
-    from cxrviewer.core.inference import Predictor
-    from cxrviewer.core.node import Node, NodeConfig
-    from cxrviewer.core.node_queue import NodeQueue
-    from cxrviewer.core.node_results import RenderSettings, ResultMaker, model_info
+    from cxrviewer.core.pacs.dicom_net import RESULT_CLASSES, RESULT_SYNTAXES, Peer, echo
+    from cxrviewer.core.batch.inference import Predictor
+    from cxrviewer.core.pacs.node import Node, NodeConfig
+    from cxrviewer.core.pacs.node_queue import NodeQueue
+    from cxrviewer.core.pacs.node_results import RenderSettings, ResultMaker, model_info
 
     received = {"sr": 0, "sc": 0}
     done = threading.Event()
@@ -134,8 +134,8 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from cxrviewer.core.checkpoint import load_model
-    from cxrviewer.core.inference import scan_inputs
+    from cxrviewer.core.model.checkpoint import load_model
+    from cxrviewer.core.batch.inference import scan_inputs
 
     model = load_model(a.model)
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,10 +30,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cxrviewer.core.checkpoint import load_model  # noqa: E402
 from cxrviewer.core.errors import RadiographError  # noqa: E402
-from cxrviewer.core.imaging import load_radiograph  # noqa: E402
-from cxrviewer.core.scope import HEADER_MARGIN, QUANTILE, ScopeStats, energy, rule_reason  # noqa: E402
+from cxrviewer.core.io.reading import load_radiograph  # noqa: E402
+from cxrviewer.core.model.checkpoint import load_model  # noqa: E402
+from cxrviewer.core.model.scope import HEADER_MARGIN, QUANTILE, ScopeStats, energy, rule_reason  # noqa: E402
 from cxrviewer.core.training.data import find_classes, list_samples, split_by_patient  # noqa: E402
 from cxrviewer.core.training.features import extract_features  # noqa: E402
 from cxrviewer.core.training.metrics import auroc  # noqa: E402

@@ -8,10 +8,11 @@ import os
 # a value already set in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .core.checkpoint import load_model, save_model
 from .core.errors import CorruptFileError, CxrError, ModelFileError, RadiographError, UnsupportedFileError
-from .core.imaging import Radiograph, load_radiograph
-from .core.model import CamClassifier
+from .core.io.radiograph import Radiograph
+from .core.io.reading import load_radiograph
+from .core.model.checkpoint import load_model, save_model
+from .core.model.classifier import CamClassifier
 
 __version__ = "0.1.0"
 __all__ = [

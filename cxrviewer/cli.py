@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from .core.batch.workers import DaemonPool
 from .core.errors import CxrError, RadiographError
-from .core.results import FileResult
-from .core.workers import DaemonPool
+from .core.results.file_result import FileResult
 
 PROG = "cxrviewer"
 EXIT_ERROR = 1
@@ -120,7 +120,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    from .core.precision import PRECISIONS
+    from .core.model.precision import PRECISIONS
 
     parser = _Parser(prog=f"{PROG} predict", description="Classify radiographs and write a CSV (and optional overlay PNGs).")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
@@ -199,7 +199,7 @@ def _gui(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .core.distributed import join, leave
+    from .core.batch.distributed import join, leave
 
     group = join()  # under torchrun with several ranks: each classifies its share
     if group is None:
@@ -211,9 +211,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_here(args: argparse.Namespace) -> int:
-    from .core.columns import Batch, csv_columns
-    from .core.export import CsvWriter
-    from .core.inference import scan_inputs
+    from .core.results.columns import Batch, csv_columns
+    from .core.results.export import CsvWriter
+    from .core.batch.inference import scan_inputs
 
     skipped: list[tuple[Path, str]] = []
     paths = scan_inputs(args.inputs, skipped)
@@ -242,9 +242,9 @@ def _predict_here(args: argparse.Namespace) -> int:
 def _predictor(args: argparse.Namespace):
     """The model (``--model``, checked against ``--class``) and a Predictor for it (``--device``, ``--precision``,
     ``--stability``). Its lanes share torch's thread count (under torchrun: ``OMP_NUM_THREADS``, 1 by default)."""
-    from .core.checkpoint import load_model
+    from .core.model.checkpoint import load_model
     from .core.errors import CxrError
-    from .core.inference import Predictor, pick_device
+    from .core.batch.inference import Predictor, pick_device
 
     model = load_model(args.model, device="cpu")
     if args.cam_class is not None and args.cam_class not in model.class_names:
@@ -258,10 +258,10 @@ def _predictor(args: argparse.Namespace):
 def _predict_ranked(args: argparse.Namespace, group) -> int:
     """One rank of ``predict`` under torchrun: rank 0 scans and checks, every rank classifies its share,
     rank 0 writes the merged CSV in input order. If any rank fails, no CSV is written."""
-    from .core import distributed
-    from .core.columns import Batch, csv_columns
-    from .core.export import CsvWriter
-    from .core.inference import scan_inputs
+    from .core.batch import distributed
+    from .core.results.columns import Batch, csv_columns
+    from .core.results.export import CsvWriter
+    from .core.batch.inference import scan_inputs
 
     setup: tuple | str | None = None
     if group.main:
@@ -319,9 +319,9 @@ class _Keep:
 
 def _csv_target(args: argparse.Namespace) -> Path:
     """The ``--csv`` path, checked: not an existing file without --overwrite, not a folder, its folder exists."""
-    from .core.export import ExportError
+    from .core.results.export import ExportError
 
-    from .core.export import check_outside_inputs
+    from .core.results.export import check_outside_inputs
 
     csv_path = Path(args.csv)
     check_outside_inputs(csv_path, args.inputs, "--csv")
@@ -336,7 +336,7 @@ def _csv_target(args: argparse.Namespace) -> Path:
 
 def _overlay_folder(args: argparse.Namespace) -> Path | None:
     """The ``--overlays`` folder, checked and created; None without --overlays."""
-    from .core.export import ExportError, check_output_dir
+    from .core.results.export import ExportError, check_output_dir
 
     if not args.overlays:
         return None
@@ -351,7 +351,7 @@ def _overlay_folder(args: argparse.Namespace) -> Path | None:
 
 def _overlay_writer(args: argparse.Namespace, model, out_dir: Path) -> Callable[[FileResult], tuple[Path | None, str | None]]:
     """``render(result)``: writes the overlay PNG of one result into ``out_dir``."""
-    from .core.overlay import cam_range_from_meta
+    from .core.results.overlay import cam_range_from_meta
 
     scale = args.scale
     if scale == "auto":
@@ -402,9 +402,9 @@ def _write_rows(inflight: deque, keep: int, writer, bar) -> int:
 
 def _write_overlay(result: FileResult, out_dir: Path, options: dict) -> tuple[Path | None, str | None]:
     """Render and save one overlay PNG; returns (path written, None) or (None, reason). Never raises."""
-    from .core.export import overlay_path, save_png
-    from .core.imaging import load_radiograph
-    from .core.overlay import render_export
+    from .core.results.export import overlay_path, save_png
+    from .core.io.reading import load_radiograph
+    from .core.results.overlay import render_export
 
     try:
         radiograph = load_radiograph(result.path, target_size=OVERLAY_SIZE_HINT)

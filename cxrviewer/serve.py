@@ -3,7 +3,7 @@
     cxrviewer serve --aet CXRVIEWER --host 127.0.0.1 --port 11112 --send-to ORTHANC@127.0.0.1:4242 --workdir DIR
 
 It runs until SIGTERM or Ctrl+C (then it stops cleanly: what is queued stays queued for the next start).
-One log line per instance on stderr. Qt-free; the work is in :mod:`cxrviewer.core.node`.
+One log line per instance on stderr. Qt-free; the work is in :mod:`cxrviewer.core.pacs.node`.
 """
 
 from __future__ import annotations
@@ -70,12 +70,12 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the node until SIGTERM or SIGINT; returns the exit code."""
-    from .core.checkpoint import load_model
-    from .core.dicom_net import parse_peer
-    from .core.inference import Predictor
-    from .core.node import Node, NodeConfig
-    from .core.node_queue import NodeQueue
-    from .core.node_results import RenderSettings, ResultMaker, model_info
+    from .core.model.checkpoint import load_model
+    from .core.pacs.dicom_net import parse_peer
+    from .core.batch.inference import Predictor
+    from .core.pacs.node import Node, NodeConfig
+    from .core.pacs.node_queue import NodeQueue
+    from .core.pacs.node_results import RenderSettings, ResultMaker, model_info
 
     args = resolve(args)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")

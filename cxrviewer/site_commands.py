@@ -51,7 +51,7 @@ def _non_negative_int(text: str) -> int:
 
 def build_calibrate_parser() -> argparse.ArgumentParser:
     from .cli import _Parser
-    from .core.calibration import RULE_HELP
+    from .core.site.calibration import RULE_HELP
 
     p = _Parser(prog=f"{PROG} calibrate", description="Fit a model's threshold, temperature and scope threshold to a "
                 "site's labelled folder and write them into a NEW model file (weights byte-identical, model card "
@@ -64,7 +64,7 @@ def build_calibrate_parser() -> argparse.ArgumentParser:
 
 
 def _check_out_dir(out: Path, folder: Path, overwrite: bool) -> None:
-    from .core.evaluation import EvaluationError
+    from .core.site.evaluation import EvaluationError
 
     if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
         raise EvaluationError(f"{out}: is inside the labelled folder; write the report elsewhere (the folder is never modified)")
@@ -74,9 +74,9 @@ def _check_out_dir(out: Path, folder: Path, overwrite: bool) -> None:
 
 def _score(args: argparse.Namespace, min_per_class: int = 1):
     from .cli import _progress_bar
-    from .core.checkpoint import load_model
-    from .core.evaluation import read_labelled_folder, score_folder
-    from .core.inference import pick_device
+    from .core.model.checkpoint import load_model
+    from .core.site.evaluation import read_labelled_folder, score_folder
+    from .core.batch.inference import pick_device
 
     device = pick_device(args.device)
     model = load_model(args.model, device="cpu")
@@ -94,8 +94,8 @@ def _score(args: argparse.Namespace, min_per_class: int = 1):
 
 def evaluate(args: argparse.Namespace) -> int:
     """``cxrviewer evaluate``: write metrics.json and plots; print the headline figures."""
-    from .core.evaluation import evaluation_metrics, faithfulness_on_folder, write_evaluation
-    from .core.inference import pick_device
+    from .core.site.evaluation import evaluation_metrics, faithfulness_on_folder, write_evaluation
+    from .core.batch.inference import pick_device
 
     out = Path(args.out)
     _check_out_dir(out, Path(args.folder), args.overwrite)
@@ -113,10 +113,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def calibrate(args: argparse.Namespace) -> int:
     """``cxrviewer calibrate``: refit the operating point on FOLDER and write a new model file."""
-    from .core.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
-    from .core.checkpoint import default_model_path, read_header
-    from .core.evaluation import EvaluationError, write_evaluation
-    from .core.model_update import check_output
+    from .core.site.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
+    from .core.model.checkpoint import default_model_path, read_header
+    from .core.site.evaluation import EvaluationError, write_evaluation
+    from .core.model.model_update import check_output
 
     try:
         parse_rule(args.rule)

@@ -149,7 +149,7 @@ def test_bad_model_files_missing_inputs_and_bad_options_give_one_line(scans, tin
 
 
 def test_interrupt_mid_batch_leaves_no_csv(scans, tiny_model_file, tmp_path, monkeypatch, capsys):
-    from cxrviewer.core import inference
+    from cxrviewer.core.batch import inference
 
     real = inference.Predictor.predict
 
@@ -214,8 +214,8 @@ def test_install_desktop_writes_an_entry(tmp_path, monkeypatch, capsys):
 _STUCK = """
 import sys, threading
 from pathlib import Path
-from cxrviewer.core import inference
 from cxrviewer.cli import main
+from cxrviewer.core.batch import inference
 
 real, marker = inference._decode, Path(sys.argv[1])
 

@@ -71,7 +71,7 @@ def _rank(rank: int, world: int, port: int, argv: list[str], codes) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if rank == 1:
-        from cxrviewer.core import inference
+        from cxrviewer.core.batch import inference
 
         def broken(self, batch):
             raise MemoryError("simulated failure of rank 1")
@@ -98,7 +98,7 @@ def test_a_failing_rank_leaves_no_csv(scans, tiny_model_file, tmp_path):
 
 @pytest.mark.parametrize("n, world, block", [(10, 2, 3), (7, 3, 2), (1, 2, 16), (0, 2, 4)])
 def test_shares_are_whole_batches_that_cover_every_input_once(n, world, block):
-    from cxrviewer.core.distributed import Group
+    from cxrviewer.core.batch.distributed import Group
 
     shares = [Group(r, world, world).share(n, block) for r in range(world)]
     assert sorted(i for s in shares for i in s) == list(range(n))

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from cxrviewer.cli import main
-from cxrviewer.core.checkpoint import load_model
-from cxrviewer.core.model_update import weights_digest
+from cxrviewer.core.model.checkpoint import load_model
+from cxrviewer.core.model.model_update import weights_digest
 from tests.core.test_evaluation import _folder
 
 

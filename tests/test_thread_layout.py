@@ -20,8 +20,8 @@ def test_lanes_share_the_thread_budget_and_runs_restore_it(tmp_path, monkeypatch
     import torch
     from PIL import Image
 
-    from cxrviewer.core import inference, thread_layout
-    from cxrviewer.core.inference import Predictor
+    from cxrviewer.core.batch import inference, thread_layout
+    from cxrviewer.core.batch.inference import Predictor
     from tests.conftest import make_tiny_model
 
     assert thread_layout.default_lanes(2) == 2 and thread_layout.threads_per_lane(2, 2) == 1

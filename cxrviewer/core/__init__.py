@@ -1,1 +1,3 @@
-"""Qt-free core of cxrviewer: loading, model, inference, overlays, exports, training."""
+"""Qt-free core of cxrviewer: ``io`` (files -> images), ``model``, ``results`` (results and exports),
+``explain``, ``batch`` (the engine), ``training`` and ``site`` (evaluation and calibration); see
+docs/architecture.md."""

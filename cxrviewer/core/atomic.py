@@ -1,7 +1,7 @@
 """Atomic file writes: write beside the target under a temporary name, then rename it over the target.
 
 Readers (and a crash half-way) see the old file or the new one, never a part of one. Exports
-that must never replace a file have their own rule (:func:`cxrviewer.core.export.save_png`).
+that must never replace a file have their own rule (:func:`cxrviewer.core.results.export.save_png`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The image view: a matplotlib canvas with the radiograph, its CAM overlay and a colour bar.
 
-The picture is one RGB image composed by the core (:func:`cxrviewer.core.overlay.compose`:
+The picture is one RGB image composed by the core (:func:`cxrviewer.core.results.overlay.compose`:
 window, invert, jet overlay at the chosen opacity), so the canvas shows exactly
 what exports write, and a redraw only resamples one ``uint8`` image. A reduced
 preview is drawn while the whole image is in view, full resolution when zoomed in.
@@ -27,9 +27,9 @@ from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSizePolicy
 
-from ..core.corner_text import CornerInfo
-from ..core.overlay import DEFAULT_CMAP, compose, upsample_cam
-from ..core.window import ValueScale
+from ..core.io.corner_text import CornerInfo
+from ..core.results.overlay import DEFAULT_CMAP, compose, upsample_cam
+from ..core.io.window import ValueScale
 from .corners import CornerText
 from .theme import CANVAS_BACKGROUND, CAPTION_BOX, FRAME, TEXT
 from .view_state import ViewState

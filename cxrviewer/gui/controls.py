@@ -11,7 +11,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSlider, QToolButton, QWidget
 
 from ..core.explain import METHODS
-from ..core.window import ValueScale, Window
+from ..core.io.window import ValueScale, Window
 from .flow_layout import flow, group
 from .view_state import SCALE_FIXED, SCALE_IMAGE, ViewState
 

@@ -1,4 +1,4 @@
-"""The four-corner text drawn over the image axes (the lines come from :mod:`cxrviewer.core.corner_text`)."""
+"""The four-corner text drawn over the image axes (the lines come from :mod:`cxrviewer.core.io.corner_text`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from matplotlib import patheffects
 
-from ..core.corner_text import CORNERS, CornerInfo, corner_text
+from ..core.io.corner_text import CORNERS, CornerInfo, corner_text
 from .theme import TEXT
 
 _PLACES = {  # corner -> (x, y, ha, va) in axes coordinates

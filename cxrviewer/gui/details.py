@@ -1,6 +1,6 @@
 """The details panel: everything known about the current file and the model that read it.
 
-The result's fields are the core's :func:`~cxrviewer.core.columns.detail_columns`, as the CSV
+The result's fields are the core's :func:`~cxrviewer.core.results.columns.detail_columns`, as the CSV
 and the table show them.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
-from ..core.columns import Batch, detail_columns, percent
-from ..core.results import FileResult
+from ..core.results.columns import Batch, detail_columns, percent
+from ..core.results.file_result import FileResult
 from . import theme
 
 _SKIP_META = {"format", "original_size", "decoded_size", "path"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
-from ..core.imaging import IMAGE_SUFFIXES
+from ..core.io.radiograph import IMAGE_SUFFIXES
 
 IMAGE_FILTER = f"Radiographs ({' '.join(f'*{s}' for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
 MODEL_FILTER = "cxrviewer model (*.safetensors);;All files (*)"

@@ -2,7 +2,7 @@
 
 The map is the core's class evidence map (logit units, low resolution; the canvas
 upsamples it with the core's spline to the resolution it draws), with the colour
-limits of :func:`cxrviewer.core.overlay.cam_for_display`; exports render the same
+limits of :func:`cxrviewer.core.results.overlay.cam_for_display`; exports render the same
 map at the image's own size.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 from ..core.explain import get_method
 from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
 from ..core.explain.on_demand import MethodMap
-from ..core.overlay import cam_for_display, cam_range_from_meta, class_evidence
-from ..core.results import FileResult
+from ..core.results.overlay import cam_for_display, cam_range_from_meta, class_evidence
+from ..core.results.file_result import FileResult
 from .canvas import Overlay
 from .view_state import SCALE_FIXED
 

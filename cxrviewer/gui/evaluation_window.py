@@ -15,9 +15,9 @@ from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from ..core.calibration import Calibration
-from ..core.evaluation import LabelledScores, draw_threshold_sweep
-from ..core.study_metrics import StudyReport
+from ..core.site.calibration import Calibration
+from ..core.site.evaluation import LabelledScores, draw_threshold_sweep
+from ..core.site.study_metrics import StudyReport
 from ..core.training.report import draw_confusion, draw_reliability, draw_roc
 
 

@@ -18,19 +18,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core.annotate import Annotations, burn_in
+from ..core.results.annotate import Annotations, burn_in
 from ..core.explain import EvidenceMap, get_method
 from ..core.explain.checks import MIN_POSITIVE_MASS, no_evidence_note, no_positive_evidence
 from ..core.explain.on_demand import MethodMap, explain_image
-from ..core.corner_text import corner_info, corner_text
-from ..core.dicom_export import SeriesPlan, export_secondary_capture, sc_path
+from ..core.io.corner_text import corner_info, corner_text
+from ..core.results.dicom_export import SeriesPlan, export_secondary_capture, sc_path
 from ..core.errors import CxrError
-from ..core.export import overlay_path, save_png
-from ..core.imaging import Radiograph, load_radiograph
-from ..core.measurements import Calibration
-from ..core.overlay import DEFAULT_CMAP, MapLayer, class_evidence, compose, render_export
-from ..core.results import FileResult
-from ..core.window import Window
+from ..core.results.export import overlay_path, save_png
+from ..core.io.radiograph import Radiograph
+from ..core.io.reading import load_radiograph
+from ..core.results.measurements import Calibration
+from ..core.results.overlay import DEFAULT_CMAP, MapLayer, class_evidence, compose, render_export
+from ..core.results.file_result import FileResult
+from ..core.io.window import Window
 from .view_state import ViewState
 
 

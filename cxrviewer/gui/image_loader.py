@@ -17,8 +17,9 @@ from PIL import Image
 from PySide6.QtCore import QObject, Signal
 
 from ..core.errors import RadiographError
-from ..core.imaging import Radiograph, load_radiograph
-from ..core.window import ValueScale, Window, presets
+from ..core.io.radiograph import Radiograph
+from ..core.io.reading import load_radiograph
+from ..core.io.window import ValueScale, Window, presets
 from .canvas import fit_size
 from .worker import TaskGroup, lower_thread_priority
 

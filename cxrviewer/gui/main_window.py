@@ -18,13 +18,13 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..core.checkpoint import default_model_path
-from ..core.columns import Batch, csv_columns, percent
+from ..core.model.checkpoint import default_model_path
+from ..core.results.columns import Batch, csv_columns, percent
 from ..core.explain import EvidenceMap
-from ..core.explain.audit import audit_line, method_notes
-from ..core.export import ExportError, check_output_dir, write_csv
-from ..core.inference import pick_device
-from ..core.precision import PARITY_KEY, PRECISIONS, resolve_precision
+from ..core.explain.audit import audit_line, default_method, method_notes
+from ..core.results.export import ExportError, check_output_dir, write_csv
+from ..core.batch.inference import pick_device
+from ..core.model.precision import PARITY_KEY, PRECISIONS, resolve_precision
 from . import dialogs
 from .about import about_html
 from .canvas import ImageCanvas, Overlay
@@ -636,9 +636,14 @@ class MainWindow(QMainWindow):
         self.results_view.set_classes(names)
         self.controls.set_classes(names)
         audited = ((model.meta.get("metrics") or {}).get("explanations") if model is not None else None)
-        self.controls.set_method_notes(method_notes(audited))
-        if self.view.class_name not in names:
-            self.set_view(replace(self.view, class_name=None))
+        notes = method_notes(audited)
+        method, why = default_method(audited)
+        if why:
+            notes[method] = f"{notes[method]}.\n{why}" if notes.get(method) else why
+        self.controls.set_method_notes(notes)
+        if self.view.class_name not in names or self.view.method != method:
+            self.set_view(replace(self.view, class_name=self.view.class_name if self.view.class_name in names else None,
+                                  method=method))
         device = str(self.device) if model is not None else ""
         precision = self.precision_text()
         self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "

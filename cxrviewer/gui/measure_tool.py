@@ -1,7 +1,7 @@
 """Measuring on the image view: the distance, angle and CTR tools, and the measurements drawn over the image.
 
 :class:`MeasureTool` keeps the batch's measurements in a core
-:class:`~cxrviewer.core.measurements.MeasurementStore` (per image, in full-resolution
+:class:`~cxrviewer.core.results.measurements.MeasurementStore` (per image, in full-resolution
 image pixels, whatever the zoom) and draws those of the image on show as matplotlib
 artists on the canvas's axes. With a tool chosen, left clicks place the points (a
 press-drag-release places two); the rubber band follows the pointer; Esc drops the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.measurements import POINT_COUNT, Calibration, Measurement, MeasurementStore, label, segments_of
+from ..core.results.measurements import POINT_COUNT, Calibration, Measurement, MeasurementStore, label, segments_of
 from .theme import CAPTION_BOX, MEASURE, MEASURE_DRAFT, MEASURE_SELECTED
 
 PICK_PX = 8.0   # how near (screen pixels) a click must be to select a measurement

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.checkpoint import load_model
+from ..core.model.checkpoint import load_model
 from .worker import Task, TaskGroup
 
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.pacs_client import PacsConfig, Study, StudyQuery, check_connection, find_studies
+from ..core.pacs.pacs_client import PacsConfig, Study, StudyQuery, check_connection, find_studies
 
 PROTOCOLS = [("DICOMweb (QIDO-RS / WADO-RS)", "dicomweb"), ("DIMSE (C-FIND / C-GET)", "dimse")]
 MODALITIES = [("CR or DX", ""), ("CR", "CR"), ("DX", "DX")]

@@ -3,7 +3,7 @@
 Chosen studies are retrieved (off the GUI thread) into the app's cache folder
 (:attr:`Settings.pacs_cache`, never the user's folders) and opened as a folder is. Sending makes
 the same results as ``cxrviewer serve`` (verdict SR, heat-map Secondary Capture for assessed
-images; :mod:`cxrviewer.core.node_results`) for the batch's DICOM inputs and stores them in the PACS.
+images; :mod:`cxrviewer.core.pacs.node_results`) for the batch's DICOM inputs and stores them in the PACS.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 
-from ..core.dicom_export import DicomExportError
-from ..core.node_queue import check_uid
-from ..core.node_results import RenderSettings, ResultMaker, model_info
-from ..core.pacs_client import PacsConfig, retrieve_study, send_results
+from ..core.results.dicom_export import DicomExportError
+from ..core.pacs.node_queue import check_uid
+from ..core.pacs.node_results import RenderSettings, ResultMaker, model_info
+from ..core.pacs.pacs_client import PacsConfig, retrieve_study, send_results
 from . import dialogs, pacs_dialog
 
 

@@ -1,7 +1,7 @@
 """The reader study in the window: verdict keys, notes, the live threshold and session files.
 
 :class:`ReaderController` owns the reader's actions and the :class:`~.reader_panel.ReaderPanel`,
-and keeps the results model's :class:`~cxrviewer.core.reader_study.ReaderStudy` (one per opened
+and keeps the results model's :class:`~cxrviewer.core.results.reader_study.ReaderStudy` (one per opened
 batch). Sessions go where the user saves them; the index that finds a folder's session (and the
 autosave of unsaved verdicts) lives in the app's own folder, never beside the images.
 """
@@ -16,9 +16,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
-from ..core.columns import Batch
-from ..core.reader_study import AGREE, DISAGREE, ReaderStudy, record
-from ..core.session import SUFFIX, Session, SessionError, SessionIndex, load_session, restore, save_session, session_of
+from ..core.results.columns import Batch
+from ..core.results.reader_study import AGREE, DISAGREE, ReaderStudy, record
+from ..core.results.session import (
+    SUFFIX, Session, SessionError, SessionIndex, load_session, restore, save_session, session_of,
+)
 from . import dialogs
 from .reader_panel import ReaderPanel
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
-from ..core.reader_study import ReaderEntry, agreement
+from ..core.results.reader_study import ReaderEntry, agreement
 from . import theme
 
 STEPS = 1000  # slider resolution: thresholds in steps of 0.001

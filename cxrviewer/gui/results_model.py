@@ -1,6 +1,6 @@
 """The results table: one row per file (a Qt model, not a widget per row) and its filter proxy.
 
-Its columns are the core's :func:`~cxrviewer.core.columns.table_columns` (header, text, sort
+Its columns are the core's :func:`~cxrviewer.core.results.columns.table_columns` (header, text, sort
 key, width, tooltip), plus the row's status, which is the table's own.
 """
 
@@ -14,9 +14,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QApplication, QStyle
 
-from ..core.columns import Batch, Column, table_columns
-from ..core.reader_study import ReaderStudy, relabel
-from ..core.results import OUT_OF_SCOPE, FileResult
+from ..core.results.columns import Batch, Column, table_columns
+from ..core.results.reader_study import ReaderStudy, relabel
+from ..core.results.file_result import OUT_OF_SCOPE, FileResult
 from . import theme
 
 QUEUED, DONE, ERROR, CANCELLED, NO_MODEL = "queued", "done", "error", "cancelled", "no model"
@@ -77,7 +77,7 @@ class ResultsModel(QAbstractTableModel):
 
     def set_batch(self, batch: Batch) -> None:
         """The model's facts (classes, positive class, threshold, name): they decide the columns' text,
-        and the threshold every stored result's label (see :func:`~cxrviewer.core.reader_study.relabel`)."""
+        and the threshold every stored result's label (see :func:`~cxrviewer.core.results.reader_study.relabel`)."""
         self.batch = batch
         relabel(self.results(), batch.threshold, batch.positive)
         self.columns = _columns(batch)

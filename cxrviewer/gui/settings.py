@@ -11,9 +11,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from ..core.overlay import DEFAULT_ALPHA
-from ..core.pacs_client import PacsConfig
-from ..core.precision import PRECISIONS
+from ..core.model.precision import PRECISIONS
+from ..core.pacs.pacs_client import PacsConfig
+from ..core.results.overlay import DEFAULT_ALPHA
 
 ORGANIZATION = "cxrviewer"
 APPLICATION = "cxrviewer"

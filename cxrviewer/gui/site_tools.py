@@ -16,12 +16,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 
-from ..core.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
-from ..core.checkpoint import load_model, read_header
+from ..core.site.calibration import MIN_PER_CLASS, fit_calibration, parse_rule, write_calibrated
+from ..core.model.checkpoint import load_model, read_header
 from ..core.errors import CxrError
-from ..core.evaluation import read_labelled_folder, score_folder
-from ..core.model_update import check_output
-from ..core.study_metrics import study_report
+from ..core.site.evaluation import read_labelled_folder, score_folder
+from ..core.model.model_update import check_output
+from ..core.site.study_metrics import study_report
 from . import dialogs
 from .evaluation_window import CalibrationWindow, EvaluationWindow
 

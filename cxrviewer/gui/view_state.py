@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.explain import METHODS, EvidenceMap
-from ..core.overlay import DEFAULT_ALPHA, SCALES
-from ..core.window import Window
+from ..core.results.overlay import DEFAULT_ALPHA, SCALES
+from ..core.io.window import Window
 
 SCALE_IMAGE, SCALE_FIXED = SCALES  # per-image min-max, or the model's fixed range in logit units
 
@@ -23,7 +23,7 @@ def _clip(v: float, lo: float, hi: float) -> float:
 @dataclass(frozen=True)
 class ViewState:
     """``window``: the VOI window in the image's modality units (None: the image's own default,
-    see :class:`~cxrviewer.core.window.ValueScale`); ``invert``; ``overlay``: the CAM on or off; ``opacity`` of the CAM in [0, 1]; ``class_name``: whose
+    see :class:`~cxrviewer.core.io.window.ValueScale`); ``invert``; ``overlay``: the CAM on or off; ``opacity`` of the CAM in [0, 1]; ``class_name``: whose
     map (None: the predicted class); ``scale``: the CAM's colour scale, "image" or "fixed";
     ``method``: which explanation method's map (a name of ``core.explain.METHODS``; the on-demand
     ones are drawn on this image's own range). Values out of range are clipped."""

@@ -13,8 +13,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 
-from ..core.corner_text import IDENTIFYING, corner_info
-from ..core.window import PRESETS, Window, WindowMemory
+from ..core.io.corner_text import IDENTIFYING, corner_info
+from ..core.io.window import PRESETS, Window, WindowMemory
 
 AUTO_KEY = "A"  # auto-window (also preset 6)
 

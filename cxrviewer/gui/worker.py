@@ -33,8 +33,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from superqt.utils import new_worker_qthread
 
 from ..core.errors import CxrError
-from ..core.inference import Predictor, scan_inputs
-from ..core.results import FileResult
+from ..core.batch.inference import Predictor, scan_inputs
+from ..core.results.file_result import FileResult
 
 CHUNK_SECONDS = 0.1  # results are sent to the GUI at most this often (plus the first at once)
 CHUNK_MAX = 256

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrviewer.core.annotate import MIN_FONT_PX, Annotations, burn_in, font, font_px, wrap
-from cxrviewer.core.imaging import Radiograph
-from cxrviewer.core.measurements import Calibration, Measurement
-from cxrviewer.core.overlay import export_caption, overlay_image, render_export
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.io.radiograph import Radiograph
+from cxrviewer.core.results.annotate import MIN_FONT_PX, Annotations, burn_in, font, font_px, wrap
+from cxrviewer.core.results.file_result import FileResult
+from cxrviewer.core.results.measurements import Calibration, Measurement
+from cxrviewer.core.results.overlay import export_caption, overlay_image, render_export
 
 LONG_NAME = "cxr-resnet18-224-kermany-pneumonia-recipe-b-seed-3-temperature-scaled"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cxrviewer.core import checkpoint
-from cxrviewer.core.checkpoint import MAX_INPUT_SIDE, load_model, read_header, save_model
 from cxrviewer.core.errors import ModelFileError
+from cxrviewer.core.model import checkpoint
+from cxrviewer.core.model.checkpoint import MAX_INPUT_SIDE, load_model, read_header, save_model
 from tests.conftest import make_tiny_model
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cxrviewer.core import columns
-from cxrviewer.core.columns import Batch, csv_columns, detail_columns, shown_probability, table_columns
-from cxrviewer.core.model import CamClassifier
-from cxrviewer.core.results import FileResult, VerdictChecks
+from cxrviewer.core.model.classifier import CamClassifier
+from cxrviewer.core.results import columns
+from cxrviewer.core.results.columns import Batch, csv_columns, detail_columns, shown_probability, table_columns
+from cxrviewer.core.results.file_result import FileResult, VerdictChecks
 
 
 def _model(**meta) -> CamClassifier:

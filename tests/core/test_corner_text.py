@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from cxrviewer.core.corner_text import CORNERS, CornerInfo, corner_info, corner_text
-from cxrviewer.core.imaging import load_radiograph
-from cxrviewer.core.window import Window
+from cxrviewer.core.io.corner_text import CORNERS, CornerInfo, corner_info, corner_text
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.io.window import Window
 from dicom_factory import make_dicom
 
 

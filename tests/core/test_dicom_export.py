@@ -7,7 +7,7 @@ import pydicom
 import pytest
 from pydicom.uid import SecondaryCaptureImageStorage
 
-from cxrviewer.core.dicom_export import DicomExportError, SeriesPlan, export_secondary_capture, sc_path
+from cxrviewer.core.results.dicom_export import DicomExportError, SeriesPlan, export_secondary_capture, sc_path
 from tests.core.dicom_factory import make_dicom
 from tests.gui.helpers import write_image
 

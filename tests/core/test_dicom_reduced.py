@@ -6,7 +6,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.pixels import pixel_array
 
-from cxrviewer.core.dicom_reduced import jpeg2000_level, reduced_frame
+from cxrviewer.core.io.dicom_reduced import jpeg2000_level, reduced_frame
 from tests.core.dicom_factory import make_dataset, make_jpeg_dicom
 
 
@@ -62,7 +62,7 @@ def test_no_reduction_where_it_is_not_safe(tmp_path):
 
 
 def test_the_loader_uses_the_reduced_decode_for_the_model_and_full_size_otherwise():
-    from cxrviewer.core.imaging import load_radiograph
+    from cxrviewer.core.io.reading import load_radiograph
 
     path = get_testdata_file("RG1_J2KR.dcm", download=False)
     small = load_radiograph(path, target_size=(224, 224))

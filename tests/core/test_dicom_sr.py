@@ -8,8 +8,8 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
-from cxrviewer.core.dicom_sr import ModelInfo, read_verdict_sr, verdict_sr
-from cxrviewer.core.results import FileResult, VerdictChecks
+from cxrviewer.core.pacs.dicom_sr import ModelInfo, read_verdict_sr, verdict_sr
+from cxrviewer.core.results.file_result import FileResult, VerdictChecks
 from tests.core.dicom_factory import make_dataset
 
 

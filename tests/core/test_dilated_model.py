@@ -5,8 +5,8 @@ import torch
 import torchvision
 
 from cxrviewer import CamClassifier, load_model, save_model
-from cxrviewer.core.checkpoint import ModelFileError, read_header
-from cxrviewer.core.model import build_backbone
+from cxrviewer.core.model.checkpoint import ModelFileError, read_header
+from cxrviewer.core.model.classifier import build_backbone
 
 from tests.conftest import make_tiny_model
 

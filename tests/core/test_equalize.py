@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cxrviewer import load_model, save_model
-from cxrviewer.core.checkpoint import ModelFileError, read_header
-from cxrviewer.core.equalize import clahe, equalize_histogram
+from cxrviewer.core.io.equalize import clahe, equalize_histogram
+from cxrviewer.core.model.checkpoint import ModelFileError, read_header
 
 from tests.conftest import make_tiny_model
 

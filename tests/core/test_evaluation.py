@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrviewer.core.calibration import (MIN_PER_CLASS, fit_calibration, parse_rule, threshold_for_rule,
-                                        write_calibrated)
-from cxrviewer.core.checkpoint import load_model, read_header
+from cxrviewer.core.site.calibration import (
+    MIN_PER_CLASS, fit_calibration, parse_rule, threshold_for_rule, write_calibrated,
+)
 from cxrviewer.core.errors import ModelFileError
-from cxrviewer.core.evaluation import (EvaluationError, disagreements, evaluation_metrics, read_labelled_folder,
-                                       score_folder, write_evaluation)
-from cxrviewer.core.model_update import weights_digest, write_with_metadata
+from cxrviewer.core.model.checkpoint import load_model, read_header
+from cxrviewer.core.site.evaluation import (
+    EvaluationError, disagreements, evaluation_metrics, read_labelled_folder, score_folder, write_evaluation,
+)
+from cxrviewer.core.model.model_update import weights_digest, write_with_metadata
 
 
 def _folder(root, counts, seed=0):

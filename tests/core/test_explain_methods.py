@@ -5,7 +5,7 @@ import torch
 from tests.conftest import make_tiny_model
 from cxrviewer.core.explain import METHODS, EvidenceMap, GradCAM, Occlusion, evidence_maps, get_method
 from cxrviewer.core.explain.methods import class_log_odds, split_trunk
-from cxrviewer.core.overlay import class_evidence
+from cxrviewer.core.results.overlay import class_evidence
 from explain_models import quadrant_image, quadrant_model
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrviewer.core import columns, export
-from cxrviewer.core.columns import Batch, csv_columns
-from cxrviewer.core.export import (CsvWriter, ExportError, check_output_dir, csv_cell, overlay_path, path_from_csv,
-                                   save_png, unique_path, write_csv)
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.results import columns, export
+from cxrviewer.core.results.columns import Batch, csv_columns
+from cxrviewer.core.results.export import (
+    CsvWriter, ExportError, check_output_dir, csv_cell, overlay_path, path_from_csv, save_png, unique_path, write_csv,
+)
+from cxrviewer.core.results.file_result import FileResult
 
 
 def _img(value: int, size=(12, 8)) -> Image.Image:

@@ -19,11 +19,11 @@ from pydicom.pixels import apply_voi_lut
 from pydicom.uid import UID, JPEG2000Lossless, RLELossless
 
 from cxrviewer import load_radiograph as exported_loader
-from cxrviewer.core import imaging
 from cxrviewer.core.errors import CorruptFileError, RadiographError, UnsupportedFileError
-from cxrviewer.core.imaging import (
-    IMAGE_SUFFIXES, Radiograph, apply_window, is_radiograph_file, load_radiograph, to_model_input,
-)
+from cxrviewer.core.io import dicom as dicom_reader, radiograph as radiograph_module
+from cxrviewer.core.io.dicom_values import apply_window
+from cxrviewer.core.io.radiograph import IMAGE_SUFFIXES, Radiograph, to_model_input
+from cxrviewer.core.io.reading import is_radiograph_file, load_radiograph
 from dicom_factory import make_dataset, make_dicom, make_jpeg_dicom, write
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -331,7 +331,7 @@ def test_dicom_bomb_is_refused_from_the_header(monkeypatch, tmp_path):
 def test_max_pixels_is_the_policy_for_both_readers(monkeypatch, tmp_path):
     Image.fromarray(ramp(top=255, dtype=np.uint8)).save(tmp_path / "small.png")
     dcm = make_dicom(tmp_path / "small.dcm", ramp(), bits_stored=12)
-    monkeypatch.setattr(imaging, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(radiograph_module, "MAX_PIXELS", 1000)
     expect_error(CorruptFileError, tmp_path / "small.png", "refused")
     expect_error(CorruptFileError, dcm, "refused")
 
@@ -615,7 +615,7 @@ def test_an_embedded_jpeg_larger_than_the_header_is_refused_before_decoding(tmp_
     data = data[:sof + 5] + struct.pack(">HH", 60000, 60000) + data[sof + 9:]  # the JPEG now says 60000 x 60000
     path.write_bytes(data)
     decoded = []
-    monkeypatch.setattr(imaging, "_decode_first_frame", lambda *a: decoded.append(1))
+    monkeypatch.setattr(dicom_reader, "_decode_first_frame", lambda *a: decoded.append(1))
     expect_error(CorruptFileError, path, "declares 60000 x 60000", "64 x 64")
     assert not decoded
 

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrviewer.core import inference
-from cxrviewer.core.imaging import load_radiograph, to_model_input
-from cxrviewer.core.inference import DeviceError, InputError, Predictor, pick_device, scan_inputs
+from cxrviewer.core.batch import inference
+from cxrviewer.core.batch.inference import DeviceError, InputError, Predictor, pick_device, scan_inputs
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph
 from tests.conftest import make_tiny_model
 
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from cxrviewer.core.batch.inference import Predictor
 from cxrviewer.core.explain import checks
-from cxrviewer.core.imaging import load_radiograph, to_model_input
-from cxrviewer.core.inference import Predictor
-from cxrviewer.core.results import VerdictChecks
+from cxrviewer.core.io.radiograph import to_model_input
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.results.file_result import VerdictChecks
 from explain_models import texture_model
 
 
@@ -63,6 +64,6 @@ def test_checks_can_be_switched_off_and_never_cost_a_verdict(grainy_files, monke
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr("cxrviewer.core.inference.verdict_checks", broken)
+    monkeypatch.setattr("cxrviewer.core.batch.inference.verdict_checks", broken)
     results = list(Predictor(model, device="cpu", stability=True).predict(grainy_files[:2]))
     assert all(r.ok and r.label == "PNEUMONIA" and r.checks is None for r in results)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from cxrviewer.core.imaging import load_radiograph
-from cxrviewer.core.measurements import Calibration, Measurement, MeasurementStore, label
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.results.measurements import Calibration, Measurement, MeasurementStore, label
 from tests.core.dicom_factory import make_dicom
 from tests.gui.helpers import write_image
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cxrviewer import CamClassifier
-from cxrviewer.core.model import ARCHS, decide
+from cxrviewer.core.model.classifier import ARCHS, decide
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "densenet121"])

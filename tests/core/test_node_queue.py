@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from cxrviewer.core.node_queue import NodeQueue, QueueError, check_uid
+from cxrviewer.core.pacs.node_queue import NodeQueue, QueueError, check_uid
 from tests.core.dicom_factory import make_dataset
 
 

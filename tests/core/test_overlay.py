@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cxrviewer.core.imaging import Radiograph
-from cxrviewer.core.overlay import (
-    DEFAULT_CAM_RANGE, cam_for_display, cam_range_from_meta, class_evidence, colormap_lut, compose, overlay_image,
-    render_export, upsample_cam, window_pixels,
+from cxrviewer.core.io.radiograph import Radiograph
+from cxrviewer.core.results.overlay import (
+    DEFAULT_CAM_RANGE, cam_for_display, cam_range_from_meta, class_evidence, colormap_lut, compose, overlay_image, render_export, upsample_cam, window_pixels,
 )
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.results.file_result import FileResult
 
 RNG = np.random.default_rng(0)
 PATTERN = RNG.normal(0, 1, (7, 7)).astype(np.float32)

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cxrviewer.core import precision as P
-from cxrviewer.core.precision import (MIN_AGREEMENT, measure_parity, prepare_model, resolve_precision)
+from cxrviewer.core.model import precision as P
+from cxrviewer.core.model.precision import MIN_AGREEMENT, measure_parity, prepare_model, resolve_precision
 from tests.conftest import make_tiny_model
 
 
@@ -124,7 +124,7 @@ def test_native_bf16_detection_reads_cpu_flags(monkeypatch):
 def test_predictor_runs_a_private_copy_in_the_chosen_precision(tmp_path):
     from PIL import Image
 
-    from cxrviewer.core.inference import Predictor
+    from cxrviewer.core.batch.inference import Predictor
 
     paths = []
     for i in range(3):
@@ -162,7 +162,7 @@ def test_predict_writes_the_precision_column(tmp_path, tiny_model_file):
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50", "densenet121"])
 def test_batchnorm_folding_keeps_the_outputs(arch):
-    from cxrviewer.core.precision import fold_batchnorm
+    from cxrviewer.core.model.precision import fold_batchnorm
 
     model = make_tiny_model(arch=arch)
     with torch.no_grad():  # non-trivial running statistics

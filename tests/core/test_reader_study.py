@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxrviewer.core.columns import Batch, csv_columns
-from cxrviewer.core.evaluation import evaluation_metrics
-from cxrviewer.core.export import CsvWriter
-from cxrviewer.core.reader_study import AGREE, DISAGREE, ReaderStudy, agreement, record, relabel, truth_from_path
-from cxrviewer.core.results import OUT_OF_SCOPE, FileResult
-from cxrviewer.core.session import (VERSION, SessionError, SessionIndex, load_session, restore, save_session,
-                                    session_of)
-from cxrviewer.core.study_metrics import reader_metrics, scores_from_results
+from cxrviewer.core.results.columns import Batch, csv_columns
+from cxrviewer.core.results.export import CsvWriter
+from cxrviewer.core.site.evaluation import evaluation_metrics
+from cxrviewer.core.results.reader_study import (
+    AGREE, DISAGREE, ReaderStudy, agreement, record, relabel, truth_from_path,
+)
+from cxrviewer.core.results.file_result import OUT_OF_SCOPE, FileResult
+from cxrviewer.core.results.session import (
+    VERSION, SessionError, SessionIndex, load_session, restore, save_session, session_of,
+)
+from cxrviewer.core.site.study_metrics import reader_metrics, scores_from_results
 
 NAMES = ["NORMAL", "PNEUMONIA"]
 

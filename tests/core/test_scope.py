@@ -7,10 +7,11 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from cxrviewer.core.imaging import load_radiograph
+from cxrviewer.core.io.reading import load_radiograph
 from cxrviewer.core.paths import resources_dir
-from cxrviewer.core.scope import (HEADER_MARGIN, ScopeStats, ScopeVerdict, declares_chest_radiograph, dicom_reason,
-                                  energy, judge, rule_reason)
+from cxrviewer.core.model.scope import (
+    HEADER_MARGIN, ScopeStats, ScopeVerdict, declares_chest_radiograph, dicom_reason, energy, judge, rule_reason,
+)
 
 
 def _rule(path):

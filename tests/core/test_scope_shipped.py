@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from cxrviewer.core.checkpoint import load_model
-from cxrviewer.core.inference import Predictor
-from cxrviewer.core.results import OUT_OF_SCOPE
+from cxrviewer.core.batch.inference import Predictor
+from cxrviewer.core.model.checkpoint import load_model
+from cxrviewer.core.results.file_result import OUT_OF_SCOPE
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "chest_xray"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrviewer.core.imaging import load_radiograph
-from cxrviewer.core.window import PRESETS, ValueScale, Window, WindowMemory, linear_scale, presets
+from cxrviewer.core.io.reading import load_radiograph
+from cxrviewer.core.io.window import PRESETS, ValueScale, Window, WindowMemory, linear_scale, presets
 from dicom_factory import make_dicom
 
 

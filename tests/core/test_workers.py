@@ -2,7 +2,7 @@
 
 import threading
 
-from cxrviewer.core.workers import Gate
+from cxrviewer.core.batch.workers import Gate
 
 
 def test_gate_waits_for_those_inside_and_then_lets_no_one_in():

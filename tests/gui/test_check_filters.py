@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrviewer.core.columns import Batch
-from cxrviewer.core.results import FileResult, VerdictChecks
+from cxrviewer.core.results.columns import Batch
+from cxrviewer.core.results.file_result import FileResult, VerdictChecks
 from cxrviewer.gui.results_model import ResultsFilter, ResultsModel
 from cxrviewer.gui.results_view import ResultsView
 

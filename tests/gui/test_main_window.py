@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from cxrviewer.core.columns import percent
-from cxrviewer.core.inference import Predictor
+from cxrviewer.core.batch.inference import Predictor
+from cxrviewer.core.results.columns import percent
 from cxrviewer.gui import dialogs, worker
 from cxrviewer.gui.results_model import CANCELLED, CLASS, DONE, ERROR, NAME, NO_MODEL, PROB, QUEUED, STATUS, ResultsFilter
 from cxrviewer.gui.settings import Settings

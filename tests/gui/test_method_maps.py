@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from cxrviewer.core.explain.on_demand import explain_image
 from cxrviewer.core.explain import GradCAM
+from cxrviewer.core.explain.on_demand import explain_image
 from cxrviewer.gui import method_maps as method_maps_module
 from cxrviewer.gui.display import method_overlay
 
@@ -147,7 +147,7 @@ def test_no_positive_evidence_is_said_instead_of_a_stretched_map(qtbot, window, 
 def test_exports_draw_the_method_on_screen_and_compute_the_maps_not_yet_made(qtbot, reviewed, calls, monkeypatch, tmp_path):
     from PIL import Image
 
-    from cxrviewer.core.imaging import load_radiograph
+    from cxrviewer.core.io.reading import load_radiograph
     from cxrviewer.gui import dialogs
     from cxrviewer.gui.exporting import map_layer
 
@@ -178,7 +178,7 @@ def test_exports_draw_the_method_on_screen_and_compute_the_maps_not_yet_made(qtb
 
 
 def test_an_export_of_a_map_with_no_positive_evidence_says_so_and_draws_no_colours(qtbot, window, image_folder, tmp_path):
-    from cxrviewer.core.imaging import load_radiograph
+    from cxrviewer.core.io.reading import load_radiograph
     from cxrviewer.gui.exporting import map_layer, render
 
     result, other = show_the_class_without_evidence(qtbot, window, image_folder)

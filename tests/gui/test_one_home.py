@@ -13,13 +13,13 @@ import pytest
 from PySide6.QtCore import Qt
 
 from cxrviewer.cli import main as cli_main
-from cxrviewer.core.columns import Batch, table_columns
-from cxrviewer.core.imaging import IMAGE_SUFFIXES
-from cxrviewer.core.overlay import DEFAULT_ALPHA, DEFAULT_CMAP
+from cxrviewer.core.io.radiograph import IMAGE_SUFFIXES
+from cxrviewer.core.io.window import Window
+from cxrviewer.core.results.columns import Batch, table_columns
+from cxrviewer.core.results.overlay import DEFAULT_ALPHA, DEFAULT_CMAP
 from cxrviewer.gui import dialogs
 from cxrviewer.gui.results_model import STATUS
 from cxrviewer.gui.settings import Settings
-from cxrviewer.core.window import Window
 from cxrviewer.gui.view_state import ViewState
 
 from tests.gui.helpers import open_and_wait

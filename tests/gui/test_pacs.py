@@ -5,9 +5,9 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from cxrviewer.core.dicom_net import Peer
-from cxrviewer.core.dicom_sr import read_verdict_sr
-from cxrviewer.core.pacs_client import PacsConfig
+from cxrviewer.core.pacs.dicom_net import Peer
+from cxrviewer.core.pacs.dicom_sr import read_verdict_sr
+from cxrviewer.core.pacs.pacs_client import PacsConfig
 from cxrviewer.gui import pacs_dialog
 from tests.pacs.node_helpers import SC_CLASS, SR_CLASS, by_class, radiographs, store
 

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from cxrviewer.core.columns import Batch
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.results.columns import Batch
+from cxrviewer.core.results.file_result import FileResult
 from cxrviewer.gui import app as app_module
 from cxrviewer.gui.desktop import desktop_entry, install_desktop_entry
 from cxrviewer.gui.icons import PNG_SIZES, app_icon, png_path, svg_path
@@ -184,7 +184,7 @@ def test_canvas_draws_the_fitted_image_pixel_for_pixel(qtbot, monkeypatch):
 
 def test_the_overlay_note_sits_above_the_bottom_corner_text(qtbot):
     """A note such as "no positive evidence for ..." never overlaps the window/zoom and index lines."""
-    from cxrviewer.core.corner_text import CornerInfo
+    from cxrviewer.core.io.corner_text import CornerInfo
     from cxrviewer.gui.canvas import ImageCanvas, Overlay
 
     canvas = ImageCanvas()

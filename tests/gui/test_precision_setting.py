@@ -1,6 +1,6 @@
 """Model > Precision: the viewer runs the model in the chosen precision, says so, and keeps the choice."""
 
-from cxrviewer.core.precision import PARITY_KEY
+from cxrviewer.core.model.precision import PARITY_KEY
 from cxrviewer.gui.settings import Settings
 from tests.gui.helpers import open_and_wait
 
@@ -25,7 +25,7 @@ def test_precision_choice_reclassifies_shows_and_persists(qtbot, window, image_f
 
 
 def test_auto_follows_the_recorded_parity(qtbot, window, monkeypatch):
-    from cxrviewer.core import precision
+    from cxrviewer.core.model import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     window.model.meta[PARITY_KEY] = {"bfloat16": {"agreement": 1.0, "max_prob_diff": 0.01, "n": 100}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from cxrviewer.core.results import OUT_OF_SCOPE
+from cxrviewer.core.results.file_result import OUT_OF_SCOPE
 from cxrviewer.gui.results_model import ResultsFilter
 
 from tests.gui.helpers import open_and_wait

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrviewer.core.checkpoint import load_model
-from cxrviewer.core.evaluation import evaluation_metrics, read_labelled_folder, score_folder
-from cxrviewer.core.model_update import weights_digest
+from cxrviewer.core.model.checkpoint import load_model
+from cxrviewer.core.model.model_update import weights_digest
+from cxrviewer.core.site.evaluation import evaluation_metrics, read_labelled_folder, score_folder
 from cxrviewer.gui import dialogs
 from tests.gui.helpers import open_and_wait, write_image
 

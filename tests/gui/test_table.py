@@ -9,8 +9,8 @@ import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtWidgets import QStyleOptionViewItem
 
-from cxrviewer.core.columns import Batch
-from cxrviewer.core.results import FileResult
+from cxrviewer.core.results.columns import Batch
+from cxrviewer.core.results.file_result import FileResult
 from cxrviewer.gui.results_model import CLASS, NAME, PROB, STATUS, ResultsModel
 from cxrviewer.gui.results_view import ResultsView
 

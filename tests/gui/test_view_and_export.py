@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from cxrviewer.gui import dialogs
-from cxrviewer.gui.view_state import SCALE_FIXED
 from cxrviewer.gui.results_model import DONE
+from cxrviewer.gui.view_state import SCALE_FIXED
 
 from tests.gui.helpers import open_and_wait, write_image
 
@@ -89,7 +89,7 @@ def test_fixed_scale_uses_the_model_cam_range(qtbot, make_window, fixed_scale_mo
 
 
 def test_fixed_scale_without_cam_range_uses_the_core_default(reviewed):
-    from cxrviewer.core.overlay import DEFAULT_CAM_RANGE
+    from cxrviewer.core.results.overlay import DEFAULT_CAM_RANGE
 
     reviewed.controls.scale_box.setCurrentIndex(reviewed.controls.scale_box.findData(SCALE_FIXED))
     assert (reviewed.canvas._overlay.vmin, reviewed.canvas._overlay.vmax) == DEFAULT_CAM_RANGE

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.backend_bases import MouseEvent
 from PIL import Image
 
-from cxrviewer.core.window import Window
+from cxrviewer.core.io.window import Window
 from cxrviewer.gui.exporting import RenderOptions, render
 from tests.core.dicom_factory import make_dicom
 from tests.gui.helpers import open_and_wait

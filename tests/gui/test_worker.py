@@ -10,7 +10,7 @@ import torch
 from PySide6.QtCore import QCoreApplication, QEvent
 
 from cxrviewer import load_model
-from cxrviewer.core.inference import Predictor
+from cxrviewer.core.batch.inference import Predictor
 from cxrviewer.gui import worker
 
 

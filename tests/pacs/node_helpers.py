@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import generate_uid
 
-from cxrviewer.core.dicom_net import DicomNetError, Peer, echo
+from cxrviewer.core.pacs.dicom_net import DicomNetError, Peer, echo
 from tests.core.dicom_factory import make_dicom
 from tests.pacs.orthanc import free_port
 

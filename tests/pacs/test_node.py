@@ -12,8 +12,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
 
-from cxrviewer.core.dicom_net import DicomNetError, Peer, echo
-from cxrviewer.core.dicom_sr import read_verdict_sr
+from cxrviewer.core.pacs.dicom_net import DicomNetError, Peer, echo
+from cxrviewer.core.pacs.dicom_sr import read_verdict_sr
 from tests.core.dicom_factory import make_dataset, make_jpeg_dicom, write
 from tests.pacs.node_helpers import SC_CLASS, SR_CLASS, NodeProcess, by_class, radiographs, store, wait_for
 from tests.pacs.orthanc import free_port, start_orthanc

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 from . import checks
 from .faithfulness import STEPS, centred_prior_maps, faithfulness_scores, random_smooth_maps
 from .methods import EvidenceMap, GradCAM, eval_mode, evidence_maps
@@ -121,6 +121,33 @@ def floor_tally(margins: dict) -> tuple[int, int, int]:
 def floor_tallies(faithfulness: dict) -> dict[str, tuple[int, int, int]]:
     """:func:`floor_tally` of each audited map (``evidence``, ``gradcam``) whose margins a faithfulness section holds."""
     return {name: floor_tally(faithfulness[key]) for name, key in AUDITED.items() if faithfulness.get(key)}
+
+
+#: The deletion and insertion scores that decide whether a map is faithful (protocol amendment 2: mean fill).
+DECIDING = ("deletion_mean", "insertion_mean")
+
+
+def beats_floors(margins: dict | None) -> bool:
+    """Whether a map beats both floors (random, centred prior) beyond chance on every score of :data:`DECIDING`
+    (the paired 95 % interval of its margin wholly above zero)."""
+    rows = [(margins or {}).get(floor, {}).get(k) for floor in ("random", "prior") for k in DECIDING]
+    return all(r is not None and r[0] - r[1] > 0 for r in rows)
+
+
+def default_method(explanations: dict | None) -> tuple[str, str]:
+    """The viewer's default map for a model, and why when it is not the CAM (protocol amendment 2).
+
+    The CAM (``evidence``) unless the model's audit shows that it does not beat the floors on mean-fill deletion
+    and insertion while Grad-CAM does; without an audit, the CAM.
+    """
+    fa = (explanations or {}).get("faithfulness") or {}
+    if not fa.get(AUDITED["evidence"]) or beats_floors(fa[AUDITED["evidence"]]):
+        return "evidence", ""
+    if beats_floors(fa.get(AUDITED["gradcam"])):
+        return "gradcam", ("Grad-CAM is this model's default map: on its validation images the CAM does not beat the "
+                           "random and centred-prior maps beyond chance on mean-fill deletion and insertion, and Grad-CAM does")
+    return "evidence", ("neither the CAM nor Grad-CAM beats the random and centred-prior maps beyond chance on mean-fill "
+                        "deletion and insertion for this model: read its maps with care")
 
 
 def method_notes(explanations: dict | None) -> dict[str, str]:

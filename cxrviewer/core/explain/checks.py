@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model import CamClassifier
-from ..results import VerdictChecks
+from ..model.classifier import CamClassifier
+from ..results.file_result import VerdictChecks
 from .methods import eval_mode, evidence_maps
 from .perturb import add_border, gaussian_blur
 
@@ -255,7 +255,7 @@ def verdict_checks(model: CamClassifier, images: torch.Tensor, logits: torch.Ten
 
 
 def as_results(found: dict[str, torch.Tensor]) -> list[VerdictChecks]:
-    """:func:`verdict_checks`' tensors as one plain :class:`~cxrviewer.core.results.VerdictChecks` per image
+    """:func:`verdict_checks`' tensors as one plain :class:`~cxrviewer.core.results.file_result.VerdictChecks` per image
     (``unstable`` None when the stability check was not run)."""
     out = []
     for i in range(found["outside_share"].shape[0]):

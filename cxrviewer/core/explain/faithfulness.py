@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 from .methods import eval_mode
 from .perturb import FILLS
 

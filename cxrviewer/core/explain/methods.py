@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import RESNETS, CamClassifier
+from ..model.classifier import RESNETS, CamClassifier
 
 Progress = Callable[[int, int], None]
 
@@ -45,7 +45,7 @@ def class_log_odds(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def evidence_maps(logits: torch.Tensor, cams: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Class-evidence maps ``N x h x w`` (logit units) from ``logits_and_cams`` output.
 
-    The batched form of :func:`cxrviewer.core.overlay.class_evidence`: the spatial
+    The batched form of :func:`cxrviewer.core.results.overlay.class_evidence`: the spatial
     mean of map ``n`` is ``class_log_odds(logits, index)[n]``.
     """
     bias = logits - cams.mean(dim=(2, 3))

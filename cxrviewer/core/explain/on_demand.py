@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..imaging import to_model_input
-from ..model import CamClassifier
-from ..overlay import upsample_cam
+from ..io.radiograph import to_model_input
+from ..model.classifier import CamClassifier
+from ..results.overlay import upsample_cam
 from .methods import ExplanationMethod, Progress, eval_mode
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 from .methods import ExplanationMethod, eval_mode
 
 PASS_LIMIT = 0.5

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import CamClassifier
-from ..overlay import class_evidence
+from ..model.classifier import CamClassifier
+from ..results.overlay import class_evidence
 from . import metrics
 from .engine import evaluate
 from .runtime import Runtime, all_gather, autocast
@@ -77,7 +77,7 @@ def score_splits(model: CamClassifier, cal: Calibration, test_loader, rt: Runtim
 def cam_range(model: CamClassifier, loader, rt: Runtime) -> list[float]:
     """1st and 99th percentiles of the class-evidence maps on ``loader``: the shared 'fixed' display scale.
 
-    Uses :func:`cxrviewer.core.overlay.class_evidence`, the map the viewer and exports draw.
+    Uses :func:`cxrviewer.core.results.overlay.class_evidence`, the map the viewer and exports draw.
     """
     model.eval()
     values = []

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 
-from ..equalize import equalized
-from ..frame import frame_normalized
-from ..imaging import load_radiograph, to_model_input
-from ..inference import IMAGE_SUFFIXES
+from ..io.equalize import equalized
+from ..io.frame import frame_normalized
+from ..io.radiograph import IMAGE_SUFFIXES, to_model_input
+from ..io.reading import load_radiograph
 from . import TrainingError
 from .augment import build_pipeline
 from .crossbatch import hold_out_normal_batch, negative_label

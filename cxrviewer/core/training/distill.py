@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_model
 from ..errors import ModelFileError
+from ..model.checkpoint import load_model
 from . import TrainingError
 
 

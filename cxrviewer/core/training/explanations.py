@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_model, read_header
-from . import run_cli
 from ..errors import CxrError
 from ..explain.audit import audit
-from ..model import CamClassifier
+from ..model.checkpoint import load_model, read_header
+from ..model.classifier import CamClassifier
+from . import run_cli
 
 THRESHOLD_KEY = "evidence_outside_threshold"
 

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from ..errors import RadiographError
-from ..imaging import load_radiograph, to_model_input
-from ..model import CamClassifier
+from ..io.radiograph import to_model_input
+from ..io.reading import load_radiograph
+from ..model.classifier import CamClassifier
 
 
 @torch.inference_mode()

@@ -1,7 +1,7 @@
 """Evaluation metrics for the trainer: AUROC, ROC, calibration, thresholds, summaries, the best epoch.
 
 numpy (and scipy's bounded scalar minimiser). Probabilities are rows of an ``N x K`` array,
-labels are class indices. Class decisions are the model's own rule, :func:`cxrviewer.core.model.decide`.
+labels are class indices. Class decisions are the model's own rule, :func:`cxrviewer.core.model.classifier.decide`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..model import decide
+from ..model.classifier import decide
 
 THRESHOLD_RULES = ("robust", "youden", "f1", "0.5")
 
@@ -225,7 +225,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 def predict(probs, threshold: float | None = None, positive_index: int | None = None) -> np.ndarray:
-    """Class index per row by the model's decision rule, :func:`cxrviewer.core.model.decide`: for two
+    """Class index per row by the model's decision rule, :func:`cxrviewer.core.model.classifier.decide`: for two
     classes ``probs[:, pos] >= threshold`` (``pos`` defaults to 1, as in the model), else argmax."""
     p = np.asarray(probs, dtype=np.float64)
     return decide(p, threshold, 1 if positive_index is None else int(positive_index)).astype(np.int64)

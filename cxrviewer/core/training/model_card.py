@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import scope as S
-from ..checkpoint import read_header
-from ..explain.audit import floor_tallies
+from ..explain.audit import default_method, floor_tallies
+from ..model import scope as S
+from ..model.checkpoint import read_header
+from . import robustness
 from .report import report_dir
 
 NOTICE = "For research and education only. Not a medical device; not for diagnosis or treatment decisions."
@@ -132,6 +133,9 @@ def _protocol(p: dict | None) -> list[str]:
              f"| clean | {_f3(clean.get('sensitivity'))} | {_f3(clean.get('specificity'))} | |"]
     lines += [f"| {fam} | {_f3(v.get('sensitivity'))} | {_f3(v.get('specificity'))} | {_f3(v.get('worst_specificity'))} |"
               for fam, v in p["families"].items()]
+    if isinstance(p.get("robustness"), dict):
+        lines += ["", "Robustness constraints of the amended protocol (section 7, amendment 2): this model "
+                  + robustness.words(p["robustness"]) + ".", "", *robustness.specificity_table(p["robustness"])]
     if not p.get("cross_batch"):
         lines.append("\nNo cross-batch model was scored with this file; the study table (docs/recipe-study.md) has its "
                      "recipe's cross-batch runs, if any.")
@@ -177,6 +181,10 @@ def _explanations(ex: dict | None) -> list[str]:
     if fa.get("margins_gradcam"):
         lines += ["", _margin_words(fa["margins_gradcam"], "Grad-CAM on layer3 (the viewer's second map)")]
     lines += _tally_and_flat_classes(fa)
+    method, why = default_method(ex)
+    lines += ["", "Default map in the viewer (protocol amendment 2: judged on mean-fill deletion and insertion): "
+              + (_MAP_NAMES.get(method, method) + (f". {why[0].upper()}{why[1:]}." if why else
+                 ": it beats both floors beyond chance on mean-fill deletion and insertion."))]
     steps = sanity.get("steps", [])
     if steps:
         ok = (sanity.get("passed") or {}).get("evidence")

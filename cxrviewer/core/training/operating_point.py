@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_model, save_model
 from ..errors import CxrError
+from ..model.checkpoint import load_model, save_model
 from . import metrics
 from .model_card import write_model_card
 from .report import jsonable
@@ -41,6 +41,7 @@ def protocol_summary(full: dict, cross_batch: list[dict], score: dict, command: 
                                    **({"command": c["command"]} if c.get("command") else {})} for c in cross_batch}
     return {"rule": "protocol", "threshold": full["protocol_threshold"], "clean": full["clean_at_protocol_threshold"],
             "families": per_family, "cross_batch": xb, "score": score,
+            **({"robustness": full["robustness"]} if full.get("robustness") else {}),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **({"command": command} if command else {})}
 

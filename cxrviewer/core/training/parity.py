@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_model, read_header
-from . import run_cli
 from ..errors import CxrError
-from ..model_update import rewrite_metadata, weights_digest  # noqa: F401 - re-exported for callers
-from ..model import CamClassifier
-from ..precision import PARITY_KEY, REDUCED, measure_parity
+from ..model.checkpoint import load_model, read_header
+from ..model.classifier import CamClassifier
+from ..model.model_update import rewrite_metadata, weights_digest  # noqa: F401 - re-exported for callers
+from ..model.precision import PARITY_KEY, REDUCED, measure_parity
+from . import run_cli
 
 
 def parity_record(model: CamClassifier, batches: Iterable[Any], device: torch.device | str = "cpu",

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from ..model import CamClassifier
+from ..model.classifier import CamClassifier
 
 _DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 

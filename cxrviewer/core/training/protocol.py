@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..checkpoint import load_model
 from ..errors import CxrError
-from ..model import CamClassifier
-from . import metrics
+from ..model.checkpoint import load_model
+from ..model.classifier import CamClassifier
+from . import metrics, robustness
 from .data import DEFAULT_PATIENT_PATTERN, RadiographFolder, Sample, find_samples
 from .shift import SUITE, Transform, suite_views
 
@@ -334,6 +334,15 @@ def score_model(path: Path | Sequence[Path], data: Path, suite: bool = True, fam
                    complete=len(probs) == len(SUITE))
         if progress is not None:
             progress(out)
+    if out.get("complete"):
+        badge = None
+        if len(members.models) == 1:
+            badge = float(members.caches[0].get(f"badge-{out['protocol_threshold']:.6f}", lambda: np.array(
+                [robustness.badge_rate(model, images, out["protocol_threshold"], batch_size)]))[0])
+        out["robustness"] = robustness.check(out, badge)
+        log.info("%s: %s", members.name, robustness.words(out["robustness"]))
+        if progress is not None:
+            progress(out)
     return out
 
 
@@ -380,6 +389,9 @@ def markdown(name: str, result: dict) -> str:
         for fam, f in full["summary"]["families"].items():
             lines.append(f"| {fam} | {_f(f['bal95'])} | {_f(f['spec95'])} | {_f(f['sens95'])} | {_f(f['auroc'])} | "
                          f"{_f(f['sensitivity'])} | {_f(f['specificity'])} | {_f(f['worst_specificity'])} |")
+    if full.get("robustness"):
+        lines += ["", "Robustness constraints (protocol amendment 2), at the protocol-rule threshold: "
+                  + robustness.words(full["robustness"]) + ".", "", *robustness.specificity_table(full["robustness"])]
     for cb in result.get("cross_batch", []):
         h = cb["held_out"]
         lines.append(f"\nCross-batch, {h['batch']} NORMAL held out ({h['normal_images']} images): AUROC {_f(h['auroc'])}, "
@@ -414,7 +426,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def cross_batch_groups(paths: Sequence[Path]) -> list[list[Path]]:
     """``--cross-batch`` files grouped by the NORMAL batch each held out (in first-seen order); a file that
     held none out forms its own group (and is refused when scored)."""
-    from ..checkpoint import read_header
+    from ..model.checkpoint import read_header
 
     groups: dict[str, list[Path]] = {}
     for path in paths:

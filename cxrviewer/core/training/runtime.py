@@ -39,7 +39,7 @@ class Runtime:
 
 def init_runtime(args: argparse.Namespace) -> Runtime:
     """Pick the device and precision; join the process group when started by ``torchrun``."""
-    from ..inference import pick_device
+    from ..batch.inference import pick_device
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         device = pick_device(args.device)

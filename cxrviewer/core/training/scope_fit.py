@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from ..errors import CxrError, RadiographError
-from ..imaging import load_radiograph
-from ..model import CamClassifier
-from ..scope import QUANTILE, ScopeStats, rule_reason
+from ..io.reading import load_radiograph
+from ..model.classifier import CamClassifier
+from ..model.scope import QUANTILE, ScopeStats, rule_reason
 from . import metrics as M
 from .data import DEFAULT_PATIENT_PATTERN, Sample, find_classes, list_samples, split_by_patient
 from .features import extract_features
@@ -168,9 +168,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from ..checkpoint import load_model
-    from ..inference import pick_device
-    from ..model_update import check_output, write_with_metadata
+    from ..model.checkpoint import load_model
+    from ..batch.inference import pick_device
+    from ..model.model_update import check_output, write_with_metadata
     from .model_card import write_model_card
 
     args = get_args_parser().parse_args(argv)

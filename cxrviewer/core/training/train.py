@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import FORMAT_VERSION, save_model
-from ..equalize import FILE_VALUES
-from ..model import ARCHS, CamClassifier
-from ..precision import PARITY_KEY
+from ..io.equalize import FILE_VALUES
+from ..model.checkpoint import FORMAT_VERSION, save_model
+from ..model.classifier import ARCHS, CamClassifier
+from ..model.precision import PARITY_KEY
 from . import TrainingError, metrics
 from .augment import build_ema, build_mix
 from .calibration import calibrate, score_splits

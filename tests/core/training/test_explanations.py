@@ -86,7 +86,7 @@ def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path
 
     import pytest
 
-    from cxrviewer.core.checkpoint import read_header
+    from cxrviewer.core.model.checkpoint import read_header
     from cxrviewer.core.errors import CxrError
     from cxrviewer.core.training.explanations import get_args_parser, main
     from cxrviewer.core.training.parity import weights_digest
@@ -102,3 +102,19 @@ def test_recording_an_audit_rewrites_only_the_metadata(tiny_model_file, tmp_path
     found.write_text(json.dumps({"model": "other.safetensors", "audit": _audit(0.6, passed=True)}))
     with pytest.raises(CxrError, match="audits 'other.safetensors'"):
         main(get_args_parser().parse_args([str(tiny_model_file), "--from-json", str(found)]))
+
+
+def test_the_viewers_default_map_is_the_one_that_beats_both_floors_on_mean_fill():
+    """Protocol amendment 2: deletion and insertion with mean fill decide; blur fill is information only."""
+    from cxrviewer.core.explain.audit import beats_floors, default_method
+
+    good = {f: {"deletion_mean": [0.05, 0.02], "insertion_mean": [0.03, 0.01], "deletion_blur": [-0.02, 0.01],
+                "insertion_blur": [0.0, 0.01]} for f in ("random", "prior")}
+    weak = {"random": good["random"], "prior": {**good["prior"], "insertion_mean": [0.01, 0.02]}}  # interval spans 0
+    assert beats_floors(good) and not beats_floors(weak) and not beats_floors(None)
+    assert default_method(None) == ("evidence", "")
+    assert default_method({"faithfulness": {"margins": good, "margins_gradcam": weak}}) == ("evidence", "")
+    method, why = default_method({"faithfulness": {"margins": weak, "margins_gradcam": good}})
+    assert method == "gradcam" and "CAM does not beat" in why
+    method, why = default_method({"faithfulness": {"margins": weak, "margins_gradcam": weak}})
+    assert method == "evidence" and "neither" in why

@@ -259,7 +259,7 @@ def test_best_epoch_is_highest_auroc_then_lowest_loss():
 def test_predict_is_the_models_decision_rule():
     import torch
 
-    from cxrviewer.core import model as model_module
+    from cxrviewer.core.model import classifier as model_module
     from cxrviewer.core.training import metrics
 
     model = model_module.CamClassifier("resnet18", 2, meta={"class_names": ["PNEUMONIA", "NORMAL"],

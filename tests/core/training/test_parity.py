@@ -1,7 +1,7 @@
 import torch
 
-from cxrviewer.core.checkpoint import load_model, read_header
-from cxrviewer.core.precision import PARITY_KEY, resolve_precision
+from cxrviewer.core.model.checkpoint import load_model, read_header
+from cxrviewer.core.model.precision import PARITY_KEY, resolve_precision
 from cxrviewer.core.training.parity import parity_record, rewrite_metadata, weights_digest
 
 
@@ -21,7 +21,7 @@ def test_parity_is_recorded_in_the_model_file_with_the_weights_byte_identical(ti
     assert meta[PARITY_KEY] == record and meta["threshold"] == model.meta["threshold"]
     reloaded = load_model(tiny_model_file)
     assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), model.state_dict().values()))
-    from cxrviewer.core import precision
+    from cxrviewer.core.model import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     expected = "bfloat16" if record["bfloat16"]["agreement"] >= precision.MIN_AGREEMENT else "float32"

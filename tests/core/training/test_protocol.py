@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cxrviewer.core.checkpoint import load_model, save_model
 from cxrviewer.core.errors import CxrError
-from cxrviewer.core.model import CamClassifier
+from cxrviewer.core.model.checkpoint import load_model, save_model
+from cxrviewer.core.model.classifier import CamClassifier
 from cxrviewer.core.training import protocol
 from cxrviewer.core.training.crossbatch import hold_out_normal_batch, in_batch
 from cxrviewer.core.training.data import DEFAULT_PATIENT_PATTERN, Sample
@@ -158,7 +158,7 @@ def test_trainer_holds_out_a_normal_batch_from_train_and_val(tiny_data):
 
 
 def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
-    from cxrviewer.core.checkpoint import load_model
+    from cxrviewer.core.model.checkpoint import load_model
     from cxrviewer.core.training.operating_point import write_protocol_threshold
     from cxrviewer.core.training.shift import SUITE
 

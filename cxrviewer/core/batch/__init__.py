@@ -1,0 +1,1 @@
+"""The batch engine: files and folders -> a stream of results, on lanes of threads, across torchrun ranks."""
