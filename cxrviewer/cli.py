@@ -4,6 +4,7 @@
     cxrviewer predict INPUT ... --csv OUT   classify files and folders into a CSV
     cxrviewer evaluate FOLDER --out DIR     metrics and plots on a labelled folder (see site_commands)
     cxrviewer calibrate FOLDER --out NEW    a new model file fitted to a site's labelled folder
+    cxrviewer serve --workdir DIR --send-to AET@HOST:PORT   a DICOM node: classify what it receives (see serve.py)
     cxrviewer --version
     torchrun --nproc_per_node=N -m cxrviewer predict INPUT ... --csv OUT   the same, N processes
 
@@ -111,7 +112,8 @@ def _positive_int(text: str) -> int:
 
 def build_gui_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Review chest radiographs with an AI second reader and its class activation maps.",
-                     epilog=f"Headless: {PROG} predict --help, {PROG} evaluate --help, {PROG} calibrate --help")
+                     epilog=f"Headless: {PROG} predict --help, {PROG} evaluate --help, {PROG} calibrate --help, "
+                            f"{PROG} serve --help")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--install-desktop", action="store_true",
                         help="install a desktop menu entry and icon for this user (Linux), then exit")
@@ -168,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "predict":
             return _predict(build_predict_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "serve":
+            from . import serve
+
+            return serve.serve(serve.build_serve_parser(_Parser).parse_args(argv[1:]))
         if argv and argv[0] in ("evaluate", "calibrate"):
             from . import site_commands as site
 

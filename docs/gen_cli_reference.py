@@ -29,6 +29,8 @@ COMMANDS: list[tuple[str, str, str, str]] = [
      "Metrics, plots and heat-map faithfulness of a model on a labelled folder."),
     ("cxrviewer calibrate", "cxrviewer.site_commands", "build_calibrate_parser",
      "A new model file whose threshold, temperature and scope threshold fit a site's labelled folder."),
+    ("cxrviewer serve", "cxrviewer.serve", "build_serve_parser",
+     "A DICOM node: classify received radiographs, send the verdict SR and heat-map Secondary Capture to a PACS."),
     ("python train_model.py", "cxrviewer.core.training.train", "get_args_parser",
      "Train a model file (also under `torchrun`)."),
     ("python -m cxrviewer.core.training.study", "cxrviewer.core.training.study", "get_args_parser",

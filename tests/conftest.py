@@ -35,3 +35,24 @@ def _private_cache_dir(tmp_path_factory, monkeypatch):
 def tiny_model_file(tmp_path):
     """Path to a saved tiny two-class model (64 x 64 input, threshold 0.5)."""
     return save_model(make_tiny_model(threshold=0.5, temperature=1.0), tmp_path / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def orthanc_server(tmp_path_factory):
+    """A real Orthanc (the distribution's package) on free loopback ports with a temporary storage folder and the
+    DICOMweb plugin, for the whole session; skipped only when the ``Orthanc`` binary is absent (.ci/run installs it)."""
+    from tests.pacs.orthanc import ORTHANC, start_orthanc
+
+    if ORTHANC is None:
+        pytest.skip("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb; .ci/run does it)")
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"), {})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def orthanc(orthanc_server):
+    """The session's Orthanc, emptied for this test."""
+    orthanc_server.clear()
+    yield orthanc_server
+    orthanc_server.clear()

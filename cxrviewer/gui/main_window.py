@@ -37,6 +37,7 @@ from .exporting import RenderOptions, export_overlay, export_overlays, suggested
 from .image_loader import ImageLoader
 from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
 from .measure_menu import MeasureActions
+from .pacs_tools import PacsTools
 from .measure_tool import MeasureTool
 from .method_maps import MapProgress, MethodMaps
 from .model_loader import ModelLoader
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
 
         self.reader = ReaderController(self)
         self.site = SiteTools(self)
+        self.pacs = PacsTools(self)
         self._build_layout()
         self._create_actions()
         self._create_menus()
@@ -221,6 +223,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.open_folder_act, self.open_files_act])
         self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addActions([self.pacs.open_act, self.pacs.send_act, self.pacs.settings_act])
         file_menu.addSeparator()
         file_menu.addActions([self.export_overlay_act, self.export_all_act, self.export_csv_act])
         file_menu.addMenu("Export &Options").addActions(self.export_options.actions)
@@ -840,6 +843,7 @@ class MainWindow(QMainWindow):
         has_results = any(r.ok for r in self.results_model.results()) if self.results_model.rowCount() else False
         self.export_overlay_act.setEnabled(result is not None and result.ok)
         self.export_all_act.setEnabled(has_results)
+        self.pacs.update_actions(has_results)
         self.export_csv_act.setEnabled(self.model is not None and bool(self.results_model.results()))
         self.cancel_act.setEnabled(self.runner.running or self.model_loader.loading or self.measure.busy)
 

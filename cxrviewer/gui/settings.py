@@ -12,6 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from ..core.model.precision_policy import PRECISIONS
+from ..core.pacs.pacs_client import PacsConfig
 from ..core.results.overlay import DEFAULT_ALPHA
 
 ORGANIZATION = "cxrviewer"
@@ -64,6 +65,24 @@ class Settings:
 
     def sync(self) -> None:
         self._s.sync()
+
+    @property
+    def pacs_cache(self) -> Path:
+        """Where studies retrieved from a PACS are kept: beside the settings file, never in the user's folders."""
+        return Path(self.file_name).parent / "pacs-cache"
+
+    @property
+    def pacs(self) -> PacsConfig:
+        """The PACS the viewer queries and sends results to (File > PACS Settings)."""
+        try:
+            stored = json.loads(self._s.value("pacs/config", "{}"))
+            return PacsConfig(**{k: v for k, v in stored.items() if k in PacsConfig.__dataclass_fields__})
+        except (TypeError, ValueError, AttributeError):
+            return PacsConfig()
+
+    @pacs.setter
+    def pacs(self, config: PacsConfig) -> None:
+        self._s.setValue("pacs/config", json.dumps(vars(config)))
 
     # -- plain values ------------------------------------------------------------
     last_folder = _path_setting("files/last_folder")
