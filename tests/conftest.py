@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -56,3 +60,43 @@ def orthanc(orthanc_server):
     orthanc_server.clear()
     yield orthanc_server
     orthanc_server.clear()
+
+
+@pytest.fixture
+def no_report_plots(monkeypatch):
+    """Training writes its report's PNG files empty instead of drawing them (seconds per run): for tests of
+    something else. The plots themselves are tested in ``tests/core/training/test_report.py``."""
+    from cxrviewer.core.training import report
+
+    def empty_png(fig, path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        return path
+
+    monkeypatch.setattr(report, "_save", empty_png)
+
+
+_IMPORT_PROBE = """
+import importlib, json, pkgutil, sys
+import cxrviewer, cxrviewer.cli, cxrviewer.core
+for m in pkgutil.walk_packages(cxrviewer.core.__path__, "cxrviewer.core."):
+    importlib.import_module(m.name)
+core = sorted(sys.modules)
+import cxrviewer.gui.view_state
+print(json.dumps({"core and cli": core, "gui.view_state": sorted(sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_imports():
+    """The modules a fresh interpreter (no ``MPLBACKEND``) holds after importing the package root, the CLI and
+    every core module (``"core and cli"``), then after also importing ``cxrviewer.gui.view_state``
+    (``"gui.view_state"``): one subprocess (it imports torch: seconds) for every test of run-time imports."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env.pop("MPLBACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])

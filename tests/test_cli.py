@@ -24,7 +24,11 @@ SIZES = {"a.jpg": (70, 90), "b.JPEG": (120, 64), "sub/c.jpg": (64, 100)}
 
 @pytest.fixture
 def scans(tmp_path):
-    root = tmp_path / "scans"
+    return _write_scans(tmp_path / "scans")
+
+
+def _write_scans(root: Path) -> Path:
+    """Three small JPEGs (one in a subfolder), a broken JPEG and a text file in ``root``."""
     rng = np.random.default_rng(0)
     for name, (w, h) in SIZES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -232,14 +236,34 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.fixture(scope="module")
+def stuck_predicts(tmp_path_factory):
+    """The signal tests' ``predict`` subprocesses, one per signal, started together (each imports torch for
+    seconds; two cores start both in the time of one): signal -> (process, stuck marker, CSV path, its folder)."""
+    from cxrviewer import save_model
+    from tests.conftest import make_tiny_model
+
+    model = save_model(make_tiny_model(threshold=0.5, temperature=1.0),
+                       tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    started = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        folder = tmp_path_factory.mktemp(f"stuck_{sig.name}")
+        scans, marker, out = _write_scans(folder / "scans"), folder / "stuck", folder / "r.csv"
+        started[sig] = (subprocess.Popen([sys.executable, "-c", _STUCK, str(marker), "predict", str(scans), "--csv",
+                                          str(out), "--model", str(model), "--batch-size", "2"],
+                                         stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1]),
+                        marker, out, folder)
+    yield started
+    for proc, *_ in started.values():
+        proc.kill()
+        proc.communicate()
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_ends_predict_while_a_decode_is_stuck(scans, tiny_model_file, tmp_path, sig, code):
-    marker, out = tmp_path / "stuck", tmp_path / "r.csv"
-    proc = subprocess.Popen([sys.executable, "-c", _STUCK, str(marker), "predict", str(scans), "--csv", str(out),
-                             "--model", str(tiny_model_file), "--batch-size", "2"],
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+def test_a_signal_ends_predict_while_a_decode_is_stuck(stuck_predicts, sig, code):
+    proc, marker, out, tmp_path = stuck_predicts[sig]
     try:
-        for _ in range(1200):  # until a decode thread is stuck (a hang guard, not a timing)
+        for _ in range(2400):  # until a decode thread is stuck (a hang guard, not a timing)
             if marker.exists() or proc.poll() is not None:
                 break
             threading.Event().wait(0.05)

@@ -66,8 +66,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank(rank: int, world: int, port: int, argv: list[str], codes) -> None:
-    """One torchrun-like rank; rank 1 breaks in the middle of its share."""
+def _rank(rank: int, world: int, port: int, argv: list[str]) -> None:
+    """One torchrun-like rank; rank 1 breaks in the middle of its share. Exits with 64 plus ``main``'s return
+    code (an exception out of ``main`` would exit with 1)."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if rank == 1:
@@ -77,21 +78,20 @@ def _rank(rank: int, world: int, port: int, argv: list[str], codes) -> None:
             raise MemoryError("simulated failure of rank 1")
 
         inference.Predictor._run_batch = broken
-    codes[rank] = main(argv)
+    sys.exit(64 + main(argv))
 
 
 def test_a_failing_rank_leaves_no_csv(scans, tiny_model_file, tmp_path):
     out = tmp_path / "results.csv"
     argv = ["predict", str(scans), "--csv", str(out), "--model", str(tiny_model_file), "--batch-size", "2"]
     ctx = mp.get_context("spawn")
-    codes = ctx.Manager().dict()
     port = _free_port()
-    procs = [ctx.Process(target=_rank, args=(r, 2, port, argv, codes)) for r in range(2)]
+    procs = [ctx.Process(target=_rank, args=(r, 2, port, argv)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=300)
-    assert dict(codes) == {0: 1, 1: 1}
+    assert [p.exitcode for p in procs] == [65, 65]  # each rank's main returned 1
     assert not out.exists()
     assert list(tmp_path.glob(".results.csv*")) == []
 

@@ -24,8 +24,9 @@ def png_folder(folder, count):
     return folder
 
 
-def open_and_wait(qtbot, window, inputs, timeout=20000):
-    """Open ``inputs`` and wait until the batch has finished."""
+def open_and_wait(qtbot, window, inputs, timeout=90000):
+    """Open ``inputs`` and wait until the batch has finished (a hang guard: the wait ends on the signal, and
+    a batch of a few dozen images takes several times longer on a loaded machine than on an idle one)."""
     with qtbot.waitSignal(window.batchFinished, timeout=timeout) as blocker:
         window.open_inputs(inputs)
     return blocker.args[0]

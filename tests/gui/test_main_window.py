@@ -356,12 +356,13 @@ def test_reclassifying_keeps_the_current_row_and_the_scroll_position(qtbot, wind
     open_and_wait(qtbot, window, [forty_pngs])
     view = window.results_view
     window.resize(1200, 500)  # fewer rows than 40 fit: the table scrolls
-    with qtbot.waitSignal(window.imageShown, timeout=5000):
+    with qtbot.waitSignal(window.imageShown, timeout=20000):
         view.select_source_row(30)
     bar = view.table.verticalScrollBar()
     assert bar.value() > 0
     scrolled = bar.value()
-    with qtbot.waitSignal(window.batchFinished, timeout=20000) as done:
+    # 40 images: a few seconds idle, several times that on a loaded machine (the wait ends on the signal)
+    with qtbot.waitSignal(window.batchFinished, timeout=90000) as done:
         window.load_model_file(tiny_model_file)
     assert done.args == [True]
     assert view.current_source_row() == 30 and window.current_path() == forty_pngs / "030.png"

@@ -57,7 +57,7 @@ def test_teachers_must_have_the_data_classes_and_be_readable(teacher_files, tmp_
         Teachers(teacher_files, ["NORMAL", "PNEUMONIA"], weight=1.5)
 
 
-def test_trainer_distils_and_records_its_teachers(teacher_files, tmp_path, monkeypatch):
+def test_trainer_distils_and_records_its_teachers(teacher_files, tmp_path, monkeypatch, no_report_plots):
     from cxrviewer import load_model
     from cxrviewer.core.training import distill, train
 
@@ -68,7 +68,7 @@ def test_trainer_distils_and_records_its_teachers(teacher_files, tmp_path, monke
     monkeypatch.setattr(distill.Teachers, "loss", lambda self, *a: calls.append(1) or original(self, *a))
     data = _make_data(tmp_path)
     out = tmp_path / "student.safetensors"
-    train.main(_args(data, out, "--teacher", *map(str, teacher_files), "--distill-weight", "0.7"))
+    train.main(_args(data, out, "--teacher", *map(str, teacher_files), "--distill-weight", "0.7", "--no-scope"))
     meta = load_model(out).meta
     assert calls  # every batch went through the distillation loss
     digests = [t["sha256"] for t in meta["training"]["teachers"]]

@@ -211,11 +211,13 @@ def test_protocol_threshold_is_written_into_a_copy_with_its_card(tmp_path):
     assert set(meta3["protocol"]["cross_batch"]) == {"IM", "NORMAL2"} and "without the NORMAL2 NORMAL" in out3.with_suffix(".md").read_text()
 
 
-def test_study_row_trains_three_runs_scores_them_and_continues(tiny_data, tmp_path, monkeypatch):
+def test_study_row_trains_three_runs_scores_them_and_continues(tiny_data, tmp_path, monkeypatch, no_report_plots):
     from cxrviewer.core.training import study, train
 
+    # No heat-map audit or scope fit in the full run either: the score reads neither (as for the cross-batch runs).
     argv = ["--name", "r", "--runs", str(tmp_path / "runs"), "--data", str(tiny_data), "--families", "crop", "--",
-            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.3", "--threshold-rule", "youden"]
+            "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--val-fraction", "0.3", "--threshold-rule", "youden",
+            "--audit-images", "0", "--no-scope"]
     result = study.main(study.get_args_parser().parse_args(argv))
     for suffix, batch in study.RUNS:
         meta = load_model(tmp_path / "runs" / f"r{suffix}" / "model.safetensors").meta

@@ -151,8 +151,10 @@ def test_resume_continues_the_interrupted_run_exactly(tiny_data, tmp_path, monke
     has the same loss curve, learning rates and final weights as the run that was never stopped."""
     import cxrviewer.core.training.train as train
 
-    extra = ("--epochs", "3", "--image-size", "32", "--threshold-rule", "youden", "--no-half")
-    monkeypatch.setattr(train, "write_report", lambda *a, **k: [])  # plots are tested elsewhere; keep this fast
+    # Two epochs: stopped after the first, the resumed run trains the second. The steps after training
+    # (report plots, scope fit) read the weights and change none; they are tested elsewhere; keep this fast.
+    extra = ("--epochs", "2", "--image-size", "32", "--threshold-rule", "youden", "--no-half", "--no-scope")
+    monkeypatch.setattr(train, "write_report", lambda *a, **k: [])
     whole = tmp_path / "whole.safetensors"
     main(_args(tiny_data, whole, *extra))
 
@@ -175,7 +177,7 @@ def test_resume_continues_the_interrupted_run_exactly(tiny_data, tmp_path, monke
         ck = torch.load(out.with_name(out.stem + "_report") / "checkpoint.pt", weights_only=True)
         return [{k: v for k, v in row.items() if k != "seconds"} for row in json.loads(ck["history"])]
 
-    assert [row["epoch"] for row in curve(resumed)] == [1, 2, 3]  # 1-based, as in the log and the model card
+    assert [row["epoch"] for row in curve(resumed)] == [1, 2]  # 1-based, as in the log and the model card
     assert curve(resumed) == curve(whole)
     a, b = load_model(whole).state_dict(), load_model(resumed).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -206,24 +208,45 @@ def test_pretrained_offline_without_file_says_how(tiny_data, tmp_path, monkeypat
         main(_args(tiny_data, tmp_path / "p.safetensors", "--pretrained"))
 
 
-def test_backbone_weights_file_is_used(tiny_data, tmp_path):
+def test_backbone_weights_file_is_used(tiny_data, tmp_path, no_report_plots):
     import torchvision
 
     ref = torchvision.models.resnet18(weights=None).state_dict()
     path = tmp_path / "resnet18.pth"
     torch.save(ref, path)
     out = tmp_path / "pre.safetensors"
-    main(_args(tiny_data, out, "--pretrained", "--backbone-weights", str(path), "--freeze-backbone", "--no-half"))
+    main(_args(tiny_data, out, "--pretrained", "--backbone-weights", str(path), "--freeze-backbone", "--no-half",
+               "--image-size", "32", "--no-scope"))
     model = load_model(out)
     torch.testing.assert_close(model.features.layer1[0].conv1.weight, ref["layer1.0.conv1.weight"])
     assert model.input_channels == 3 and model.meta["mean"] == [0.485, 0.456, 0.406]
 
 
+# train_model.py with the report's plots written empty (they are drawn on rank 0 only, tested in test_report.py)
+_TRAIN_WITHOUT_PLOTS = """
+import runpy, sys
+from pathlib import Path
+from cxrviewer.core.training import report
+
+def empty_png(fig, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(b"")
+    return Path(path)
+
+report._save = empty_png
+sys.argv[0] = {script!r}
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
 def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
     out = tmp_path / "ddp.safetensors"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    script = tmp_path / "train_without_plots.py"
+    script.write_text(_TRAIN_WITHOUT_PLOTS.format(script=str(ROOT / "train_model.py")))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "train_model.py"), "--data", str(tiny_data), "--out", str(out), "--image-size", "64",
+           str(script), "--data", str(tiny_data), "--out", str(out), "--image-size", "32",
            "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.25", "--device", "cpu",
            "--audit-images", "0"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -234,14 +257,15 @@ def test_ddp_two_cpu_processes_under_torchrun(tiny_data, tmp_path):
     assert list(tmp_path.glob("*.safetensors")) == [out]  # only rank 0 wrote
 
 
-def test_recipe_options_train_record_their_flags_and_write_the_ema_weights(tiny_data, tmp_path, monkeypatch):
+def test_recipe_options_train_record_their_flags_and_write_the_ema_weights(tiny_data, tmp_path, monkeypatch,
+                                                                          no_report_plots):
     import cxrviewer.core.training.train as train_module
 
     made, original = [], train_module.build_ema
     monkeypatch.setattr(train_module, "build_ema", lambda model, args: made.append(original(model, args)) or made[-1])
     out = tmp_path / "r.safetensors"
     flags = ["--framing", "0.5", "--markers", "0.3", "--detail", "0.3", "--mixup", "0.2", "--cutmix", "0.2",
-             "--ema", "0.9", "--no-half", "--dilate-last", "--equalize", "--intended-use", "kermany"]
+             "--ema", "0.9", "--no-half", "--dilate-last", "--equalize", "--intended-use", "kermany", "--no-scope"]
     main(_args(tiny_data, out, *flags))
     meta = load_model(out).meta
     assert meta["intended_use"]["population"]["age_years"] == [1, 5]  # asked for, so written (never guessed)
