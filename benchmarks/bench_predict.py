@@ -369,19 +369,8 @@ def load_text() -> str:
 
 
 def cpu_line() -> str:
-    """The CPU's model name, the features the precision policy reads, and the precisions it runs natively."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    forced = f" (forced by {prec.CPU_ENV})" if os.environ.get(prec.CPU_ENV) is not None else ""
-    native = prec.native_precisions(torch.device("cpu"))
-    return (f"{name}; features {', '.join(sorted(prec.cpu_features())) or 'none'}{forced}; native reduced "
-            f"precisions: {', '.join(native) or 'none'}")
+    """The CPU, its features and its native reduced precisions (:func:`precision.cpu_description`)."""
+    return prec.cpu_description()
 
 
 def check(text: str, ok: bool) -> str:

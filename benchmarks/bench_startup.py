@@ -73,25 +73,10 @@ sys.exit(main([sys.argv[2]]))
 
 
 def cpu_line() -> str:
-    """The CPU's model name, the features the precision policy reads, and its native precisions."""
-    import torch
-
+    """The CPU, its features and its native reduced precisions (imports torch: call it after the timed rows)."""
     from cxrviewer.core.model import precision as prec
 
-    name = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        import platform
-
-        name = platform.processor() or platform.machine()
-    forced = " (forced by " + prec.CPU_ENV + ")" if os.environ.get(prec.CPU_ENV) is not None else ""
-    native = prec.native_precisions(torch.device("cpu"))
-    return (f"{name}, {os.cpu_count()} CPUs; features {', '.join(sorted(prec.cpu_features())) or 'none'}{forced}; "
-            f"native reduced precisions: {', '.join(native) or 'none'}")
+    return prec.cpu_description()
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:

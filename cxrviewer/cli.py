@@ -284,15 +284,20 @@ def _answer_from_cache(args: argparse.Namespace, paths: list[Path]):
     return known
 
 
-def _write_known(args: argparse.Namespace, csv_path: Path, batch, results: list[FileResult]) -> int:
-    """Write the CSV of results all taken from the cache."""
+def _write_csv(csv_path: Path, batch, results: list[FileResult], overlays: bool, overwrite: bool) -> Path:
+    """Write ``results`` as the CSV of ``batch`` (the columns of :func:`csv_columns`); returns the file written."""
     from .core.results.columns import csv_columns
     from .core.results.export import CsvWriter
 
-    with CsvWriter(csv_path, batch, csv_columns(batch, overlays=False), overwrite=args.overwrite) as writer:
+    with CsvWriter(csv_path, batch, csv_columns(batch, overlays=overlays), overwrite=overwrite) as writer:
         for result in results:
             writer.write(result)
-        written = writer.close()
+        return writer.close()
+
+
+def _write_known(args: argparse.Namespace, csv_path: Path, batch, results: list[FileResult]) -> int:
+    """Write the CSV of results all taken from the cache."""
+    written = _write_csv(csv_path, batch, results, overlays=False, overwrite=args.overwrite)
     failed = sum(not r.ok for r in results)
     print(f"{PROG}: {len(results)} file(s): {len(results) - failed} classified, {failed} failed, all from the results "
           f"cache (no model run) -> {written}", file=sys.stderr)
@@ -323,8 +328,7 @@ def _predict_ranked(args: argparse.Namespace, group) -> int:
     """One rank of ``predict`` under torchrun: rank 0 scans and checks, every rank classifies its share,
     rank 0 writes the merged CSV in input order. If any rank fails, no CSV is written."""
     from .core.batch import distributed
-    from .core.results.columns import Batch, csv_columns
-    from .core.results.export import CsvWriter
+    from .core.results.columns import Batch
     from .core.batch.inference import scan_inputs
 
     setup: tuple | str | None = None
@@ -359,10 +363,7 @@ def _predict_ranked(args: argparse.Namespace, group) -> int:
         return 0
     merged.sort(key=lambda r: r.index)
     batch = Batch.of(model)
-    with CsvWriter(csv_path, batch, csv_columns(batch, overlays=out_dir is not None), overwrite=args.overwrite) as writer:
-        for result in merged:
-            writer.write(result)
-        written = writer.close()
+    written = _write_csv(csv_path, batch, merged, overlays=out_dir is not None, overwrite=args.overwrite)
     failed = sum(not r.ok for r in merged)
     print(f"{PROG}: {len(paths)} file(s) on {group.world} ranks: {len(paths) - failed} classified, {failed} failed "
           f"-> {written}", file=sys.stderr)

@@ -391,3 +391,21 @@ def measure_parity(model: CamClassifier, batches: Iterable[torch.Tensor], precis
                    "cam_correlation": round(corr_sum[name] / max(n, 1), 6), "cam_correlation_min": round(corr_min[name], 6),
                    **scoped[name], "n": n, "split": split}
             for name in names}
+
+
+def cpu_description() -> str:
+    """The CPU's model name and count, the features the policy reads (and whether :data:`CPU_ENV` forced them),
+    and the reduced precisions it runs natively: the line every benchmark starts with."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.lower().startswith("model name")), name)
+    except OSError:
+        pass
+    forced = f" (forced by {CPU_ENV})" if os.environ.get(CPU_ENV) is not None else ""
+    native = native_precisions(torch.device("cpu"))
+    return (f"{name}, {os.cpu_count()} CPUs; features {', '.join(sorted(cpu_features())) or 'none'}{forced}; "
+            f"native reduced precisions: {', '.join(native) or 'none'}")
