@@ -75,7 +75,7 @@ class ScreenImage(AxesImage):
 @dataclass
 class Overlay:
     """One map to draw over the image: a low-resolution map (upsampled smoothly when drawn, over ``box``
-    only when the model cropped a frame: fractions, see :func:`~cxrviewer.core.overlay.upsample_cam`),
+    only when the model cropped a frame: fractions, see :func:`~cxrviewer.core.results.overlay.upsample_cam`),
     its colour limits and a label for the colour bar; or no map (``cam`` None) and a ``note`` saying why."""
 
     cam: np.ndarray | None

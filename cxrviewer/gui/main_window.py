@@ -714,7 +714,7 @@ class MainWindow(QMainWindow):
     def device(self):
         """The device models run on (``torch.device``); picked on first use, which imports torch."""
         if self._device is None:
-            from ..core.inference import pick_device
+            from ..core.batch.inference import pick_device
 
             self._device = pick_device(self._device_choice)
         return self._device
@@ -723,7 +723,7 @@ class MainWindow(QMainWindow):
         """The precision the model runs in here, and why ("" without a model)."""
         if self.model is None:
             return ""
-        from ..core.precision import choose_precision
+        from ..core.model.precision import choose_precision
 
         choice = choose_precision(self.settings.precision, self.device, self.model)
         return f"{choice.name} ({choice.reason})"

@@ -11,7 +11,7 @@ from .worker import Task, TaskGroup
 
 def load_model(path: Path):
     """The model in ``path``; torch is imported here, on the loading thread, not before the window shows."""
-    from ..core.checkpoint import load_model as load
+    from ..core.model.checkpoint import load_model as load
 
     return load(path)
 

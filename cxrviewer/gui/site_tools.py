@@ -32,7 +32,7 @@ def _snapshot(results) -> list:
 
 def check_folder(_cancel: threading.Event, folder: Path, class_names: list[str], min_per_class: int = 1) -> Path:
     """The refusals of a labelled folder (one class, class mismatch, too few images), off the GUI thread."""
-    from ..core.evaluation import read_labelled_folder  # imports torch: never before the window's first paint
+    from ..core.site.evaluation import read_labelled_folder  # imports torch: never before the window's first paint
 
     read_labelled_folder(folder, class_names, min_per_class)
     return folder
@@ -120,7 +120,7 @@ class SiteTools(QObject):
             return self._refuse("Evaluate", "Open a folder whose sub-folders are named as the model's classes first.")
         folder = w.reader.study.root or (w.inputs[0] if w.inputs else Path("batch"))
         b = w.batch
-        from ..core.study_metrics import study_report  # imports torch: only once the user asks
+        from ..core.site.study_metrics import study_report  # imports torch: only once the user asks
 
         task = w.tasks.start(lambda _c, rs: study_report(rs, list(b.class_names), b.positive, b.threshold, folder),
                              _snapshot(w.results_model.results()), name="evaluate")
@@ -160,7 +160,7 @@ class SiteTools(QObject):
         if not rule:
             return
         try:
-            from ..core.calibration import parse_rule  # imports torch: only once the user asks
+            from ..core.site.calibration import parse_rule  # imports torch: only once the user asks
 
             parse_rule(rule)
         except ValueError as e:
@@ -197,7 +197,7 @@ class SiteTools(QObject):
             return
         path = path if path.suffix.lower() == ".safetensors" else path.with_suffix(".safetensors")
         try:
-            from ..core.model_update import check_output
+            from ..core.model.model_update import check_output
 
             check_output(source, path, overwrite=True)  # the dialog asked before replacing another file
         except CxrError as e:

@@ -37,7 +37,7 @@ from ..core.results.file_result import FileResult
 from ..core.results.results_cache import ResultsCache
 
 if TYPE_CHECKING:
-    from ..core.inference import Predictor
+    from ..core.batch.inference import Predictor
 
 CHUNK_SECONDS = 0.1  # results are sent to the GUI at most this often (plus the first at once)
 CHUNK_MAX = 256
@@ -304,13 +304,13 @@ def _predictor_class():
     """The engine's Predictor (or a stand-in set on this module), imported on the worker thread that runs it."""
     found = globals().get("Predictor")
     if found is None:
-        from ..core.inference import Predictor as found
+        from ..core.batch.inference import Predictor as found
     return found
 
 
 def scan_inputs(inputs):
-    """:func:`cxrviewer.core.inference.scan_inputs`, imported (with torch) on the worker thread that calls it."""
-    from ..core.inference import scan_inputs as scan
+    """:func:`cxrviewer.core.batch.inference.scan_inputs`, imported (with torch) on the worker thread that calls it."""
+    from ..core.batch.inference import scan_inputs as scan
 
     return scan(inputs)
 

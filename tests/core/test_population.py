@@ -299,7 +299,7 @@ def test_export_caption_and_secondary_capture_carry_the_intended_use(tmp_path):
     r = FileResult(Path("a.dcm"), probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL", predicted="NORMAL",
                    in_scope=True, population="outside: age 64 y, model trained on 1-5 y")
     caption = export_caption(r, "CAM of NORMAL", line)
-    assert caption.startswith("NORMAL p=0.90 | OUTSIDE THE MODEL'S POPULATION (age 64 y, model trained on 1-5 y) |")
+    assert caption.startswith("NORMAL 90.0% | OUTSIDE THE MODEL'S POPULATION (age 64 y, model trained on 1-5 y) |")
     assert "model cxr (trained on ages 1-5 y, AP views; NORMAL = no pneumonia pattern" in caption
     assert "not a normal radiograph" in caption
     inside = export_caption(FileResult(Path("b.png"), probs={"NORMAL": 0.9}, label="NORMAL", population="unknown"),

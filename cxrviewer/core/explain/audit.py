@@ -103,7 +103,7 @@ def faithfulness_section(model: CamClassifier, images: torch.Tensor, labels: tor
     """Deletion and insertion of :func:`faithfulness_maps` on ``images`` for class ``labels`` (the predicted ones).
 
     ``frame``: crop each image's constant frame first when the model file says so (False: ``images`` are
-    cropped already, as :func:`~cxrviewer.core.frame.framed_input` makes them); maps and deletion then
+    cropped already, as :func:`~cxrviewer.core.io.frame.framed_input` makes them); maps and deletion then
     work on the same cropped images.
 
     Returns ``n``, ``steps``, ``target``, ``mean`` (AUC per map and fill), ``by_predicted_class``,

@@ -135,7 +135,7 @@ def box_in(fractions: Fractions, shape: tuple[int, int]) -> tuple[int, int, int,
 
 
 def framed_input(pixels: np.ndarray, size: tuple[int, int], crop: bool) -> tuple[np.ndarray, Fractions | None]:
-    """The model input (``size`` (H, W), see :func:`~cxrviewer.core.imaging.to_model_input`) of grey ``pixels``,
+    """The model input (``size`` (H, W), see :func:`~cxrviewer.core.io.radiograph.to_model_input`) of grey ``pixels``,
     their frame cropped first at their own resolution when ``crop`` (a model file with ``frame_normalize``);
     and the kept box as :func:`kept_fractions` of ``pixels`` (None: nothing cropped)."""
     kept = None

@@ -72,7 +72,7 @@ class ResultMaker:
     def results_for(self, result: FileResult, source=None) -> list:
         """[SR] or [SR, Secondary Capture] for ``result`` (a DICOM's); ``source``: its header (read if None).
 
-        Raises :class:`~cxrviewer.core.dicom_export.DicomExportError` when the file is not a DICOM with a study.
+        Raises :class:`~cxrviewer.core.results.dicom_export.DicomExportError` when the file is not a DICOM with a study.
         """
         source = source if source is not None else source_header(result.path)
         study = str(source.StudyInstanceUID)

@@ -80,7 +80,7 @@ class FileResult:
     None on error.
     ``image_size``: (W, H) of the original image. ``meta``: the radiograph's meta.
     ``kept_box``: the part of the image the model saw when its file crops a constant frame
-    (:mod:`cxrviewer.core.frame`): ``(top, bottom, left, right)`` as fractions of the image as
+    (:mod:`cxrviewer.core.io.frame`): ``(top, bottom, left, right)`` as fractions of the image as
     displayed; the maps cover this box only. None: the whole image.
     ``error``: one-line reason when the file failed, else None.
     ``overlay``: the overlay PNG written for this file, if any.
