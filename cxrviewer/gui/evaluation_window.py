@@ -20,9 +20,9 @@ from ..core.site.calibration import Calibration
 from ..core.site.evaluation import LabelledScores, draw_threshold_sweep
 from ..core.site.study_metrics import StudyReport
 from ..core.training.report import draw_confusion, draw_reliability, draw_roc
+from . import theme
 from .keyboard import close_with_keys
 
-REFUSED_COLOUR = "#b00020"
 
 
 def _f(v, digits: int = 3) -> str:
@@ -136,7 +136,7 @@ def _refusal(problems: list[str]) -> str:
     if not problems:
         return ""
     items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
-    return (f"<p style='color:{REFUSED_COLOUR}'><b>Refused: this calibration cannot be trusted</b><ul>{items}</ul>"
+    return (f"<p style='color:{theme.ERROR}'><b>Refused: this calibration cannot be trusted</b><ul>{items}</ul>"
             "Save Anyway writes it all the same; its model card will say it was accepted as degenerate.</p>")
 
 

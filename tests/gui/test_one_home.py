@@ -76,7 +76,7 @@ def test_the_table_reads_the_column_specs(window):
     assert shown == [s.header for s in specs] == ["File", "Class", "P(PNEUMONIA)", "Reader"]
     for c, spec in zip([c for c in range(m.columnCount()) if c != STATUS], specs):
         assert m.headerData(c, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole) == (spec.tip or None)
-        if c:
+        if c and not header.isSectionHidden(c):  # a narrow table hides the Reader column first
             assert header.sectionSize(c) >= spec.width  # the spec width is the least; text may need more
 
 

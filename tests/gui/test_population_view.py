@@ -87,7 +87,7 @@ def test_flag_meaning_and_withholding_in_the_viewer(qtbot, kermany_window, peopl
     def withheld():
         assert "withheld (outside the intended population)" in w.details.text()
         caption = w.canvas._caption
-        assert caption is not None and caption.get_text().startswith("OUT OF SCOPE: outside the model's intended population")
+        assert caption is not None and caption.get_text().startswith("OUT OF SCOPE (no verdict): outside the model's intended population")
 
     qtbot.waitUntil(withheld, timeout=10000)
 
