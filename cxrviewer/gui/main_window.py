@@ -3,46 +3,45 @@
 It owns no heavy work: every background job is a :class:`Task` of the window's
 :class:`TaskGroup` (batches through a :class:`BatchRunner`, display images through an
 :class:`ImageLoader`, model files through a :class:`ModelLoader`, exports directly), and closing the window
-stops them all. Slots here only route plain data between widgets.
+stops them all. Slots here only route plain data between widgets. Helpers holding a reference to the window
+do the rest: :mod:`.menus` (actions, menus, toolbar), :class:`~.batch_control.BatchControl` (``runs``),
+:class:`~.model_control.ModelControl` (``models``), :class:`~.export_control.ExportControl` (``exports``),
+and the reader, site and PACS tools.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QStyle, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..core.explain.catalog import EVIDENCE, default_method
-from ..core.model.population import NOT_RECORDED, model_line
-from ..core.model.precision_policy import PRECISIONS
-from ..core.paths import default_model_path
-from ..core.results.columns import Batch, csv_columns, verdict_legend
-from ..core.results.export import ExportError, check_output_dir, write_csv
+from ..core.explain.catalog import EVIDENCE
+from ..core.model.population import model_line
+from ..core.results.columns import Batch, verdict_legend
 from ..core.results.verdict import verdict
 from . import dialogs
 from .about import about_html
-from .cache_menu import CacheActions
+from .batch_control import BatchControl
 from .canvas import ImageCanvas, Overlay
 from .controls import ViewControls
-from .details import DetailsPanel, ModelInfo
+from .details import DetailsPanel
 from .display import choose_overlay, fixed_range
-from .export_menu import ExportOptions, summary_text
-from .exporting import RenderOptions, export_overlay, export_overlays, suggested_name
+from .export_control import ExportControl
+from .exporting import RenderOptions
 from .image_loader import ImageLoader
 from .keyboard import KeyForwarder, pass_shortcuts_through_text_fields
-from .measure_menu import MeasureActions
-from .pacs_tools import PacsTools
 from .measure_tool import MeasureTool
+from .menus import create_actions, create_menus, fill_recent_menu
 from .method_maps import MapProgress, MethodMaps
+from .model_control import ModelControl
 from .model_loader import ModelLoader
+from .pacs_tools import PacsTools
 from .reader_controller import ReaderController
-from .results_model import CANCELLED, DONE, ERROR, NO_MODEL, QUEUED, ResultsModel
+from .results_model import ERROR, ResultsModel
 from .results_view import ResultsView
 from .settings import Settings
 from .shortcuts_dialog import ShortcutsDialog
@@ -50,35 +49,11 @@ from .site_tools import SiteTools
 from .status import BatchStatus, MessageLabel
 from .theme import CAPTION_NEGATIVE, CAPTION_OUT_OF_SCOPE, CAPTION_POSITIVE
 from .view_state import ViewState
-from .windowing import Windowing
 from .worker import BatchRunner, TaskGroup
 
 LOADING_HINT_MS = 150
 PREFETCH_AHEAD, PREFETCH_BEHIND = 3, 1  # rows decoded ahead of the reader (the cache keeps 8 images)
 
-
-PRECISION_TIPS = (
-    "Automatic: int8 on CPUs with VNNI or AVX2, else bfloat16 on CPUs that compute it natively (float16 on CUDA), "
-    "when the model file records >= 99.5% label agreement with float32 on validation (and CAMs correlating >= 0.98 "
-    "for int8), else float32",
-    "float32: exact, slowest on CPUs with bfloat16 units",
-    "bfloat16: about 3x faster where the CPU has bfloat16 units; probabilities move by ~0.01",
-    "float16: for CUDA GPUs; slow on most CPUs",
-    "int8: about 4x faster than float32 on CPUs with VNNI or AVX2; needs the model file's int8 calibration",
-)
-
-
-#: Esc asks before it cancels a batch that has run longer than this (the Cancel button never asks).
-ESC_CONFIRM_SECONDS = 5.0
-
-
-def _audit_texts(audited: dict | None) -> tuple[dict[str, str], str]:
-    """The per-method notes and the one-line audit of a model file's explanations ({} and "" without an audit)."""
-    if not audited:
-        return {}, ""
-    from ..core.explain.audit import audit_line, method_notes
-
-    return method_notes(audited), audit_line(audited)
 
 class MainWindow(QMainWindow):
     """cxrviewer's window. ``model_path``: a model file to load at start (default: the saved or shipped one)."""
@@ -94,9 +69,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.model = None
         self.model_path: Path | None = None
-        self._device_choice, self._device = device, None  # resolved (with torch) when first needed
         self.inputs: list[Path] = []
-        self._batch_start = 0.0
         self._current_row = -1
         self._auto_path: Path | None = None  # the file selected for the user when the batch opened
         self.view = ViewState()
@@ -120,20 +93,22 @@ class MainWindow(QMainWindow):
         self.model_loader = ModelLoader(self.tasks, self)
         self.method_maps = MethodMaps(self.tasks, parent=self)  # Grad-CAM, occlusion: on demand, off the GUI thread
         self.map_progress = MapProgress()
-        self._quiet_load = False
         self._loading_timer = QTimer(self, singleShot=True, interval=LOADING_HINT_MS)
 
+        self.models = ModelControl(self, device)
+        self.runs = BatchControl(self)
+        self.exports = ExportControl(self)
         self.reader = ReaderController(self)
         self.site = SiteTools(self)
         self.pacs = PacsTools(self)
         self._build_layout()
-        self._create_actions()
-        self._create_menus()
+        create_actions(self)
+        create_menus(self)
         self._connect()
         self._restore_settings()
         self._update_actions()
         if model_path is not None or load_default:
-            self._load_initial_model(model_path)
+            self.models.load_initial(model_path)
 
     # -- construction ----------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -167,131 +142,12 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.model_label)
         self.resize(1600, 960)
 
-    def _create_actions(self) -> None:
-        def act(text, slot, shortcut=None, tip="", checkable=False):
-            a = QAction(text, self, statusTip=tip, checkable=checkable)
-            if shortcut is not None:
-                a.setShortcut(QKeySequence(shortcut))
-            (a.toggled if checkable else a.triggered).connect(slot)
-            self.addAction(a)
-            return a
-
-        self.open_folder_act = act("&Open Folder...", self.open_folder, QKeySequence.StandardKey.Open,
-                                   "Classify every radiograph in a folder (and its subfolders)")
-        self.open_files_act = act("Open &Files...", self.open_files, "Ctrl+Shift+O", "Classify chosen files")
-        self.export_overlay_act = act("&Export Overlay...", self.export_current_overlay, "Ctrl+E",
-                                      "Save the current image with its overlay as PNG, at the image's size")
-        self.export_all_act = act("Export &All Overlays...", self.export_all_overlays, "Ctrl+Shift+E",
-                                  "Save every classified image with its overlay into a folder")
-        self.export_csv_act = act("Export Results &CSV...", self.export_results_csv, "Ctrl+Shift+S",
-                                  "Save the results table as CSV")
-        self.quit_act = act("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit cxrviewer")
-        self.cancel_act = act("&Cancel Batch", self._escape, "Esc", "Stop classifying (first: leave a measuring tool)")
-        self.load_model_act = act("&Load Model...", self.choose_model, "Ctrl+M", "Load another model file")
-        self.overlay_act = act("Show &Overlay", lambda on: self.set_view(replace(self.view, overlay=on)), "O",
-                               "Show or hide the class activation map", checkable=True)
-        self.invert_act = act("&Invert", lambda on: self.set_view(replace(self.view, invert=on)), "I",
-                              "Invert the grey scale", True)
-        self.windowing = Windowing(self)
-        self.fit_act = act("&Fit and Reset Window", self.windowing.reset, "F",
-                           "Show the whole image with its own window (or double-click the image)")
-        self.zoom_in_act = act("Zoom &In", lambda: self.canvas.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
-        self.zoom_out_act = act("Zoom &Out", lambda: self.canvas.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
-        self.next_act = act("&Next Image", lambda: self.step(1), "N", "Go to the next row")
-        self.prev_act = act("&Previous Image", lambda: self.step(-1), "P", "Go to the previous row")
-        self.about_act = act("&About cxrviewer", self.show_about, None, "Model card and intended use")
-        self.shortcuts_act = act("&Keyboard Shortcuts", self.show_shortcuts, "F1", "Every key of the viewer")
-        self.stability_act = act("&Stability Check", self.set_stability, None, "Re-score each image with a black "
-                                 "border and a slight blur to flag unstable verdicts (two more forward passes per "
-                                 "image)", checkable=True)
-        self.stability_act.setChecked(self.settings.stability)
-        self.population_act = act("&Withhold Verdicts Outside the Intended Population", self.set_population_refuse, None,
-                                  "Withhold the verdict of an image whose DICOM age is outside the population the model "
-                                  "was trained on (off: the verdict is shown with a warning)", checkable=True)
-        self.population_act.setChecked(self.settings.population_refuse)
-        self.results_view.set_stability_checked(self.settings.stability)
-        self.precision_group = QActionGroup(self, exclusive=True)
-        for name, tip in zip(PRECISIONS, PRECISION_TIPS):
-            a = QAction(name, self.precision_group, checkable=True, statusTip=tip, checked=name == self.settings.precision)
-            a.triggered.connect(lambda _=False, n=name: self.set_precision(n))
-        self.measure_actions = MeasureActions(self.measure, self)
-        self.export_options = ExportOptions(self.settings, self)
-        self.cache_actions = CacheActions(self)
-
-    def _create_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.open_folder_act, self.open_files_act])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        file_menu.addActions([self.pacs.open_act, self.pacs.send_act, self.pacs.settings_act])
-        file_menu.addSeparator()
-        file_menu.addActions([self.export_overlay_act, self.export_all_act, self.export_csv_act])
-        file_menu.addMenu("Export &Options").addActions(self.export_options.actions)
-        file_menu.addSeparator()
-        file_menu.addActions([self.reader.open_act, self.reader.save_act])
-        file_menu.addSeparator()
-        file_menu.addAction(self.cancel_act)
-        file_menu.addActions(self.cache_actions.actions)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_act)
-        view_menu = bar.addMenu("&View")
-        view_menu.addActions([self.overlay_act, self.invert_act])
-        view_menu.addSeparator()
-        view_menu.addActions([self.fit_act, self.zoom_in_act, self.zoom_out_act])
-        view_menu.addSeparator()
-        self.windowing.fill_menu(view_menu)
-        view_menu.addSeparator()
-        view_menu.addActions([self.next_act, self.prev_act])
-        model_menu = bar.addMenu("&Model")
-        model_menu.addAction(self.load_model_act)
-        model_menu.addMenu("&Precision").addActions(self.precision_group.actions())
-        model_menu.addAction(self.stability_act)
-        model_menu.addAction(self.population_act)
-        model_menu.addSeparator()
-        model_menu.addActions([self.site.evaluate_act, self.site.calibrate_act])
-        reader_menu = bar.addMenu("&Reader")
-        reader_menu.addActions([self.reader.agree_act, self.reader.disagree_act, *self.reader.label_acts,
-                                self.reader.clear_act])
-        reader_menu.addSeparator()
-        reader_menu.addAction(self.site.study_act)
-        self.measure_actions.fill(bar.addMenu("&Tools"))
-        help_menu = bar.addMenu("&Help")
-        help_menu.addActions([self.shortcuts_act, self.about_act])
-        self._fill_recent_menu()
-        self._create_toolbar()
-
-    def _create_toolbar(self) -> None:
-        style = self.style()
-        icons = ((self.open_folder_act, QStyle.StandardPixmap.SP_DirOpenIcon),
-                 (self.open_files_act, QStyle.StandardPixmap.SP_FileIcon),
-                 (self.export_overlay_act, QStyle.StandardPixmap.SP_DialogSaveButton),
-                 (self.export_csv_act, QStyle.StandardPixmap.SP_FileDialogDetailedView),
-                 (self.load_model_act, QStyle.StandardPixmap.SP_DriveHDIcon))
-        bar = self.addToolBar("Main")
-        bar.setObjectName("main-toolbar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action, pixmap in icons:
-            action.setIcon(style.standardIcon(pixmap))
-            bar.addAction(action)
-            if action is self.open_files_act or action is self.export_csv_act:
-                bar.addSeparator()
-
     def _connect(self) -> None:
         KeyForwarder(self.canvas, self.results_view.table)  # Up/Down step rows after a click on the image
         pass_shortcuts_through_text_fields()  # Ctrl+E exports from the filter box too
         self.results_view.currentRowChanged.connect(self._show_row)
         self.results_model.dataChanged.connect(self._on_rows_changed)
-        self.runner.scanned.connect(self._on_scanned)
-        self.runner.results.connect(self.results_model.apply)
-        self.runner.progress.connect(self.batch_status.update)
-        self.runner.problem.connect(self._on_problem)
-        self.runner.finished.connect(self._on_batch_finished)
-        self.batch_status.cancel_button.clicked.connect(self.cancel_batch)
         self.loader.loaded.connect(self._on_image_loaded)
-        self.model_loader.loaded.connect(self._on_model_loaded)
-        self.model_loader.failed.connect(self._on_model_failed)
-        self.model_loader.cancelled.connect(self._on_model_cancelled)
         self.method_maps.ready.connect(self._on_method_map)
         self.method_maps.failed.connect(self._on_method_map)
         self.method_maps.progress.connect(self.map_progress.set_progress)
@@ -352,7 +208,7 @@ class MainWindow(QMainWindow):
         first = inputs[0]
         self.settings.last_folder = first if first.is_dir() else first.parent
         self.settings.add_recent(inputs)
-        self._fill_recent_menu()
+        fill_recent_menu(self)
         self.loader.clear()
         self.windowing.clear()
         self.reader.start_study(inputs)
@@ -362,79 +218,8 @@ class MainWindow(QMainWindow):
         name = first.name if len(inputs) == 1 else f"{len(inputs)} items"
         self.setWindowTitle(f"{name} - cxrviewer")
         self.batch_status.set_idle(f"Scanning {name}...")
-        self._batch_start = time.monotonic()
-        self._start_run(inputs)
+        self.runs.open(inputs)
         self._update_actions()
-
-    def _on_scanned(self, paths: list) -> None:
-        waiting = self.model is not None or self.model_loader.loading  # a model on its way classifies them when ready
-        self.results_model.set_paths(paths, QUEUED if waiting else NO_MODEL)
-        if not paths:
-            self.canvas.show_message("No radiographs found (JPEG, PNG, BMP, TIFF or DICOM).")
-            self.details.clear("No radiographs found.")
-            self.batch_status.set_idle("No radiographs found")
-        elif self.model is not None:
-            self.batch_status.start(len(paths))
-        elif self.model_loader.loading:
-            self.batch_status.set_idle(f"{len(paths)} files - loading the model...")
-        else:
-            self.batch_status.set_idle(f"{len(paths)} files - " + ("loading the model..." if self.model_loader.loading
-                                                                   else "no model loaded (Model > Load Model...)"))
-        self.results_view.select_first()
-        self._auto_path = self.current_path()  # chosen for the user: moves on if this file turns out damaged
-        self._update_actions()
-
-    def _on_problem(self, message: str) -> None:
-        self.message.show_message(f"Problem: {message} (the batch goes on)", 15000)
-
-    def _on_batch_finished(self, completed: bool) -> None:
-        m = self.results_model
-        if not completed:
-            m.mark_unfinished(CANCELLED)
-        total, done, errors = m.rowCount(), m.count(DONE), m.count(ERROR)
-        if self.model is not None and total:
-            seconds = time.monotonic() - self._batch_start
-            verb = "Done" if completed else "Cancelled"
-            rate = f" ({(done + errors) / seconds:.1f} img/s)" if seconds > 0 and done + errors else ""
-            self.batch_status.set_idle(f"{verb}: {done + errors} of {total} files in {seconds:.1f} s{rate}"
-                                       + (f", {errors} failed" if errors else ""))
-        self._update_actions()
-        self.batchFinished.emit(completed)
-
-    def _escape(self) -> None:
-        """Esc: leave the measuring tool first, else cancel the batch; a batch running for more than
-        ESC_CONFIRM_SECONDS is cancelled only once the user confirms (a stray Esc costs nothing)."""
-        if self.measure.cancel():
-            return
-        if self.runner.running and time.monotonic() - self._batch_start > ESC_CONFIRM_SECONDS:
-            done, total = self.batch_status.bar.value(), self.batch_status.bar.maximum()
-            kept = ("Results so far are kept: opening the folder again resumes the batch."
-                    if self.settings.results_cache else "Results so far are not kept (File > Keep Results Between Runs is off).")
-            if not dialogs.confirm(self, "Cancel Batch", f"Stop classifying? {done} of {total} files are done.\n\n{kept}"):
-                return
-        self.cancel_batch()
-
-    def cancel_batch(self) -> None:
-        """Esc / Cancel: stop the batch (rows not reached become cancelled) and any model still loading."""
-        if self.runner.cancel():
-            self.batch_status.set_cancelling()
-        self.model_loader.cancel()
-        self._update_actions()
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for entry in self.settings.recent:
-            label = entry[0] if len(entry) == 1 else f"{entry[0]} (+{len(entry) - 1})"
-            a = self.recent_menu.addAction(label)
-            a.triggered.connect(lambda _=False, e=entry: self.open_inputs(e))
-        if self.settings.recent:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear Menu", self._clear_recent)
-        self.recent_menu.setEnabled(bool(self.settings.recent))
-
-    def _clear_recent(self) -> None:
-        self.settings.clear_recent()
-        self._fill_recent_menu()
 
     # -- the current image --------------------------------------------------------------
     def step(self, delta: int) -> None:
@@ -609,226 +394,22 @@ class MainWindow(QMainWindow):
             self.canvas.set_caption("")
 
     # -- model ---------------------------------------------------------------------------
-    def _load_initial_model(self, path: Path | None) -> None:
-        if path is None:
-            saved = self.settings.model_path
-            path = saved if saved is not None and saved.is_file() else default_model_path()
-        if path is None:
-            self._set_model(None, None)
-            self.message.show_message("No model installed: choose a model file with Model > Load Model... (Ctrl+M)")
-            self.canvas.show_message("No model is installed yet.\nModel > Load Model... (Ctrl+M) to choose one;\n"
-                                     "images can still be viewed.")
-            self.modelChanged.emit()
-            return
-        self.load_model_file(path, quiet=True)
-
-    def choose_model(self) -> None:
-        start = self.model_path.parent if self.model_path else self.settings.last_folder
-        path = dialogs.ask_model_file(self, start)
-        if path:
-            self.load_model_file(path)
-
-    def load_model_file(self, path: Path, quiet: bool = False) -> None:
-        """Load ``path`` in the background (replacing a load still running; Esc cancels it);
-        on failure say why and keep the current model."""
-        self._quiet_load = quiet
-        self.model_label.setText(f"Loading {Path(path).name}...")
-        self.model_loader.load(path)
-        self._update_actions()
-
-    def _on_model_cancelled(self, _path: Path) -> None:
-        self._set_model(self.model, self.model_path)
-        self.message.show_message("Model loading cancelled", 5000)
-
-    def _on_model_loaded(self, path: Path, model) -> None:
-        self.reader.study.threshold = None  # a live threshold belongs to the model it was set on
-        self._set_model(model, path)
-        self.settings.model_path = path
-        self.message.show_message(f"Model loaded: {path.name}", 5000)
-        if self.inputs:
-            self._reclassify()
-        self.modelChanged.emit()
-
-    def _reclassify(self) -> None:
-        """Run the new model over the rows on show, keeping the current row and the scroll position
-        (rows not yet scanned: scan again)."""
-        paths = self.results_model.paths
-        self.results_model.reset_status(QUEUED)
-        self._batch_start = time.monotonic()
-        if paths:
-            self.batch_status.start(len(paths))
-            self._start_run(paths=paths)
-        else:
-            self._start_run(self.inputs)
-        self._update_actions()
-
-    def _start_run(self, inputs=(), paths: list[Path] | None = None) -> None:
-        """Classify with the model and the Model menu's choices (precision, stability check)."""
-        device = self.device if self.model is not None else self._device_choice  # no model: no torch needed yet
-        self.runner.start(inputs, paths=paths, model=self.model, device=device,
-                          precision=self.settings.precision, stability=self.settings.stability,
-                          cache=self.settings.results_cache,
-                          population="refuse" if self.settings.population_refuse else "flag")
-
-    def _on_model_failed(self, path: Path, message: str) -> None:
-        self._set_model(self.model, self.model_path)
-        if self.model is None and self.results_model.paths:  # the rows that waited for it
-            self.results_model.reset_status(NO_MODEL)
-            self.batch_status.set_idle(f"{len(self.results_model.paths)} files - no model loaded (Model > Load Model...)")
-        text = f"Could not load the model {path.name}:\n{message}"
-        if self.model is not None:
-            text += f"\n\nStill using {self.model_path.name}."
-        if self._quiet_load:
-            self.message.show_message(text.replace("\n", " "))
-        else:
-            dialogs.show_error(self, "Load Model", text)
-        self.modelChanged.emit()
-
-    def _set_model(self, model, path: Path | None) -> None:
-        self.model, self.model_path = model, path
-        self.method_maps.clear()
-        self.batch = self.reader.live_batch(Batch.of(model))
-        names = list(self.batch.class_names)
-        self.reader.set_classes(names)
-        self.results_model.set_batch(self.batch)
-        self.results_view.set_classes(names)
-        self.controls.set_classes(names)
-        audited = ((model.meta.get("metrics") or {}).get("explanations") if model is not None else None)
-        notes, audit_text = _audit_texts(audited)
-        method, why = default_method(audited)
-        if why:
-            notes[method] = f"{notes[method]}.\n{why}" if notes.get(method) else why
-        self.controls.set_method_notes(notes)
-        if self.view.class_name not in names or self.view.method != method:
-            self.set_view(replace(self.view, class_name=self.view.class_name if self.view.class_name in names else None,
-                                  method=method))
-        device = str(self.device) if model is not None else ""
-        precision = self.precision_text()
-        self.model_label.setText(f"Model: {self.batch.model_name}  ·  {self.device.type.upper()}  ·  "
-                                 f"{precision.split(' ')[0]}" if model else "No model")
-        self.model_label.setToolTip(f"Runs in {precision}\nTrained on: {self.batch.intended_for or NOT_RECORDED}" if model else "")
-        self.details.set_model(ModelInfo(self.batch, device, precision, audit_text))
-        self._update_actions()
-
     @property
     def device(self):
         """The device models run on (``torch.device``); picked on first use, which imports torch."""
-        if self._device is None:
-            from ..core.batch.inference import pick_device
+        return self.models.device
 
-            self._device = pick_device(self._device_choice)
-        return self._device
+    def load_model_file(self, path: Path, quiet: bool = False) -> None:
+        """Load ``path`` in the background (see :meth:`.ModelControl.load_file`)."""
+        self.models.load_file(path, quiet)
 
     def precision_text(self) -> str:
         """The precision the model runs in here, and why ("" without a model)."""
-        if self.model is None:
-            return ""
-        from ..core.model.precision import choose_precision
+        return self.models.precision_text()
 
-        choice = choose_precision(self.settings.precision, self.device, self.model)
-        return f"{choice.name} ({choice.reason})"
-
-    def set_precision(self, name: str) -> None:
-        """Model > Precision: keep the choice and classify again with it."""
-        if name == self.settings.precision:
-            return
-        self.settings.precision = name
-        for a in self.precision_group.actions():
-            a.setChecked(a.text() == name)
-        self._set_model(self.model, self.model_path)
-        self.message.show_message(f"Precision: {self.precision_text() or name}", 8000)
-        if self.model is not None and self.inputs:
-            self._reclassify()
-
-    def set_population_refuse(self, on: bool) -> None:
-        """Model > Withhold Verdicts Outside the Intended Population: keep the choice and classify again with it."""
-        if on == self.settings.population_refuse:
-            return
-        self.settings.population_refuse = on
-        self.message.show_message("Verdicts outside the intended population are withheld" if on else
-                                  "Verdicts outside the intended population are shown, flagged", 8000)
-        if self.model is not None and self.inputs:
-            self._reclassify()
-
-    def set_stability(self, on: bool) -> None:
-        """Model > Stability Check: keep the choice; switched on, classify again to fill in the badges."""
-        if on == self.settings.stability:
-            return
-        self.settings.stability = on
-        self.results_view.set_stability_checked(on)
-        self.message.show_message("Stability check on" if on else "Stability check off from the next batch", 8000)
-        if on and self.model is not None and self.inputs:
-            self._reclassify()
-
-    # -- exports -------------------------------------------------------------------------
-    def _export_folder_start(self) -> Path:
-        return self.settings.last_export_folder or Path.home()
-
-    def export_current_overlay(self) -> None:
-        result = self.current_result()
-        if result is None or not result.ok:
-            return
-        options = self._render_options()
-        suggested = self._export_folder_start() / suggested_name(result, options.view)
-        path = dialogs.ask_save_file(self, "Export Overlay", suggested, "PNG image (*.png)")
-        if not path:
-            return
-        path = path if path.suffix.lower() == ".png" else path.with_suffix(".png")
-        self.settings.last_export_folder = path.parent
-        image = self.loader.cached(result.path)  # decoded at full size; else the task decodes it
-        rad = image.radiograph if image is not None else None
-        task = self.tasks.start(lambda _cancel: export_overlay(result, options, path, rad), name="export")
-        task.done.connect(self._on_exported)
-        task.failed.connect(lambda msg: dialogs.show_error(self, "Export Overlay", f"Could not export:\n{msg}"))
-
-    def export_all_overlays(self) -> None:
-        results = [r for r in self.results_model.results() if r.ok]
-        if not results:
-            return
-        folder = dialogs.ask_folder(self, self._export_folder_start(), "Export All Overlays Into")
-        if not folder:
-            return
-        try:
-            check_output_dir(folder, self.inputs)
-        except ExportError as e:
-            dialogs.show_error(self, "Export All Overlays", str(e))
-            return
-        sources = {(p if p.is_dir() else p.parent).resolve() for p in self.inputs}
-        if folder.resolve() in sources and not dialogs.confirm(
-                self, "Export All Overlays",
-                f"{folder} is the folder you opened.\nWrite {len(results)} PNG files into it anyway?"):
-            return
-        self.settings.last_export_folder = folder
-        options = self._render_options()
-        task = self.tasks.start(lambda _cancel: export_overlays(results, options, folder), name="export-all")
-        task.yielded.connect(lambda p: self.message.show_message(f"Exporting overlays: {p[0]} of {p[1]}"))
-        task.done.connect(self._on_exported)
-        task.failed.connect(lambda msg: dialogs.show_error(self, "Export All Overlays", f"Could not export:\n{msg}"))
-
-    def export_results_csv(self) -> None:
-        results = self.results_model.results()
-        if not results or self.model is None:
-            return
-        suggested = self._export_folder_start() / "cxrviewer_results.csv"
-        path = dialogs.ask_save_file(self, "Export Results CSV", suggested, "CSV file (*.csv)")
-        if not path:
-            return
-        path = path if path.suffix.lower() == ".csv" else path.with_suffix(".csv")
-        self.settings.last_export_folder = path.parent
-        batch = self.batch
-        columns = csv_columns(batch, reader=True)
-        task = self.tasks.start(lambda _cancel: write_csv(results, path, batch, overwrite=True, columns=columns),
-                                name="export-csv")
-        task.done.connect(self._on_exported)
-        task.failed.connect(lambda msg: dialogs.show_error(self, "Export Results CSV", f"Could not export:\n{msg}"))
-
-    def _on_exported(self, outcome) -> None:
-        if isinstance(outcome, dict):
-            text = summary_text(outcome)
-        else:
-            text = f"Saved {outcome}"
-        self.message.show_message(text, 10000)
-        self.exportFinished.emit(outcome)
+    def cancel_batch(self) -> None:
+        """Stop the batch and any model still loading (see :meth:`.BatchControl.cancel`)."""
+        self.runs.cancel()
 
     # -- help ----------------------------------------------------------------------------
     def show_about(self) -> None:

@@ -10,7 +10,7 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QThread, QThreadPool
 
 from cxrviewer import save_model
-from cxrviewer.gui import main_window as main_window_module
+from cxrviewer.gui import model_control
 from cxrviewer.gui.worker import Task
 from cxrviewer.gui.main_window import MainWindow
 from cxrviewer.gui.settings import Settings
@@ -105,7 +105,7 @@ def image_folder(tmp_path):
 
 @pytest.fixture
 def no_default_model(monkeypatch):
-    monkeypatch.setattr(main_window_module, "default_model_path", lambda: None)
+    monkeypatch.setattr(model_control, "default_model_path", lambda: None)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_names_show_their_subfolder_and_the_corner_says_so(qtbot, window, tmp_pa
 def test_the_status_says_loading_while_the_model_loads(qtbot, make_window, tiny_model_file, image_folder):
     window = make_window(tiny_model_file, wait_model=False)
     assert window.model_loader.loading
-    window._on_scanned(sorted(image_folder.iterdir()))  # the scan of a folder given at start-up, before the model
+    window.runs.on_scanned(sorted(image_folder.iterdir()))  # the scan of a folder given at start-up, before the model
     assert window.batch_status.label.text() == "8 files - loading the model..."
     qtbot.waitUntil(lambda: window.model is not None, timeout=10000)
 

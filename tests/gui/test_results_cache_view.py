@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cxrviewer.core.batch.inference import Predictor
-from cxrviewer.gui import cache_menu, dialogs, main_window, worker
+from cxrviewer.gui import batch_control, cache_menu, dialogs, worker
 from cxrviewer.gui.results_model import DONE
 from tests.gui.helpers import open_and_wait, png_folder
 from tests.gui.test_main_window import SlowPredictor
@@ -78,7 +78,7 @@ def test_a_stray_esc_after_leaving_a_tool_does_not_cancel_a_long_batch(qtbot, mo
     monkeypatch.setattr(worker, "Predictor", SlowPredictor)
     window.open_inputs([folder])
     qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
-    window._batch_start = time.monotonic() - 2 * main_window.ESC_CONFIRM_SECONDS  # a batch that has run a while
+    window.runs.started_at = time.monotonic() - 2 * batch_control.ESC_CONFIRM_SECONDS  # a batch that has run a while
     asked = []
     monkeypatch.setattr(dialogs, "confirm", lambda _w, title, text: asked.append(text) or False)
     window.measure_actions.by_kind["distance"].trigger()
@@ -99,6 +99,6 @@ def test_esc_early_in_a_batch_and_the_cancel_button_never_ask(qtbot, monkeypatch
     monkeypatch.setattr(dialogs, "confirm", lambda *a: pytest.fail("asked"))
     window.open_inputs([folder])
     qtbot.waitUntil(lambda: window.results_model.count(DONE) >= 1, timeout=10000)
-    window._batch_start = time.monotonic() - 2 * main_window.ESC_CONFIRM_SECONDS
+    window.runs.started_at = time.monotonic() - 2 * batch_control.ESC_CONFIRM_SECONDS
     with qtbot.waitSignal(window.batchFinished, timeout=5000):
         window.batch_status.cancel_button.click()
