@@ -48,7 +48,7 @@ class ModelControl(QObject):
     def device(self):
         """The device models run on (``torch.device``); picked on first use, which imports torch."""
         if self._device is None:
-            from ..core.inference import pick_device
+            from ..core.batch.inference import pick_device
 
             self._device = pick_device(self.device_choice)
         return self._device
@@ -145,7 +145,7 @@ class ModelControl(QObject):
         """The precision the model runs in here, and why ("" without a model)."""
         if self.w.model is None:
             return ""
-        from ..core.precision import choose_precision
+        from ..core.model.precision import choose_precision
 
         choice = choose_precision(self.w.settings.precision, self.device, self.w.model)
         return f"{choice.name} ({choice.reason})"
