@@ -1,4 +1,4 @@
-"""The image view: a matplotlib canvas with the radiograph, its CAM overlay and a colour bar.
+"""The image view: a matplotlib canvas with the radiograph, its CAM overlay and a colour bar (:mod:`.colour_bar`).
 
 The picture is one RGB image composed by the core (:func:`cxrviewer.core.results.overlay.compose`:
 window, invert, jet overlay at the chosen opacity), so the canvas shows exactly
@@ -29,10 +29,11 @@ from PySide6.QtWidgets import QSizePolicy
 
 from ..core.io.corner_text import CornerInfo
 from ..core.results.overlay import DEFAULT_CMAP, compose, upsample_cam
+from .colour_bar import ColourBar
 from ..core.io.window import ValueScale
 from .corners import CornerText
-from .overlay_layout import OverlayText, wrap_words
-from .theme import CANVAS_BACKGROUND, CAPTION_BOX, FRAME, TEXT
+from .overlay_layout import OverlayText
+from .theme import CANVAS_BACKGROUND, CAPTION_BOX, TEXT
 from .view_state import ViewState
 from .viewport import clamp_limits, dragged_window
 
@@ -44,10 +45,6 @@ def fit_size(shape: tuple[int, int], box: tuple[float, float]) -> tuple[int, int
         return None
     scale = min(box_w / w, box_h / h)
     return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-BAR_ROOM_PT = 64.0  # the strip right of the image: bar, ticks, a two-line label and margins, in points
-BAR_WIDTH_PT = 8.0
 
 
 class ScreenImage(AxesImage):
@@ -104,7 +101,8 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.setMinimumSize(320, 240)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.ax = self.figure.add_axes((0.01, 0.01, 0.86, 0.98))
-        self.cax = self.figure.add_axes((0.895, 0.12, 0.022, 0.76))
+        self.colour_bar = ColourBar(self.figure)
+        self.cax = self.colour_bar.cax
         self.ax.set_facecolor(CANVAS_BACKGROUND)
         self.ax.set_axis_off()
         self._pixels: np.ndarray | None = None
@@ -114,17 +112,6 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._cam_cache: tuple | None = None
         self._base_cache: tuple | None = None
         self._fitted = True  # whole image in view: drawn from a copy made at screen size
-        # The colour bar: the overlay's colormap as a gradient whose extent is the overlay's range (cheaper to update per
-        # image than matplotlib's Colorbar, which rebuilds its mesh on every change of limits).
-        self._bar = self.cax.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap=DEFAULT_CMAP, aspect="auto", origin="lower",
-                                    extent=(0.0, 1.0, 0.0, 1.0), interpolation="nearest")
-        self._bar_range: tuple | None = None
-        self.cax.xaxis.set_visible(False)
-        self.cax.yaxis.tick_right()
-        self.cax.yaxis.set_label_position("right")
-        self.cax.tick_params(colors=TEXT, labelsize=7, length=3, pad=2)
-        for spine in self.cax.spines.values():
-            spine.set_edgecolor(FRAME)
         self._caption = self.ax.text(0.5, 0.985, "", ha="center", va="top", fontsize=11, fontweight="bold",
                                      color=TEXT, zorder=5, visible=False,
                                      bbox=dict(boxstyle="round,pad=0.35", fc=CAPTION_BOX, ec="none", alpha=0.55))
@@ -141,8 +128,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self.text_layout = OverlayText(self.ax, self._caption, self.corners.artists, self._note)
         self._drag: tuple | None = None
         self.tool = None  # a measuring tool (gui.measure_tool.MeasureTool) offered mouse events first
-        self.cax.set_visible(False)
-        self._lay_out_axes()
+        self.colour_bar.lay_out(self.ax)
         self.mpl_connect("scroll_event", self._on_scroll)
         self.mpl_connect("button_press_event", self._on_press)
         self.mpl_connect("motion_notify_event", self._on_motion)
@@ -192,7 +178,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         self._overlay = overlay
         self._scale = scale or ValueScale()
         if overlay is not None and overlay.cam is not None:
-            self._set_bar(overlay)
+            self.colour_bar.set(overlay.vmin, overlay.vmax, overlay.label)
         self._pixels = pixels
         self._preview = preview if preview is not None else pixels
         self._shown = self._preview
@@ -216,7 +202,7 @@ class ImageCanvas(FigureCanvasQTAgg):
         if overlay is None:
             self._set_caption("")
         elif overlay.cam is not None:
-            self._set_bar(overlay)
+            self.colour_bar.set(overlay.vmin, overlay.vmax, overlay.label)
         self._recompose()
 
     def set_caption(self, text: str, colour: str = TEXT) -> None:
@@ -245,7 +231,7 @@ class ImageCanvas(FigureCanvasQTAgg):
     def draw(self) -> None:
         lines = self.corners.refresh(self._view.window, self.zoom_factor())
         image = self._pixels is not None
-        self._place_colour_bar()
+        self.colour_bar.wrap_label(self.get_renderer())
         # badge, corners and note laid out together inside the image (none covers another)
         self.text_layout.apply(self.get_renderer(), self._caption_text if image else "", lines if image else {},
                                self._note_text if image else "")
@@ -288,44 +274,6 @@ class ImageCanvas(FigureCanvasQTAgg):
         return np.asarray(self.buffer_rgba()).copy()
 
     # -- internals ---------------------------------------------------------------
-    def _lay_out_axes(self) -> None:
-        """The image's axes take the figure but for a strip on the right of :data:`BAR_ROOM_PT` (the colour bar,
-        its ticks and a two-line label); the bar runs down the middle three quarters of that strip's height."""
-        fw, fh = self.figure.bbox.width, self.figure.bbox.height
-        if fw < 2 or fh < 2:
-            return
-        px = self.figure.dpi / 72.0
-        room, edge, bar = BAR_ROOM_PT * px / fw, 2.0 * px / fw, BAR_WIDTH_PT * px / fw
-        margin_y = 2.0 * px / fh
-        self.ax.set_position((edge, margin_y, max(0.05, 1.0 - room - 2 * edge), 1.0 - 2 * margin_y))
-        self.cax.set_position((1.0 - room + 4.0 * px / fw, 0.12, bar, 0.76))
-
-    def _place_colour_bar(self) -> None:
-        """Wrap the colour bar's label to the bar's height (two lines, smaller type when it needs more)."""
-        if not self.cax.get_visible() or self._bar_range is None:
-            return
-        label, renderer = self._bar_range[2], self.get_renderer()
-        height = self.cax.bbox.height
-        for size in (8, 7, 6):
-            prop = self.cax.yaxis.label.get_fontproperties().copy()
-            prop.set_size(size)
-            lines = wrap_words(label, height, lambda t: renderer.get_text_width_height_descent(t, prop, ismath=False)[0])
-            if len(lines) <= 2:
-                break
-        self.cax.yaxis.label.set_text("\n".join(lines))
-        self.cax.yaxis.label.set_fontsize(size)
-
-    def _set_bar(self, overlay: Overlay) -> None:
-        """Point the colour bar at ``overlay``'s limits and label (no work when unchanged)."""
-        key = (overlay.vmin, overlay.vmax, overlay.label)
-        if key == self._bar_range:
-            return
-        self._bar_range = key
-        self._bar.set_extent((0.0, 1.0, overlay.vmin, overlay.vmax))
-        self.cax.set_xlim(0.0, 1.0)
-        self.cax.set_ylim(overlay.vmin, overlay.vmax)
-        self.cax.set_ylabel(overlay.label, color=TEXT, fontsize=8, labelpad=3)
-
     def _overlay_shown(self) -> bool:
         return self._view.overlay and self._overlay is not None and self._overlay.cam is not None and self._pixels is not None
 
@@ -409,7 +357,7 @@ class ImageCanvas(FigureCanvasQTAgg):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._lay_out_axes()
+        self.colour_bar.lay_out(self.ax)
         self.fitBoxChanged.emit()
         if self._fitted and self._pixels is not None:
             self._recompose()

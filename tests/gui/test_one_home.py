@@ -59,7 +59,7 @@ def test_default_opacity_colormap_and_suffixes_have_one_home(make_window):
     w = make_window(None, load_default=False)
     assert Settings().opacity == DEFAULT_ALPHA == ViewState().opacity == w.view.opacity
     assert w.controls.opacity.value() == round(100 * DEFAULT_ALPHA)
-    assert w.canvas._bar.get_cmap().name == DEFAULT_CMAP
+    assert w.canvas.colour_bar.image.get_cmap().name == DEFAULT_CMAP
     assert all(f"*{s}" in dialogs.IMAGE_FILTER for s in IMAGE_SUFFIXES)
 
 
