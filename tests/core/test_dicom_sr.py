@@ -54,3 +54,23 @@ def test_an_out_of_scope_or_unreadable_image_is_not_assessed_and_says_why():
     broken = FileResult(path="x.dcm", error="the pixel data is shorter than Rows x Columns")
     found = read_verdict_sr(verdict_sr(_source(), broken, ModelInfo("m", "1"), generate_uid()))
     assert found["Finding"] == "Not assessed" and "pixel data" in found["Reason not assessed"]
+
+
+def test_the_report_says_whom_the_model_is_for_what_the_finding_means_and_the_patients_population():
+    from cxrviewer.core.pacs.node_results import model_info
+    from tests.conftest import make_tiny_model
+
+    kermany = {"population": {"age_years": [1, 5], "source": "Kermany et al., Cell 2018"}, "views": ["AP"],
+               "classes": {"NORMAL": {"means": "no pneumonia pattern of the training kind",
+                                      "does_not_mean": "a normal radiograph"},
+                           "PNEUMONIA": {"means": "a pediatric pneumonia pattern", "does_not_mean": "a diagnosis"}}}
+    info = model_info(make_tiny_model(threshold=0.5, intended_use=kermany, version="1"))
+    assert "1-5" in info.intended_for and "trained on" in info.caption_name and dict(info.meanings)["NORMAL"]
+    adult = FileResult(path="x.dcm", probs={"NORMAL": 0.9, "PNEUMONIA": 0.1}, label="NORMAL", predicted="NORMAL",
+                       in_scope=True, population="outside: age 64 y, model trained on 1-5 y")
+    found = read_verdict_sr(_roundtrip(verdict_sr(_source(), adult, info, generate_uid())))
+    assert "1-5" in found["Intended population"] and "no pneumonia pattern" in found["What the finding means"]
+    assert found["Patient within the intended population"] == "outside: age 64 y, model trained on 1-5 y"
+    # a model file without an intended use says so
+    bare = read_verdict_sr(verdict_sr(_source(), adult, ModelInfo("m", "1"), generate_uid()))
+    assert bare["Intended population"] == "not recorded in the model file" and "What the finding means" not in bare

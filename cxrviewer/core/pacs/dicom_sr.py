@@ -28,6 +28,9 @@ class ModelInfo:
     name: str
     version: str
     threshold: float | None = None
+    intended_for: str = ""  # whom the model was trained on, in words ("" when its file does not say)
+    meanings: tuple[tuple[str, str], ...] = ()  # class -> what a verdict of it means and does not mean
+    caption_name: str = ""  # the export captions' model line (name and intended use)
 
 
 def _code(value: str, meaning: str, scheme: str = SCHEME):
@@ -63,6 +66,11 @@ def verdict_items(source, result: FileResult, model: ModelInfo) -> list:
     for i, name in enumerate(names if assessed else ()):  # a withheld verdict's probabilities are not reported
         items.append(hd.sr.NumContentItem(_code(f"PROB{i}", f"Probability of {name}"), float(result.probs[name]),
                                           ratio, relationship_type=contains))
+    if assessed and dict(model.meanings).get(result.label):
+        items.append(text(_code("MEANING", "What the finding means"), dict(model.meanings)[result.label]))
+    items.append(text(_code("INTENDEDUSE", "Intended population"), model.intended_for or "not recorded in the model file"))
+    if result.ok and result.population:
+        items.append(text(_code("POPULATION", "Patient within the intended population"), result.population))
     if model.threshold is not None:
         items.append(hd.sr.NumContentItem(_code("THRESHOLD", "Decision threshold"), float(model.threshold), ratio,
                                           relationship_type=contains))

@@ -32,8 +32,14 @@ def model_info(model, path: str | Path | None = None) -> ModelInfo:
 
         file = Path(path) if path else default_model_path()
         version = _sha256(file) if file is not None and Path(file).is_file() else "unknown"
+    from ..model.population import IntendedUse, model_line
+
     threshold = model.meta.get("threshold")
-    return ModelInfo(model.display_name, str(version), float(threshold) if threshold is not None else None)
+    use = IntendedUse.from_meta(model.meta)
+    meanings = tuple((c, use.meaning(c)) for c in model.class_names if use.meaning(c)) if use is not None else ()
+    return ModelInfo(model.display_name, str(version), float(threshold) if threshold is not None else None,
+                     use.population_words() if use is not None else "", meanings,
+                     model_line(model.display_name, model.meta))
 
 
 def _sha256(path: Path) -> str:
@@ -93,5 +99,5 @@ class ResultMaker:
 
         radiograph = load_radiograph(result.path, target_size=OVERLAY_SIZE_HINT)
         image = render_export(radiograph, result, scale=self.render.scale, cam_range=self.render.cam_range,
-                              model_name=self.info.name)
+                              model_name=self.info.caption_name or self.info.name)
         return np.asarray(image)
