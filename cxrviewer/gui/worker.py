@@ -309,8 +309,8 @@ def _predictor_class():
 
 
 def scan_inputs(inputs):
-    """:func:`cxrviewer.core.batch.inference.scan_inputs`, imported (with torch) on the worker thread that calls it."""
-    from ..core.batch.inference import scan_inputs as scan
+    """:func:`cxrviewer.core.io.scan.scan_inputs` (torch-free), imported on the worker thread that calls it."""
+    from ..core.io.scan import scan_inputs as scan
 
     return scan(inputs)
 

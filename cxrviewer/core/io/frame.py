@@ -12,8 +12,12 @@ All sizes are fractions of the side; grey values are in [0, 1].
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: the viewer's first paint stays light
+    import torch
 
 from .radiograph import to_model_input
 

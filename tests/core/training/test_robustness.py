@@ -46,6 +46,8 @@ def test_badge_rate_uses_the_given_threshold_and_restores_the_models():
     images = (torch.rand(6, 1, 32, 32) * 255).to(torch.uint8)
     rate = robustness.badge_rate(model, images, threshold=0.3, batch_size=4)
     assert 0.0 <= rate <= 1.0 and model.meta["threshold"] == 0.5
-    # a threshold of (almost) 1 or 0 decides every image the same way whatever the perturbation: no label flips,
-    # so the badge can fire only on log-odds moves; the rate stays a share of the images
     assert robustness.badge_rate(model, images, threshold=None) == robustness.badge_rate(model, images, threshold=0.5)
+    # at a threshold on one image's probability, any move of it flips the label one way or the other: unstable
+    with torch.inference_mode():
+        p = model.probabilities(model(model.normalize(images[:1].float() / 255)))[0, 1].item()
+    assert max(robustness.badge_rate(model, images[:1], threshold=t) for t in (p, p + 1e-6)) == 1.0
